@@ -1,0 +1,2 @@
+// Placeholder until the native build lands: the helper replaces this.
+process.exit(0);
