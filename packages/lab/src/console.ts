@@ -1,0 +1,38 @@
+// Reading the lab's serial console (Xen's and dom0's messages) for readiness and for crashes.
+import { existsSync, readFileSync } from "node:fs";
+
+/** Lines that mean Xen or dom0 died, with what to say about it. */
+const FATAL: { re: RegExp; what: string }[] = [
+  { re: /\(XEN\) Panic on CPU/, what: "Xen panicked" },
+  { re: /\(XEN\) .*(Fatal|FATAL)/, what: "Xen reported a fatal error" },
+  { re: /Kernel panic - not syncing/, what: "dom0's kernel panicked" },
+  { re: /\(XEN\) Domain 0 crashed/, what: "dom0 crashed" },
+  { re: /FASTSUSPEND-INIT-FAILED: .*/, what: "dom0's init failed" },
+];
+
+export function readConsole(file: string): string {
+  return existsSync(file) ? readFileSync(file, "latin1") : "";
+}
+
+export function lastLines(text: string, n = 30): string {
+  return text
+    .replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, "")
+    .split(/\r?\n/)
+    .filter((l) => l.trim())
+    .slice(-n)
+    .map((l) => `  | ${l}`)
+    .join("\n");
+}
+
+/** The first fatal condition in the console, with the line that shows it. */
+export function findFatal(text: string): { what: string; line: string } | undefined {
+  for (const f of FATAL) {
+    const m = f.re.exec(text);
+    if (m) {
+      const start = text.lastIndexOf("\n", m.index) + 1;
+      const end = text.indexOf("\n", m.index);
+      return { what: f.what, line: text.slice(start, end < 0 ? undefined : end).trim() };
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,6 @@
+export { Lab, type LabOptions, type GuestOptions, type Guest, type XenstoredFlavour, runDirFor } from "./lab";
+export { type ExecResult, type ExecOptions } from "./agent-client";
+export { buildArtefacts, type LabArtefacts } from "./artefacts";
+export { LabError } from "./errors";
+export { cacheDir, repoDir } from "./paths";
+export { stderrProgress, type Progress } from "./progress";

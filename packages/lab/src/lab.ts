@@ -1,0 +1,252 @@
+// The lab: a real Xen 4.17 booted nested under QEMU (TCG), with dom0 reachable through an agent.
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AgentClient, type ExecOptions, type ExecResult } from "./agent-client";
+import { type LabArtefacts, buildArtefacts } from "./artefacts";
+import { findFatal, lastLines, readConsole } from "./console";
+import { LabError } from "./errors";
+import { assetsDir, cacheDir, repoDir } from "./paths";
+import { type Progress, silent } from "./progress";
+import { agentSocket, consoleLog, killQemuNow, livePid, startQemu, stopQemu } from "./qemu";
+
+export type XenstoredFlavour = "oxenstored" | "cxenstored";
+
+export interface LabOptions {
+  /** Labs with different names run side by side. */
+  name?: string;
+  xenstored?: XenstoredFlavour;
+  /** A different (e.g. patched) uncompressed Xen image. */
+  hypervisor?: string;
+  /** Default kernel for guests (e.g. a patched one); Debian's 6.1 kernel otherwise. */
+  guestKernel?: string;
+  bootTimeoutMs?: number;
+  /** Keep QEMU running after this process exits (CLI `up`). */
+  detached?: boolean;
+  progress?: Progress;
+  memoryMb?: number;
+}
+
+export interface GuestOptions {
+  name: string;
+  kernel?: string;
+  memoryMb?: number;
+  vcpus?: number;
+  /** Extra kernel command line. */
+  extra?: string;
+  /** Wait until the guest's init prints its marker (default true). */
+  waitReady?: boolean;
+  timeoutMs?: number;
+}
+
+export interface Guest {
+  name: string;
+  domid: number;
+  kernel: string;
+  createMs: number;
+}
+
+const XEN_CMDLINE =
+  "console=com1 com1=115200,8n1 dom0_mem=768M,max:768M dom0_max_vcpus=2 noreboot bootscrub=0 smap=0 smep=0 cet=0 loglvl=warning guest_loglvl=warning";
+const liveLabs = new Set<Lab>();
+
+export const runDirFor = (name: string): string => join(cacheDir(), "runs", name);
+
+export class Lab {
+  private agent: AgentClient | undefined;
+
+  private constructor(
+    readonly name: string,
+    readonly runDir: string,
+    readonly artefacts: LabArtefacts,
+    readonly xenstored: XenstoredFlavour,
+    readonly guestKernel: string,
+    readonly bootMs: number,
+  ) {}
+
+  /** Builds what is missing, boots Xen and waits until dom0's toolstack answers. */
+  static async up(opts: LabOptions = {}): Promise<Lab> {
+    const progress = opts.progress ?? silent;
+    const name = opts.name ?? "default";
+    if (!/^[a-zA-Z0-9_.-]{1,40}$/.test(name)) throw new LabError(`bad lab name ${JSON.stringify(name)}`, "use letters, digits, '.', '_' or '-'");
+    const artefacts = await buildArtefacts(progress);
+    const runDir = runDirFor(name);
+    const running = livePid(runDir);
+    if (running !== undefined) throw new LabError(`lab "${name}" is already running (QEMU pid ${running})`, `use it, or stop it with: fastsuspend-lab down --name ${name}`);
+    rmSync(runDir, { recursive: true, force: true });
+    const shareDir = join(runDir, "share");
+    mkdirSync(join(shareDir, "guests"), { recursive: true });
+    copyFileSync(join(assetsDir, "agent.cjs"), join(shareDir, "agent.cjs"));
+    copyFileSync(artefacts.guestInitrd, join(shareDir, "guest-initrd.gz"));
+    const xenstored = opts.xenstored ?? "oxenstored";
+    const xen = opts.hypervisor ?? artefacts.xen;
+    if (!existsSync(xen)) throw new LabError(`hypervisor image ${xen} does not exist`, "build it first (hypervisor-patches/build.sh) or leave --hypervisor out");
+    const t0 = Date.now();
+    progress(`booting Xen under QEMU (TCG), lab "${name}", ${xenstored}`);
+    const child = await startQemu(
+      {
+        runDir, shareDir, repoDir, xen, xenCmdline: XEN_CMDLINE,
+        dom0Kernel: artefacts.dom0Kernel, dom0Cmdline: `console=hvc0 earlyprintk=xen quiet fastsuspend.xenstored=${xenstored}`,
+        dom0Initrd: artefacts.dom0Initrd, memoryMb: opts.memoryMb ?? 2048, cpus: 2,
+      },
+      opts.detached ?? false,
+    );
+    let qemuErr = "";
+    child.stderr?.on("data", (b: Buffer) => (qemuErr += b.toString()));
+    let exited: number | null | undefined;
+    child.on("exit", (code) => (exited = code));
+    const lab = new Lab(name, runDir, artefacts, xenstored, "", 0);
+    if (!opts.detached) {
+      liveLabs.add(lab);
+      installExitHandlers();
+    }
+    try {
+      await lab.waitReady(opts.bootTimeoutMs ?? 180_000, () => (exited === undefined ? undefined : `QEMU exited (${exited}): ${qemuErr.trim()}`));
+    } catch (e) {
+      await lab.down();
+      throw e;
+    }
+    const guestKernel = opts.guestKernel ?? artefacts.guestKernel;
+    const ready = new Lab(name, runDir, artefacts, xenstored, guestKernel, Date.now() - t0);
+    ready.agent = lab.agent;
+    liveLabs.delete(lab);
+    if (!opts.detached) liveLabs.add(ready);
+    writeFileSync(join(runDir, "state.json"), JSON.stringify({ name, xenstored, guestKernel, artefacts, bootMs: ready.bootMs }, null, 2));
+    progress(`lab ready in ${(ready.bootMs / 1000).toFixed(1)}s`);
+    return ready;
+  }
+
+  /** Attaches to a lab started elsewhere (e.g. by `fastsuspend-lab up`). */
+  static async attach(name = "default"): Promise<Lab> {
+    const runDir = runDirFor(name);
+    if (livePid(runDir) === undefined) throw new LabError(`lab "${name}" is not running`, `start it with: fastsuspend-lab up --name ${name}`);
+    const state = JSON.parse(readFileSync(join(runDir, "state.json"), "utf8")) as {
+      xenstored: XenstoredFlavour; guestKernel: string; artefacts: LabArtefacts; bootMs: number;
+    };
+    const lab = new Lab(name, runDir, state.artefacts, state.xenstored, state.guestKernel, state.bootMs);
+    lab.agent = await AgentClient.connect(agentSocket(runDir));
+    return lab;
+  }
+
+  private async waitReady(timeoutMs: number, qemuGone: () => string | undefined): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const con = consoleLog(this.runDir);
+    for (;;) {
+      const text = readConsole(con);
+      const fatal = findFatal(text);
+      if (fatal) throw new LabError(`${fatal.what}: ${fatal.line}`, "read the console lines below; a patched hypervisor or kernel is the usual cause", lastLines(text));
+      const gone = qemuGone();
+      if (gone) throw new LabError(gone, "check the QEMU arguments and the artefacts in the cache", lastLines(text));
+      if (Date.now() > deadline) throw new LabError(`boot timed out after ${timeoutMs} ms`, "the machine may be overloaded; raise bootTimeoutMs or check the console below", lastLines(text));
+      if (text.includes("FASTSUSPEND-AGENT-READY") || text.includes("toolstack ready")) {
+        try {
+          this.agent ??= await AgentClient.connect(agentSocket(this.runDir));
+          const pong = await this.agent.ping(3000);
+          if (pong.code === 0) return;
+        } catch {
+          this.agent?.close();
+          this.agent = undefined;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Runs a command in dom0 (a string goes through sh -c). */
+  async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    if (!this.agent) throw new LabError(`lab "${this.name}" is down`, "start it again with Lab.up()");
+    const argv = typeof cmd === "string" ? ["sh", "-c", cmd] : cmd;
+    return this.agent.exec(argv, { timeoutMs: 120_000, ...opts });
+  }
+
+  /** Like exec, but a non-zero exit or a timeout is an error with dom0's stderr. */
+  async mustExec(cmd: string | string[], opts: ExecOptions = {}): Promise<string> {
+    const r = await this.exec(cmd, opts);
+    if (r.code !== 0 || r.timedOut) {
+      const what = typeof cmd === "string" ? cmd : cmd.join(" ");
+      throw new LabError(`dom0: \`${what}\` ${r.timedOut ? "timed out" : `exited ${r.code}`}`, "see its output below", `${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+    }
+    return r.stdout;
+  }
+
+  /** The console so far (Xen and dom0). */
+  console(): string {
+    return readConsole(consoleLog(this.runDir));
+  }
+
+  /** Makes a host file visible in dom0 under /lab, named by content so kernels never clash. */
+  share(hostPath: string): string {
+    const data = readFileSync(hostPath);
+    const name = `${createHash("sha256").update(data).digest("hex").slice(0, 12)}-${hostPath.split("/").pop() ?? "file"}`;
+    const dest = join(this.runDir, "share", name);
+    if (!existsSync(dest)) writeFileSync(dest, data);
+    return `/lab/${name}`;
+  }
+
+  /** Creates a PV guest (128 MB, 1 vCPU by default) and waits for its init. */
+  async createGuest(g: GuestOptions): Promise<Guest> {
+    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(g.name)) throw new LabError(`bad guest name ${JSON.stringify(g.name)}`, "use letters, digits, '_' or '-'");
+    const kernel = g.kernel ?? this.guestKernel;
+    const cfg = [
+      `name = "${g.name}"`, `type = "pv"`, `kernel = "${this.share(kernel)}"`, `ramdisk = "/lab/guest-initrd.gz"`,
+      `memory = ${g.memoryMb ?? 128}`, `vcpus = ${g.vcpus ?? 1}`, `extra = "console=hvc0 ${g.extra ?? ""}"`,
+      `on_crash = "preserve"`, `on_poweroff = "destroy"`, `on_reboot = "destroy"`,
+    ].join("\n");
+    const cfgPath = `/lab/guests/${g.name}.cfg`;
+    writeFileSync(join(this.runDir, "share", "guests", `${g.name}.cfg`), cfg + "\n");
+    const t0 = Date.now();
+    await this.mustExec(["xl", "create", cfgPath], { timeoutMs: g.timeoutMs ?? 120_000 });
+    const domid = Number((await this.mustExec(["xl", "domid", g.name])).trim());
+    if (g.waitReady ?? true) {
+      const log = `/var/log/xen/console/guest-${g.name}.log`;
+      const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
+      const r = await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
+      if (r.code !== 0) {
+        const tail = await this.exec(`tail -n 30 ${log}`);
+        throw new LabError(`guest ${g.name} did not reach its init`, "check the guest kernel (it must be a Xen PV kernel)", tail.stdout);
+      }
+    }
+    return { name: g.name, domid, kernel, createMs: Date.now() - t0 };
+  }
+
+  async destroyGuest(name: string): Promise<void> {
+    await this.mustExec(["xl", "destroy", name], { timeoutMs: 60_000 });
+  }
+
+  /** Stops QEMU by its PID; safe to call twice. */
+  async down(): Promise<void> {
+    this.agent?.close();
+    this.agent = undefined;
+    liveLabs.delete(this);
+    await stopQemu(this.runDir);
+  }
+
+  /** Detaches from a background lab without stopping it. */
+  disconnect(): void {
+    this.agent?.close();
+    this.agent = undefined;
+    liveLabs.delete(this);
+  }
+
+  isRunning(): boolean {
+    return livePid(this.runDir) !== undefined;
+  }
+}
+
+let handlersInstalled = false;
+
+/** A lab this process started dies with it: on exit, Ctrl-C and SIGTERM. */
+function installExitHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const killAll = (): void => {
+    for (const lab of liveLabs) killQemuNow(lab.runDir);
+  };
+  process.on("exit", killAll);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+    });
+  }
+}

@@ -1,0 +1,99 @@
+// One owner for each lab's QEMU: started with a pid file in the lab's own run directory and
+// always stopped by that PID (checked against its command line, so a reused PID is never hit).
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { LabError } from "./errors";
+import { run } from "./run";
+
+export interface QemuConfig {
+  runDir: string;
+  shareDir: string;
+  repoDir: string;
+  xen: string;
+  xenCmdline: string;
+  dom0Kernel: string;
+  dom0Cmdline: string;
+  dom0Initrd: string;
+  memoryMb: number;
+  cpus: number;
+}
+
+export const consoleLog = (runDir: string): string => join(runDir, "console.log");
+export const agentSocket = (runDir: string): string => join(runDir, "agent.sock");
+export const pidFile = (runDir: string): string => join(runDir, "qemu.pid");
+
+export async function qemuBinary(): Promise<string> {
+  const r = await run(["sh", "-c", "command -v qemu-system-x86_64"]);
+  const path = r.stdout.trim();
+  if (r.code !== 0 || !path) throw new LabError("qemu-system-x86_64 not found", "apt-get install qemu-system-x86 (npm test and npm run bench install it themselves as root)");
+  return path;
+}
+
+export function qemuArgs(c: QemuConfig): string[] {
+  return [
+    "-name", `fastsuspend-lab,process=fastsuspend-lab`,
+    // TCG: this machine's /dev/kvm is a software virtualiser that cannot run Xen (lab-notes).
+    "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", String(c.cpus), "-m", String(c.memoryMb),
+    "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
+    "-pidfile", pidFile(c.runDir),
+    "-chardev", `file,id=con,path=${consoleLog(c.runDir)}`, "-serial", "chardev:con",
+    "-kernel", c.xen, "-append", c.xenCmdline,
+    // QEMU's multiboot loader: module "path args", modules separated by commas (',,' escapes).
+    "-initrd", `${c.dom0Kernel} ${c.dom0Cmdline},${c.dom0Initrd}`,
+    "-virtfs", `local,path=${c.repoDir},mount_tag=repo,security_model=none,id=repo`,
+    "-virtfs", `local,path=${c.shareDir},mount_tag=lab,security_model=none,id=lab`,
+    "-device", "virtio-serial-pci",
+    "-chardev", `socket,id=agent,path=${agentSocket(c.runDir)},server=on,wait=off`,
+    "-device", "virtserialport,chardev=agent,name=fastsuspend.agent",
+  ];
+}
+
+export async function startQemu(c: QemuConfig, detached: boolean): Promise<ChildProcess> {
+  const child = spawn(await qemuBinary(), qemuArgs(c), {
+    stdio: ["ignore", "ignore", "pipe"],
+    detached, // a background lab (CLI `up`) outlives the command that started it
+  });
+  if (detached) child.unref();
+  return child;
+}
+
+/** The PID of this run dir's QEMU if it is still alive and really ours. */
+export function livePid(runDir: string): number | undefined {
+  const f = pidFile(runDir);
+  if (!existsSync(f)) return undefined;
+  const pid = Number(readFileSync(f, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes(runDir) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stops the QEMU of runDir: SIGTERM, then SIGKILL; resolves once it is gone. */
+export async function stopQemu(runDir: string, graceMs = 3000): Promise<boolean> {
+  const pid = livePid(runDir);
+  if (pid === undefined) return false;
+  killPid(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && livePid(runDir) !== undefined) await new Promise((r) => setTimeout(r, 100));
+  if (livePid(runDir) !== undefined) killPid(pid, "SIGKILL");
+  while (livePid(runDir) !== undefined) await new Promise((r) => setTimeout(r, 50));
+  return true;
+}
+
+/** Synchronous, for process exit handlers. */
+export function killQemuNow(runDir: string): void {
+  const pid = livePid(runDir);
+  if (pid !== undefined) killPid(pid, "SIGKILL");
+}
+
+function killPid(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
