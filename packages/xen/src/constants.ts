@@ -1,0 +1,41 @@
+// Values from the Xen 4.17 public headers (xen/sched.h, xen/xen.h, xen/domctl.h).
+
+export const SHUTDOWN_REASONS = {
+  poweroff: 0,
+  reboot: 1,
+  suspend: 2,
+  crash: 3,
+  watchdog: 4,
+  soft_reset: 5,
+} as const;
+
+export type ShutdownReasonName = keyof typeof SHUTDOWN_REASONS;
+
+const NAMES = Object.keys(SHUTDOWN_REASONS) as ShutdownReasonName[];
+
+export function shutdownReasonName(code: number): ShutdownReasonName | null {
+  return NAMES.find((n) => SHUTDOWN_REASONS[n] === code) ?? null;
+}
+
+export function shutdownReasonCode(reason: ShutdownReasonName | number): number {
+  return typeof reason === "number" ? reason : SHUTDOWN_REASONS[reason];
+}
+
+/** Global VIRQ raised on domain shutdown/death; one consumer (xenstored). */
+export const VIRQ_DOM_EXC = 3;
+export const NR_VIRQS = 24;
+export const DOMID_FIRST_RESERVED = 0x7ff0;
+export const DOMID_SELF = 0x7ff0;
+
+export const XEN_DOMCTL_pausedomain = 3;
+export const XEN_DOMCTL_unpausedomain = 4;
+export const XEN_DOMCTL_getdomaininfo = 5;
+export const XEN_DOMCTL_subscribe = 29;
+
+/** struct xen_domctl layout in 4.17 (checked against the headers by the addon). */
+export const DOMCTL_LAYOUT_4_17 = {
+  interfaceVersion: 0x15,
+  size: 144,
+  payloadOffset: 16,
+  payloadSize: 128,
+} as const;

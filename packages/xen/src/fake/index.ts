@@ -1,0 +1,83 @@
+// FakeXen: one in-memory hypervisor with dom0 and test-created guests; binding() gives the
+// XenBinding a dom0 process would see.
+import { VIRQ_DOM_EXC } from "../constants";
+import { FakeXenBinding, type FakeBindingHost, type FakeDomctlHandler } from "./binding";
+import { FakeGuest, type GuestBehaviour } from "./guest";
+import { FakeDomain, FakeHypervisor } from "./model";
+
+export { FakeXenBinding, writeGetdomaininfo, type FakeDomctlHandler } from "./binding";
+export { FakeGuest, type GuestBehaviour } from "./guest";
+export { FakeHypervisor, FakeDomain, type Channel, type ChannelState } from "./model";
+
+export interface FakeXenOptions {
+  /**
+   * Model a dom0 xenstored holding VIRQ_DOM_EXC (default true, as in the lab): then a dom0
+   * process binding VIRQ_DOM_EXC itself gets EEXIST, as on a real dom0.
+   */
+  xenstoredBindsDomExc?: boolean;
+}
+
+export interface CreateGuestOptions extends Partial<GuestBehaviour> {
+  domid?: number;
+  hvm?: boolean;
+  nrPages?: number;
+  vcpus?: number;
+}
+
+export class FakeXen implements FakeBindingHost {
+  readonly hv = new FakeHypervisor();
+  readonly #guests = new Map<number, FakeGuest>();
+  readonly #domctls = new Map<number, FakeDomctlHandler>();
+  #nextDomid = 1;
+
+  constructor(opts: FakeXenOptions = {}) {
+    this.hv.domains.set(0, new FakeDomain(0, { vcpus: 2, nrPages: 131072 }));
+    if (opts.xenstoredBindsDomExc ?? true) {
+      this.hv.bindVirq(0, VIRQ_DOM_EXC, { deliver: (port) => { this.hv.unmask(0, port); } }, "xenstored", "");
+    }
+  }
+
+  /** Times VIRQ_DOM_EXC fired (each one is an @releaseDomain from xenstored). */
+  get domExcRaised(): number {
+    return this.hv.domExcRaised;
+  }
+
+  createGuest(opts: CreateGuestOptions = {}): FakeGuest {
+    const domid = opts.domid ?? this.#nextDomid;
+    if (this.hv.domains.has(domid)) throw new Error(`fake: domain ${domid} exists`);
+    this.#nextDomid = Math.max(this.#nextDomid, domid + 1);
+    this.hv.domains.set(domid, new FakeDomain(domid, opts));
+    const guest = new FakeGuest(this.hv, domid, opts);
+    this.#guests.set(domid, guest);
+    return guest;
+  }
+
+  guest(domid: number): FakeGuest {
+    const g = this.#guests.get(domid);
+    if (g === undefined) throw new Error(`fake: no guest ${domid}`);
+    return g;
+  }
+
+  guestOrUndefined(domid: number): FakeGuest | undefined {
+    return this.#guests.get(domid);
+  }
+
+  destroyDomain(domid: number): void {
+    this.hv.destroyDomain(domid);
+    this.#guests.delete(domid);
+  }
+
+  /** Model a new domctl (e.g. the hypervisor patch's): the handler sees the 128-byte union. */
+  registerDomctl(cmd: number, handler: FakeDomctlHandler): void {
+    this.#domctls.set(cmd, handler);
+  }
+
+  domctlHandler(cmd: number): FakeDomctlHandler | undefined {
+    return this.#domctls.get(cmd);
+  }
+
+  /** The XenBinding a process in `selfDomid` (dom0) sees. */
+  binding(selfDomid = 0): FakeXenBinding {
+    return new FakeXenBinding(this, selfDomid);
+  }
+}

@@ -1,0 +1,130 @@
+// The real binding over the addon, and openXen(): the one entry point that says clearly why Xen is
+// not usable here.
+import { existsSync } from "node:fs";
+
+import { shutdownReasonCode, type ShutdownReasonName } from "./constants";
+import { isXenError, XenUnavailableError } from "./errors";
+import { EvtchnPoller } from "./evtchn";
+import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, XenBinding, XenStats } from "./interface";
+import { addonBuilt, DEFAULT_ADDON_PATH, loadAddon, type NativeAddon, type NativeXenControl } from "./native";
+
+export const PRIVCMD_PATH = "/dev/xen/privcmd";
+
+export class NativeXenBinding implements XenBinding {
+  readonly kind = "native" as const;
+  readonly domctlLayout: DomctlLayout;
+  readonly #addon: NativeAddon;
+  readonly #xc: NativeXenControl;
+
+  constructor(addon: NativeAddon) {
+    this.#addon = addon;
+    this.#xc = new addon.XenControl();
+    const c = addon.constants;
+    this.domctlLayout = {
+      interfaceVersion: c.domctlInterfaceVersion,
+      size: c.domctlSize,
+      payloadOffset: c.domctlPayloadOffset,
+      payloadSize: c.domctlPayloadSize,
+    };
+  }
+
+  openEvtchn(opts: OpenEvtchnOptions = {}): EvtchnHandle {
+    return new EvtchnPoller(new this.#addon.EvtchnHandle(), opts.poll ?? true);
+  }
+  getInfo(domid: number): DomainInfo {
+    return this.#xc.getInfo(domid);
+  }
+  listDomains(): DomainInfo[] {
+    return this.#xc.listDomains();
+  }
+  pause(domid: number): void {
+    this.#xc.pause(domid);
+  }
+  unpause(domid: number): void {
+    this.#xc.unpause(domid);
+  }
+  shutdown(domid: number, reason: ShutdownReasonName | number): void {
+    this.#xc.shutdown(domid, shutdownReasonCode(reason));
+  }
+  resume(domid: number, fast: boolean): void {
+    this.#xc.resume(domid, fast);
+  }
+  resumeAsync(domid: number, fast: boolean): Promise<void> {
+    return this.#xc.resumeAsync(domid, fast);
+  }
+  allocUnbound(domid: number, remoteDomid: number): number {
+    return this.#xc.allocUnbound(domid, remoteDomid);
+  }
+  subscribeForSuspend(domid: number, port: number): void {
+    this.#xc.subscribeForSuspend(domid, port);
+  }
+  domctl(cmd: number, domid: number, payload: Buffer): Buffer {
+    return this.#xc.domctl(cmd, domid, payload);
+  }
+  stats(): XenStats {
+    return this.#addon.stats();
+  }
+  close(): void {
+    this.#xc.close();
+  }
+}
+
+export interface OpenXenOptions {
+  addonPath?: string;
+  privcmdPath?: string;
+}
+
+/**
+ * Opens the real binding. Throws XenUnavailableError with reason:
+ *  - "no-xen": no /dev/xen/privcmd (not a Xen dom0, or xen-privcmd/xenfs not loaded)
+ *  - "addon-not-built" / "addon-load-failed": build/Release/xen.node missing or unloadable
+ *  - "not-root": EACCES/EPERM opening the hypervisor interface
+ */
+export function openXen(opts: OpenXenOptions = {}): XenBinding {
+  const privcmd = opts.privcmdPath ?? PRIVCMD_PATH;
+  const addonPath = opts.addonPath ?? DEFAULT_ADDON_PATH;
+  if (!existsSync(privcmd)) {
+    throw new XenUnavailableError("no-xen", {
+      call: "openXen",
+      args: privcmd,
+      errno: 0,
+      code: "ERR_NO_XEN",
+      message: `no /dev/xen: not running in a Xen dom0 (${privcmd} is missing; in a dom0, load xen-privcmd and mount xenfs)`,
+    });
+  }
+  if (!addonBuilt(addonPath)) {
+    throw new XenUnavailableError("addon-not-built", {
+      call: "openXen",
+      args: addonPath,
+      errno: 0,
+      code: "ERR_XEN_ADDON_NOT_BUILT",
+      message: `the native addon is not built (${addonPath}): run \`npm run build\` in packages/xen (needs libxen-dev)`,
+    });
+  }
+  let addon: NativeAddon;
+  try {
+    addon = loadAddon(addonPath);
+  } catch (err) {
+    throw new XenUnavailableError("addon-load-failed", {
+      call: "openXen",
+      args: addonPath,
+      errno: 0,
+      code: "ERR_XEN_ADDON_LOAD",
+      message: `cannot load ${addonPath}: ${err instanceof Error ? err.message : String(err)}`,
+    });
+  }
+  try {
+    return new NativeXenBinding(addon);
+  } catch (err) {
+    if (isXenError(err) && (err.code === "EACCES" || err.code === "EPERM")) {
+      throw new XenUnavailableError("not-root", {
+        call: err.call,
+        args: err.args,
+        errno: err.errno,
+        code: err.code,
+        message: `must run as root: ${err.message}`,
+      });
+    }
+    throw err;
+  }
+}
