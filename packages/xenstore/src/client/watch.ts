@@ -74,9 +74,11 @@ export class XenstoreWatch implements AsyncIterableIterator<WatchEvent> {
   /** @internal the watch cannot continue (re-registration failed, client closed). */
   fail(error: Error): void {
     if (this.finished) return;
-    this.failure = error;
     this.finished = true;
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+    const waiters = this.waiters.splice(0);
+    // Reported once: to whoever is waiting now, else to the next next() call.
+    if (waiters.length === 0) this.failure = error;
+    for (const waiter of waiters) waiter.reject(error);
   }
 
   /** Events received and not yet consumed. */

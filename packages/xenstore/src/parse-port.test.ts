@@ -1,0 +1,44 @@
+import { EVTCHN_PORT_MAX, parseDomid, parsePort, parseStrictDecimal } from "./parse-port";
+
+describe("parsePort (untrusted guest input)", () => {
+  it.each([
+    ["1", 1],
+    ["42", 42],
+    [String(EVTCHN_PORT_MAX), EVTCHN_PORT_MAX],
+  ])("accepts %j", (text, expected) => {
+    expect(parsePort(text)).toBe(expected);
+    expect(parsePort(Buffer.from(text))).toBe(expected);
+  });
+
+  it.each([
+    "",
+    " ",
+    " 5",
+    "5 ",
+    "5\n",
+    "5\0",
+    "+5",
+    "-5",
+    "05",
+    "0",
+    "0x10",
+    "1e3",
+    "5.0",
+    "12abc",
+    "NaN",
+    "Infinity",
+    String(EVTCHN_PORT_MAX + 1),
+    "4294967296",
+    "99999999999999999999",
+    "٣", // a non-ASCII digit
+  ])("rejects %j without NaN", (text) => {
+    expect(parsePort(text)).toBeUndefined();
+  });
+
+  it("parses domids in 0..0x7FEF only", () => {
+    expect(parseDomid("0")).toBe(0);
+    expect(parseDomid("32751")).toBe(32751);
+    expect(parseDomid("32752")).toBeUndefined(); // DOMID_FIRST_RESERVED
+    expect(parseStrictDecimal("10", 11, 20)).toBeUndefined();
+  });
+});
