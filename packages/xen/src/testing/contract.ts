@@ -1,0 +1,267 @@
+// ONE contract suite for every XenBinding: the fake (always) and the real addon (in a dom0).
+// Jest globals only; compiled with the package so the lab can import it from dist/.
+import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain } from "../constants";
+import { isXenError, XenError } from "../errors";
+import type { EvtchnHandle, XenBinding, XenStats } from "../interface";
+
+export interface XenContractEnv {
+  /** The caller's domain (0 in a dom0). */
+  selfDomid: number;
+  /** A running PV guest that suspends when asked (enables the suspend tests). */
+  guestDomid?: number;
+  /** Ask the guest to suspend: the lab writes control/shutdown=suspend; the fake calls its guest. */
+  requestSuspend?: (domid: number) => Promise<void>;
+  /** Per event wait (default 2000 ms; TCG is slow). */
+  timeoutMs?: number;
+}
+
+/** A domid that no test setup uses. */
+const NO_SUCH_DOMID = 31999;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function expectXenError(fn: () => unknown, codes: string[], call?: string): XenError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(XenError);
+  const e = caught as XenError;
+  expect(codes).toContain(e.code);
+  expect(typeof e.errno).toBe("number");
+  if (call !== undefined) expect(e.call).toBe(call);
+  expect(e.message).toContain(e.code);
+  return e;
+}
+
+/** Resolves true if `port` fires on `h` within `ms`, else false (consumes the event). */
+async function firesWithin(h: EvtchnHandle, port: number, ms: number): Promise<boolean> {
+  try {
+    await h.wait(port, { timeoutMs: ms });
+    return true;
+  } catch (err) {
+    if (isXenError(err, "ETIMEDOUT")) return false;
+    throw err;
+  }
+}
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+export function describeXenContract(name: string, open: () => XenBinding, env: XenContractEnv): void {
+  const timeoutMs = env.timeoutMs ?? 2000;
+  const self = env.selfDomid;
+
+  describe(`XenBinding contract: ${name}`, () => {
+    let xen: XenBinding;
+    let baseline: XenStats;
+    const handles: EvtchnHandle[] = [];
+    const openHandle = (poll = true): EvtchnHandle => {
+      const h = xen.openEvtchn({ poll });
+      handles.push(h);
+      return h;
+    };
+
+    beforeAll(() => {
+      xen = open();
+      baseline = xen.stats();
+    });
+
+    afterEach(() => {
+      for (const h of handles.splice(0)) h.close();
+      const now = xen.stats();
+      expect({ handles: now.evtchnHandles, ports: now.boundPorts }).toEqual({
+        handles: baseline.evtchnHandles,
+        ports: baseline.boundPorts,
+      });
+    });
+
+    afterAll(() => {
+      xen.close();
+    });
+
+    it("exposes the struct xen_domctl layout", () => {
+      const l = xen.domctlLayout;
+      expect(l.payloadOffset).toBe(16);
+      expect(l.payloadSize).toBeGreaterThanOrEqual(128);
+      expect(l.size).toBe(l.payloadOffset + l.payloadSize);
+      expect(l.interfaceVersion).toBeGreaterThan(0);
+    });
+
+    it("getInfo(self) describes a live domain and listDomains includes it", () => {
+      const info = xen.getInfo(self);
+      expect(info.domid).toBe(self);
+      expect(info.dying).toBe(false);
+      expect(info.shutdown).toBe(false);
+      expect(info.shutdownReason).toBeNull();
+      expect(info.maxVcpuId).toBeGreaterThanOrEqual(0);
+      expect(info.nrPages).toBeGreaterThan(0);
+      expect(xen.listDomains().map((d) => d.domid)).toContain(self);
+    });
+
+    it("getInfo of an unknown domid is XenError ESRCH naming the call and domid", () => {
+      const e = expectXenError(() => xen.getInfo(NO_SUCH_DOMID), ["ESRCH"], "xc_domain_getinfo");
+      expect(e.args).toBe(`dom=${NO_SUCH_DOMID}`);
+      expect(e.message).toMatch(/^xc_domain_getinfo\(dom=31999\): ESRCH/);
+    });
+
+    it("bind/notify/pending/unmask round trip between two local ports", async () => {
+      const a = openHandle();
+      const b = openHandle();
+      const pa = a.bindUnboundPort(self);
+      const pb = b.bindInterdomain(self, pa);
+      expect(pa).toBeGreaterThan(0);
+      expect(pb).toBeGreaterThan(0);
+      expect(a.boundPorts()).toContain(pa);
+      expect(b.boundPorts()).toContain(pb);
+
+      // Xen sets the new local port pending at bind time (lost-notification fix-up).
+      expect(await firesWithin(b, pb, timeoutMs)).toBe(true);
+      b.unmask(pb);
+
+      const seen: number[] = [];
+      a.on("event", (p) => seen.push(p));
+      b.notify(pb);
+      await a.wait(pa, { timeoutMs });
+      expect(seen).toEqual([pa]);
+
+      // Not unmasked: more notifications stay pending (coalesced), nothing is delivered.
+      b.notify(pb);
+      b.notify(pb);
+      expect(await firesWithin(a, pa, 100)).toBe(false);
+      a.unmask(pa);
+      expect(await firesWithin(a, pa, timeoutMs)).toBe(true);
+      expect(await firesWithin(a, pa, 100)).toBe(false);
+      expect(seen).toEqual([pa, pa]);
+      a.unmask(pa);
+
+      // And back the other way.
+      a.notify(pa);
+      expect(await firesWithin(b, pb, timeoutMs)).toBe(true);
+      b.unmask(pb);
+    });
+
+    it("pending() without the poller: -1 when idle, the port once signalled", async () => {
+      const a = openHandle(false);
+      const b = openHandle();
+      const pa = a.bindUnboundPort(self);
+      const pb = b.bindInterdomain(self, pa);
+      await b.wait(pb, { timeoutMs });
+      expect(a.pending()).toBe(-1);
+      b.notify(pb);
+      let got = -1;
+      await until("pending() to return the port", () => (got = a.pending()) !== -1, timeoutMs);
+      expect(got).toBe(pa);
+      expect(a.pending()).toBe(-1);
+      a.unmask(pa);
+    });
+
+    it("unbind frees the port; the peer's notify is dropped; a second unbind is an error", async () => {
+      const a = openHandle();
+      const b = openHandle();
+      const pa = a.bindUnboundPort(self);
+      const pb = b.bindInterdomain(self, pa);
+      await b.wait(pb, { timeoutMs });
+      b.unmask(pb);
+      const before = xen.stats().boundPorts;
+      a.unbind(pa);
+      expect(a.boundPorts()).not.toContain(pa);
+      expect(xen.stats().boundPorts).toBe(before - 1);
+      expectXenError(() => { a.unbind(pa); }, ["ENOTCONN", "EINVAL"], "xenevtchn_unbind");
+      expectXenError(() => { a.notify(pa); }, ["ENOTCONN", "EINVAL"], "xenevtchn_notify");
+      b.notify(pb); // peer is now unbound: Xen drops it silently
+      expect(await firesWithin(a, pa, 100)).toBe(false);
+    });
+
+    it("a closed handle throws a typed error on every call; close is idempotent", () => {
+      const h = xen.openEvtchn();
+      const port = h.bindUnboundPort(self);
+      h.close();
+      h.close();
+      expect(h.closed).toBe(true);
+      expectXenError(() => { h.notify(port); }, ["EBADF"], "xenevtchn_notify");
+      expectXenError(() => h.bindUnboundPort(self), ["EBADF"]);
+      expectXenError(() => h.pending(), ["EBADF"]);
+      expectXenError(() => h.fd(), ["EBADF"]);
+      return expect(h.wait(port)).rejects.toBeInstanceOf(XenError);
+    });
+
+    it("notify on an unbound port and binding to a non-offered port are typed errors", () => {
+      const h = openHandle();
+      expectXenError(() => { h.notify(0); }, ["ENOTCONN", "EINVAL"], "xenevtchn_notify");
+      // Port 0 is reserved, never unbound: EINVAL (an empty xenstore key must never get here).
+      const e = expectXenError(() => h.bindInterdomain(self, 0), ["EINVAL"], "xenevtchn_bind_interdomain");
+      expect(e.args).toBe(`dom=${self}, remote_port=0`);
+      expectXenError(() => h.bindInterdomain(NO_SUCH_DOMID, 1), ["ESRCH"], "xenevtchn_bind_interdomain");
+    });
+
+    it("raw domctl: getdomaininfo(self) round-trips the union; a bad domid is ESRCH", () => {
+      const u = xen.domctl(XEN_DOMCTL_getdomaininfo, self, Buffer.alloc(0));
+      expect(u.length).toBe(xen.domctlLayout.payloadSize);
+      expect(u.readUInt16LE(0)).toBe(self); // xen_domctl_getdomaininfo.domain
+      expect(Number(u.readBigUInt64LE(8))).toBe(xen.getInfo(self).nrPages); // tot_pages
+      expectXenError(() => xen.domctl(XEN_DOMCTL_pausedomain, NO_SUCH_DOMID, Buffer.alloc(0)), ["ESRCH"], "xencall1(domctl)");
+      // A RangeError, matched by text: the addon's comes from another realm under Jest.
+      expect(() => xen.domctl(XEN_DOMCTL_getdomaininfo, self, Buffer.alloc(xen.domctlLayout.payloadSize + 1))).toThrow(
+        /domctl payload is \d+ bytes; the union holds \d+/,
+      );
+    });
+
+    it("resumeAsync of an unknown domain rejects with a XenError", async () => {
+      await expect(xen.resumeAsync(NO_SUCH_DOMID, true)).rejects.toBeInstanceOf(XenError);
+    });
+
+    const guest = env.guestDomid;
+    const requestSuspend = env.requestSuspend;
+    const guestIt = guest !== undefined && requestSuspend !== undefined ? it : it.skip;
+
+    guestIt("resume of a running guest is EINVAL (not suspended)", () => {
+      const g = guest ?? -1;
+      expect(xen.getInfo(g).shutdown).toBe(false);
+      expectXenError(() => { xen.resume(g, true); }, ["EINVAL"], "xc_domain_resume");
+    });
+
+    guestIt(
+      "subscribeForSuspend: the suspend arrives on the subscribed port; resume; port 0 restores",
+      async () => {
+        const g = guest ?? -1;
+        const ask = requestSuspend ?? (() => Promise.resolve());
+        const h = openHandle();
+        // The notification channel: a port in the guest's table offered to us, bound from here.
+        const remote = xen.allocUnbound(g, self);
+        const local = h.bindInterdomain(g, remote);
+        expect(await firesWithin(h, local, timeoutMs)).toBe(true); // the bind-time event
+        h.unmask(local);
+        xen.subscribeForSuspend(g, remote);
+        try {
+          await ask(g);
+          await h.wait(local, { timeoutMs });
+          const info = xen.getInfo(g);
+          expect(info.shutdown).toBe(true);
+          expect(info.shutdownReasonName).toBe("suspend");
+          h.unmask(local);
+          await xen.resumeAsync(g, true);
+          expect(xen.getInfo(g).shutdown).toBe(false);
+        } finally {
+          xen.subscribeForSuspend(g, 0);
+        }
+
+        // Unsubscribed: the next suspend no longer signals our port (it goes to VIRQ_DOM_EXC).
+        await ask(g);
+        await until("the guest to suspend", () => xen.getInfo(g).shutdownReasonName === "suspend", timeoutMs * 2);
+        expect(await firesWithin(h, local, 100)).toBe(false);
+        xen.resume(g, true);
+        expect(xen.getInfo(g).shutdown).toBe(false);
+        h.unbind(local); // the guest's port `remote` stays allocated, unbound, offered to us
+      },
+      timeoutMs * 6,
+    );
+  });
+}
