@@ -1,0 +1,105 @@
+import { XenstoreClient } from "../client/client";
+import type { XenstoreWatch } from "../client/watch";
+
+// Read and watch-fire latency of a xenstore endpoint, for runs inside dom0:
+//   node dist/bench/latency.js [--iterations N] [--prefix /path]
+// Prints one JSON object; no assertions. Under TCG expect ±30% run to run,
+// so compare configurations within one run.
+
+export interface LatencyStats {
+  iterations: number;
+  medianMs: number;
+  p99Ms: number;
+  minMs: number;
+  maxMs: number;
+}
+
+export interface LatencyReport {
+  endpoint: string | undefined;
+  read: LatencyStats;
+  watchFire: LatencyStats;
+}
+
+function stats(samples: number[]): LatencyStats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+  return {
+    iterations: sorted.length,
+    medianMs: round(at(0.5)),
+    p99Ms: round(at(0.99)),
+    minMs: round(sorted[0] ?? Number.NaN),
+    maxMs: round(sorted[sorted.length - 1] ?? Number.NaN),
+  };
+}
+
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+async function nextPath(watch: XenstoreWatch, path: string): Promise<void> {
+  for (;;) {
+    const result = await watch.next();
+    if (result.done === true) throw new Error("watch ended");
+    if (result.value.path === path) return;
+  }
+}
+
+/** Measures `iterations` reads and write→watch-event round trips under `prefix` (created and removed). */
+export async function measureLatency(
+  client: XenstoreClient,
+  iterations = 1000,
+  prefix = `/fastsuspend-bench-${process.pid}`,
+): Promise<LatencyReport> {
+  await client.write(`${prefix}/read`, "0123456789");
+  await client.mkdir(`${prefix}/watched`);
+  try {
+    const reads: number[] = [];
+    for (let i = 0; i < iterations; i += 1) {
+      const start = nowMs();
+      await client.read(`${prefix}/read`);
+      reads.push(nowMs() - start);
+    }
+
+    const fires: number[] = [];
+    const watch = await client.watch(`${prefix}/watched`, { initialFire: "swallow" });
+    try {
+      const target = `${prefix}/watched/v`;
+      for (let i = 0; i < iterations; i += 1) {
+        const start = nowMs();
+        const fired = nextPath(watch, target);
+        await client.write(target, String(i));
+        await fired;
+        fires.push(nowMs() - start);
+      }
+    } finally {
+      await watch.return();
+    }
+    return { endpoint: client.endpoint, read: stats(reads), watchFire: stats(fires) };
+  } finally {
+    await client.rm(prefix).catch(() => undefined);
+  }
+}
+
+function argValue(args: readonly string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index === -1 ? undefined : args[index + 1];
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const iterations = Number(argValue(args, "--iterations") ?? "1000");
+  if (!Number.isInteger(iterations) || iterations <= 0) throw new Error("--iterations must be a positive integer");
+  const client = await XenstoreClient.connect();
+  try {
+    const report = await measureLatency(client, iterations, argValue(args, "--prefix"));
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } finally {
+    await client.close();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
