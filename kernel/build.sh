@@ -1,0 +1,282 @@
+#!/bin/bash
+# Build a small Xen PV/PVH guest kernel from Debian's linux-source-6.1, with
+# the fastsuspend suspend-event-channel series applied (or without it: --stock).
+#
+#   kernel/build.sh [--stock] [--out FILE]
+#   kernel/build.sh --source-dir     # only fetch + extract, print the tree
+#
+# The LAST line on stdout is the path of the resulting bzImage (or of FILE
+# with --out).  Progress goes to stderr, prefixed with elapsed seconds.
+#
+# Cache: ${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}
+#   debs/                       the downloaded linux-source-6.1 .deb
+#   src/<version>/linux-source-6.1/   pristine extracted tree (read-only use)
+#   kernel/<sha256>/bzImage     built images, keyed by every input (below)
+#   kernel/<sha256>/config      the .config it was built with
+#   build/                      scratch trees (removed after a build)
+#
+# The key is a sha256 over: the source package name and version, the --stock
+# flag, build.sh itself, guest.config and, for a patched build, the series
+# file and every patch it lists.  A --stock build does not depend on the
+# patches, so editing the series does not invalidate the stock image.
+set -euo pipefail
+
+SRC_PKG=linux-source-6.1
+SRC_VER=6.1.192-3
+SRC_TARBALL=/usr/src/linux-source-6.1.tar.xz
+SRC_TOPDIR=linux-source-6.1
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}
+T0=$SECONDS
+
+log() { printf '[build.sh %4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
+die() { printf '[build.sh %4ds] ERROR: %s\n' $((SECONDS - T0)) "$*" >&2; exit 1; }
+
+usage() {
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit "${1:-2}"
+}
+
+stock=0
+out=
+source_only=0
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--stock) stock=1 ;;
+	--out)
+		[[ $# -ge 2 ]] || die "--out needs a FILE"
+		out=$2
+		shift
+		;;
+	--out=*) out=${1#--out=} ;;
+	--source-dir) source_only=1 ;;
+	-h | --help) usage 0 ;;
+	*) log "unknown argument: $1"; usage ;;
+	esac
+	shift
+done
+
+# Patches listed in the series file, in order (blank lines and # comments
+# are ignored).
+series_patches() {
+	local line
+	while IFS= read -r line || [[ -n $line ]]; do
+		line=${line%%#*}
+		line=${line//[[:space:]]/}
+		[[ -n $line ]] && printf '%s\n' "$line"
+	done <"$HERE/series"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+cache_key() {
+	{
+		printf 'package %s %s\n' "$SRC_PKG" "$SRC_VER"
+		printf 'stock %s\n' "$stock"
+		printf 'build.sh %s\n' "$(sha "$HERE/build.sh")"
+		printf 'guest.config %s\n' "$(sha "$HERE/guest.config")"
+		if [[ $stock == 0 ]]; then
+			local p
+			printf 'series %s\n' "$(sha "$HERE/series")"
+			while IFS= read -r p; do
+				[[ -f $HERE/$p ]] || die "series lists $p, which does not exist in $HERE"
+				printf 'patch %s %s\n' "$p" "$(sha "$HERE/$p")"
+			done < <(series_patches)
+		fi
+	} | sha256sum | cut -d' ' -f1
+}
+
+emit() {
+	local img=$1
+	if [[ -n $out ]]; then
+		mkdir -p "$(dirname "$out")"
+		cp -f "$img" "$out"
+		img=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
+	fi
+	printf '%s\n' "$img"
+}
+
+as_root() {
+	if [[ $(id -u) == 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		die "need root to run: $*"
+	fi
+}
+
+ensure_build_deps() {
+	local pkgs=(build-essential bc flex bison libelf-dev libssl-dev
+		    xz-utils cpio perl python3 kmod patch)
+	local missing=() p
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			missing+=("$p")
+	done
+	[[ ${#missing[@]} == 0 ]] && return 0
+	log "installing build dependencies: ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# Download (once) and extract (once) the pristine source tree; print its path.
+ensure_source() {
+	local deb=$CACHE/debs/${SRC_PKG}_${SRC_VER}_all.deb
+	local srcroot=$CACHE/src/$SRC_VER
+	local tree=$srcroot/$SRC_TOPDIR
+
+	if [[ -f $srcroot/.extracted && -f $tree/Makefile ]]; then
+		printf '%s\n' "$tree"
+		return 0
+	fi
+
+	mkdir -p "$CACHE/debs"
+	if [[ ! -s $deb ]]; then
+		log "downloading $SRC_PKG=$SRC_VER"
+		if ! (cd "$CACHE/debs" && apt-get download "$SRC_PKG=$SRC_VER" >&2); then
+			die "cannot download $SRC_PKG=$SRC_VER (available: $(apt-cache madison "$SRC_PKG" 2>/dev/null |
+				awk '{print $3}' | tr '\n' ' ')).
+  Fix: run 'apt-get update'; if $SRC_VER is gone from the archive, put the
+  .deb at $deb by hand (e.g. from snapshot.debian.org), or move the series
+  to an available version: refresh the patches against it (kernel/check.sh
+  must pass) and update SRC_VER in kernel/build.sh, kernel/series and
+  docs/kernel.md."
+		fi
+		[[ -s $deb ]] || die "apt-get download did not produce $deb"
+	fi
+
+	log "extracting $SRC_PKG $SRC_VER into $srcroot"
+	local tmp=$CACHE/src/.tmp.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ".$SRC_TARBALL"
+	tar -xJf "$tmp$SRC_TARBALL" -C "$tmp"
+	rm -f "$tmp$SRC_TARBALL"
+	[[ -f $tmp/$SRC_TOPDIR/Makefile ]] || die "unexpected tarball layout in $deb"
+	rm -rf "$srcroot"
+	mkdir -p "$srcroot"
+	mv "$tmp/$SRC_TOPDIR" "$tree"
+	rm -rf "$tmp"
+	printf '%s\n' "$SRC_VER" >"$srcroot/.extracted"
+	printf '%s\n' "$tree"
+}
+
+if [[ $source_only == 1 ]]; then
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.source.lock"
+	flock 9
+	ensure_source
+	exit 0
+fi
+
+[[ -f $HERE/guest.config ]] || die "missing $HERE/guest.config"
+[[ $stock == 1 || -f $HERE/series ]] || die "missing $HERE/series"
+
+key=$(cache_key)
+img=$CACHE/kernel/$key/bzImage
+variant=$([[ $stock == 1 ]] && echo stock || echo fastsuspend)
+
+if [[ -s $img ]]; then
+	log "cache hit ($variant): $img"
+	emit "$img"
+	exit 0
+fi
+
+# Cold path.  One build at a time per cache (the machine has 2 cores).
+mkdir -p "$CACHE/kernel" "$CACHE/build"
+exec 9>"$CACHE/.build.lock"
+if ! flock -n 9; then
+	log "another build.sh holds $CACHE/.build.lock, waiting"
+	flock 9
+fi
+if [[ -s $img ]]; then
+	log "cache hit after waiting ($variant): $img"
+	emit "$img"
+	exit 0
+fi
+
+log "cache miss ($variant), key $key"
+ensure_build_deps
+exec 8>"$CACHE/.source.lock"
+flock 8
+pristine=$(ensure_source)
+flock -u 8
+
+scratch=$CACHE/build/$key.$$
+cleanup() { rm -rf "$scratch"; }
+trap cleanup EXIT
+rm -rf "$scratch"
+mkdir -p "$scratch/obj"
+# The scratch source tree is a hard-link farm of the pristine tree (cheap:
+# no data is copied).  The build is out of tree (O=), so it never writes into
+# the source; the files a patch touches are first replaced by private copies,
+# so patching cannot modify the pristine tree through a shared link.
+log "linking source tree into $scratch/src"
+cp -al "$pristine" "$scratch/src"
+cd "$scratch/src"
+
+if [[ $stock == 0 ]]; then
+	while IFS= read -r p; do
+		while IFS= read -r f; do
+			[[ -e $f ]] || continue
+			cp -p "$f" "$f.fs-unlink" && mv -f "$f.fs-unlink" "$f"
+		done < <(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$HERE/$p")
+		log "applying $p"
+		# --fuzz=0: a patch that no longer applies exactly must fail,
+		# not be silently fuzzed into the wrong place.
+		patch -p1 --fuzz=0 --forward --batch --no-backup-if-mismatch \
+			-i "$HERE/$p" >&2 || die "$p does not apply cleanly to $SRC_PKG $SRC_VER"
+	done < <(series_patches)
+fi
+
+mk() { nice -n 10 make -s -C "$scratch/src" O="$scratch/obj" ARCH=x86_64 KBUILD_BUILD_USER=fastsuspend \
+	KBUILD_BUILD_HOST=build "$@"; }
+
+log "configuring: tinyconfig + guest.config + olddefconfig"
+mk tinyconfig >&2
+scripts/kconfig/merge_config.sh -m -O "$scratch/obj" "$scratch/obj/.config" \
+	"$HERE/guest.config" >"$scratch/merge.log" 2>&1 ||
+	{ cat "$scratch/merge.log" >&2; die "merge_config.sh failed"; }
+scripts/config --file "$scratch/obj/.config" --set-str LOCALVERSION "-$variant"
+mk olddefconfig >&2
+cd "$scratch/obj"
+
+# Every option guest.config asks for must have survived olddefconfig.
+bad=()
+while IFS= read -r line; do
+	grep -qxF "$line" .config || bad+=("$line")
+done < <(grep -E '^CONFIG_[A-Za-z0-9_]+=y$' "$HERE/guest.config")
+if [[ ${#bad[@]} -gt 0 ]]; then
+	for line in "${bad[@]}"; do
+		log "not set after olddefconfig: $line (have: $(grep -E "^(# )?${line%%=*}[= ]" .config || echo absent))"
+	done
+	die "${#bad[@]} option(s) from guest.config were dropped by olddefconfig"
+fi
+log "config ok: all $(grep -cE '^CONFIG_[A-Za-z0-9_]+=y$' "$HERE/guest.config") requested options set"
+
+log "building bzImage (make -j2, nice)"
+if ! mk -j2 bzImage >"$scratch/make.log" 2>&1; then
+	tail -n 60 "$scratch/make.log" >&2
+	die "kernel build failed (log above)"
+fi
+if grep -E 'warning:' "$scratch/make.log" >&2; then
+	log "note: the build printed warnings (above)"
+fi
+
+dest=$CACHE/kernel/$key
+rm -rf "$dest.tmp"
+mkdir -p "$dest.tmp"
+cp arch/x86/boot/bzImage "$dest.tmp/bzImage"
+cp .config "$dest.tmp/config"
+{
+	printf 'package %s %s\nvariant %s\nrelease %s\nbuilt %s\n' \
+		"$SRC_PKG" "$SRC_VER" "$variant" "$(mk kernelrelease)" "$(date -u +%FT%TZ)"
+	[[ $stock == 1 ]] || series_patches | sed 's/^/patch /'
+} >"$dest.tmp/info"
+rm -rf "$dest"
+mv "$dest.tmp" "$dest"
+log "built $variant kernel $(mk kernelrelease), $(stat -c %s "$img") bytes"
+emit "$img"
