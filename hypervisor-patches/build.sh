@@ -136,7 +136,8 @@ EOF
             die "debian/patches were not applied by dpkg-source -x"
         touch "$tmp/$SRC_DIRNAME/.fastsuspend-pristine"
         mv "$tmp/$SRC_DIRNAME" "$SRCCACHE/$SRC_DIRNAME"
-        rmdir "$tmp"
+        # dpkg-source also copies the orig tarball next to the tree.
+        rm -rf "$tmp"
     fi
     PRISTINE="$SRCCACHE/$SRC_DIRNAME"
 }

@@ -35,8 +35,11 @@ for p in "${PATCHES[@]}"; do
         rc=1
         break
     fi
-    subject="$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p' "$HERE/$p" |
-               head -n1)"
+    # Unfold the (RFC 2822, possibly folded) Subject: header.
+    subject="$(awk '/^Subject: /{s=substr($0,10); f=1; next}
+                    f && /^[ \t]/{sub(/^[ \t]+/," "); s=s $0; next}
+                    f{exit} END{print s}' "$HERE/$p" |
+               sed 's/^\[PATCH[^]]*\] //')"
     if ! grep -q '^Signed-off-by: ' "$HERE/$p"; then
         echo "FAIL $p: no Signed-off-by"
         rc=1
