@@ -14,13 +14,28 @@ if (!portPath) {
   process.exit(2);
 }
 const fd = fs.openSync(portPath, "r+");
-const out = fs.createWriteStream(null, { fd, autoClose: false });
-const input = fs.createReadStream(null, { fd, autoClose: false, highWaterMark: 64 * 1024 });
 const running = new Map();
 
-function send(msg) {
-  out.write(JSON.stringify(msg) + "\n");
+// Writes go out one at a time; a write that fails (host side disconnected) is dropped, since the
+// host that asked is gone. Streams are not used: a virtio port reads EOF whenever the host side
+// is closed, and a stream would end there for good.
+const queue = [];
+let writing = false;
+function pump() {
+  if (writing || queue.length === 0) return;
+  writing = true;
+  const buf = queue.shift();
+  fs.write(fd, buf, 0, buf.length, null, (err, n) => {
+    writing = false;
+    if (!err && n < buf.length) queue.unshift(buf.subarray(n));
+    pump();
+  });
 }
+function send(msg) {
+  queue.push(Buffer.from(JSON.stringify(msg) + "\n"));
+  pump();
+}
+
 
 function runExec(req) {
   const started = process.hrtime.bigint();
@@ -74,17 +89,23 @@ function handle(line) {
 }
 
 let buf = "";
-input.on("data", (chunk) => {
-  buf += chunk.toString("utf8");
-  let nl;
-  while ((nl = buf.indexOf("\n")) >= 0) {
-    const line = buf.slice(0, nl).trim();
-    buf = buf.slice(nl + 1);
-    if (line) handle(line);
-  }
-});
-input.on("error", (err) => {
-  console.error("agent: port error", err);
-  process.exit(1);
-});
+const chunk = Buffer.alloc(64 * 1024);
+function readLoop() {
+  fs.read(fd, chunk, 0, chunk.length, null, (err, n) => {
+    if (err || n === 0) {
+      // No host connected (EOF) or a transient error: look again shortly.
+      setTimeout(readLoop, 50);
+      return;
+    }
+    buf += chunk.subarray(0, n).toString("utf8");
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) handle(line);
+    }
+    readLoop();
+  });
+}
+readLoop();
 console.log("FASTSUSPEND-AGENT-READY");

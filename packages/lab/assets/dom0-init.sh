@@ -24,8 +24,9 @@ while read -r m; do
 done < /lib/modules/load-order
 
 mount -t xenfs xenfs /proc/xen || fail "mount xenfs"
-mkdir -p /fastsuspend /lab /cache
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 repo /fastsuspend || fail "9p mount of the repo"
+# /fastsuspend (the project's code) came in the appended initramfs archive; /lab is the host's
+# per-lab share (guest kernels, configs, results): 9p is fine for a few large files.
+mkdir -p /lab
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 lab /lab || fail "9p mount of the lab dir"
 
 flavour=$(arg xenstored)

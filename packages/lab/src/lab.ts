@@ -7,7 +7,8 @@ import { type LabArtefacts, buildArtefacts } from "./artefacts";
 import { findFatal, lastLines, readConsole } from "./console";
 import { LabError } from "./errors";
 import { assetsDir, cacheDir, repoDir } from "./paths";
-import { type Progress, silent } from "./progress";
+import { type Progress, silent, timed } from "./progress";
+import { buildRuntimeArchive, concatArchives } from "./runtime";
 import { agentSocket, consoleLog, killQemuNow, livePid, startQemu, stopQemu } from "./qemu";
 
 export type XenstoredFlavour = "oxenstored" | "cxenstored";
@@ -78,6 +79,11 @@ export class Lab {
     mkdirSync(join(shareDir, "guests"), { recursive: true });
     copyFileSync(join(assetsDir, "agent.cjs"), join(shareDir, "agent.cjs"));
     copyFileSync(artefacts.guestInitrd, join(shareDir, "guest-initrd.gz"));
+    await timed(progress, "pack the project's code for dom0", async () => {
+      await buildRuntimeArchive(repoDir, join(runDir, "runtime.cpio.gz"), join(runDir, "runtime-staging"));
+      rmSync(join(runDir, "runtime-staging"), { recursive: true, force: true });
+      await concatArchives([artefacts.dom0Initrd, join(runDir, "runtime.cpio.gz")], join(runDir, "dom0-initrd.gz"));
+    });
     const xenstored = opts.xenstored ?? "oxenstored";
     const xen = opts.hypervisor ?? artefacts.xen;
     if (!existsSync(xen)) throw new LabError(`hypervisor image ${xen} does not exist`, "build it first (hypervisor-patches/build.sh) or leave --hypervisor out");
@@ -85,9 +91,9 @@ export class Lab {
     progress(`booting Xen under QEMU (TCG), lab "${name}", ${xenstored}`);
     const child = await startQemu(
       {
-        runDir, shareDir, repoDir, xen, xenCmdline: XEN_CMDLINE,
+        runDir, shareDir, xen, xenCmdline: XEN_CMDLINE,
         dom0Kernel: artefacts.dom0Kernel, dom0Cmdline: `console=hvc0 earlyprintk=xen quiet fastsuspend.xenstored=${xenstored}`,
-        dom0Initrd: artefacts.dom0Initrd, memoryMb: opts.memoryMb ?? 2048, cpus: 2,
+        dom0Initrd: join(runDir, "dom0-initrd.gz"), memoryMb: opts.memoryMb ?? 2048, cpus: 2,
       },
       opts.detached ?? false,
     );

@@ -1,7 +1,7 @@
 // One owner for each lab's QEMU: started with a pid file in the lab's own run directory and
 // always stopped by that PID (checked against its command line, so a reused PID is never hit).
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LabError } from "./errors";
 import { run } from "./run";
@@ -9,7 +9,6 @@ import { run } from "./run";
 export interface QemuConfig {
   runDir: string;
   shareDir: string;
-  repoDir: string;
   xen: string;
   xenCmdline: string;
   dom0Kernel: string;
@@ -41,7 +40,6 @@ export function qemuArgs(c: QemuConfig): string[] {
     "-kernel", c.xen, "-append", c.xenCmdline,
     // QEMU's multiboot loader: module "path args", modules separated by commas (',,' escapes).
     "-initrd", `${c.dom0Kernel} ${c.dom0Cmdline},${c.dom0Initrd}`,
-    "-virtfs", `local,path=${c.repoDir},mount_tag=repo,security_model=none,id=repo`,
     "-virtfs", `local,path=${c.shareDir},mount_tag=lab,security_model=none,id=lab`,
     "-device", "virtio-serial-pci",
     "-chardev", `socket,id=agent,path=${agentSocket(c.runDir)},server=on,wait=off`,
@@ -50,8 +48,10 @@ export function qemuArgs(c: QemuConfig): string[] {
 }
 
 export async function startQemu(c: QemuConfig, detached: boolean): Promise<ChildProcess> {
+  // A background QEMU must not write into a pipe whose reader has exited (SIGPIPE): use a file.
+  const stderr = detached ? openSync(join(c.runDir, "qemu.stderr"), "a") : "pipe";
   const child = spawn(await qemuBinary(), qemuArgs(c), {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "ignore", stderr],
     detached, // a background lab (CLI `up`) outlives the command that started it
   });
   if (detached) child.unref();
