@@ -8,7 +8,8 @@
         "src/native/addon.cc",
         "src/native/errors.cc",
         "src/native/evtchn.cc",
-        "src/native/control.cc"
+        "src/native/control.cc",
+        "src/native/lock.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -39,3 +39,10 @@ export const DOMCTL_LAYOUT_4_17 = {
   payloadOffset: 16,
   payloadSize: 128,
 } as const;
+
+/** libxenguest's XEN_RUN_DIR "/suspend-evtchn-%d.lock". */
+export const SUSPEND_LOCK_DIR = "/var/run/xen";
+
+export function suspendLockPath(domid: number, dir: string = SUSPEND_LOCK_DIR): string {
+  return `${dir}/suspend-evtchn-${domid}.lock`;
+}

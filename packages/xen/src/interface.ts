@@ -86,6 +86,20 @@ export interface DomctlLayout {
   payloadSize: number;
 }
 
+/**
+ * A held libxl-compatible suspend lock (`/var/run/xen/suspend-evtchn-<domid>.lock`, a one-byte
+ * fcntl write lock, as libxenguest takes it). fcntl locks belong to the process: another process
+ * (libxl, xl save) gets EAGAIN, and the binding refuses a second lock of the same domid in this
+ * process (EBUSY), since closing either fd would silently drop both.
+ */
+export interface SuspendLock {
+  readonly domid: number;
+  readonly path: string;
+  readonly released: boolean;
+  /** Unlinks the file and drops the lock. Idempotent. */
+  release(): void;
+}
+
 export interface XenStats {
   evtchnHandles: number;
   boundPorts: number;
@@ -117,6 +131,12 @@ export interface XenBinding {
    * start of xen_domctl.u; returns the whole union after the call.
    */
   domctl(cmd: number, domid: number, payload: Buffer): Buffer;
+
+  /**
+   * Takes `domid`'s suspend lock. XenError EAGAIN: another process (libxl) holds it; EBUSY: this
+   * process already holds it.
+   */
+  lockSuspend(domid: number): SuspendLock;
 
   /** Open handles and bound ports (for leak checks). The native one counts process-wide. */
   stats(): XenStats;

@@ -48,6 +48,10 @@ export interface NativeAddon {
   errnoName(errno: number): string;
   /** Process-wide open handles and bound ports. */
   stats(): XenStats;
+  /** open + fcntl(F_SETLK) one-byte write lock; the fd. XenError EAGAIN if another process holds it. */
+  suspendLockAcquire(path: string): number;
+  /** unlink(path) then close(fd). */
+  suspendLockRelease(fd: number, path: string): void;
   /** Bench probes: a bare call into the addon, and an AsyncWorker round trip. */
   noop(): void;
   noopAsync(): Promise<void>;

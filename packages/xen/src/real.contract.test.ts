@@ -9,7 +9,9 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 
+import { suspendLockPath } from "./constants";
 import { openXen, PRIVCMD_PATH } from "./real";
+import { holdSuspendLockInChild } from "./testing/lock-holder";
 import { describeXenContract } from "./testing/contract";
 
 const haveXen = existsSync(PRIVCMD_PATH);
@@ -42,5 +44,7 @@ if (!haveXen) {
       await run(writer, [`/local/domain/${domid}/control/shutdown`, "suspend"]);
     },
     timeoutMs: intEnv("FASTSUSPEND_TIMEOUT_MS") ?? 5000,
+    suspendLockExists: (path) => existsSync(path),
+    holdSuspendLockElsewhere: (domid) => holdSuspendLockInChild(suspendLockPath(domid)),
   });
 }

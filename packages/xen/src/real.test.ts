@@ -1,10 +1,14 @@
 // openXen() on a machine without Xen, and the addon's own surface (when it is built).
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 import { DOMCTL_LAYOUT_4_17 } from "./constants";
 import { XenError, XenUnavailableError } from "./errors";
 import { addonBuilt, loadAddon } from "./native";
 import { openXen, PRIVCMD_PATH } from "./real";
+import { SuspendLockTable } from "./suspend-lock";
+import { holdSuspendLockInChild } from "./testing/lock-holder";
 
 describe("openXen", () => {
   (existsSync(PRIVCMD_PATH) ? it.skip : it)("says there is no /dev/xen when not in a dom0", () => {
@@ -61,5 +65,64 @@ describe("openXen", () => {
 
   it("runs an AsyncWorker round trip", async () => {
     await expect(loadAddon().noopAsync()).resolves.toBeUndefined();
+  });
+});
+
+// The fcntl lock needs no Xen: exercise the real addon primitives in a temporary directory.
+(addonBuilt() ? describe : describe.skip)("native suspend lock (no Xen needed)", () => {
+  let dir: string;
+  let table: SuspendLockTable;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fs-lock-"));
+    const addon = loadAddon();
+    table = new SuspendLockTable(dir, {
+      acquire: (path) => addon.suspendLockAcquire(path),
+      release: (fd, path) => {
+        addon.suspendLockRelease(fd, path);
+      },
+    });
+  });
+  afterEach(() => {
+    table.releaseAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("creates the libxl lock file, refuses a second in-process holder, unlinks on release", () => {
+    const lock = table.lock(7);
+    expect(lock.path).toBe(join(dir, "suspend-evtchn-7.lock"));
+    expect(existsSync(lock.path)).toBe(true);
+    expect(() => table.lock(7)).toThrow(/EBUSY.*already held by this process/);
+    lock.release();
+    expect(existsSync(lock.path)).toBe(false);
+    lock.release();
+  });
+
+  it("is EAGAIN while another process holds it, and free once that process lets go", async () => {
+    const letGo = await holdSuspendLockInChild(join(dir, "suspend-evtchn-9.lock"));
+    let err: unknown;
+    try {
+      table.lock(9);
+    } catch (e) {
+      err = e;
+    } finally {
+      await letGo();
+    }
+    expect(err).toBeInstanceOf(XenError);
+    expect(err).toMatchObject({ code: "EAGAIN", call: "fcntl(F_SETLK)" });
+    expect((err as XenError).message).toContain("held by another process");
+    expect(existsSync(join(dir, "suspend-evtchn-9.lock"))).toBe(false);
+    table.lock(9).release();
+  });
+
+  it("a holder that dies (no unlink) leaves a stale file that is simply re-locked", () => {
+    const path = join(dir, "suspend-evtchn-11.lock");
+    const addon = loadAddon();
+    const fd = addon.suspendLockAcquire(path);
+    // Close without unlink, as a crashed libxl would leave it: the fcntl lock is gone with the fd.
+    closeSync(fd);
+    expect(existsSync(path)).toBe(true);
+    const lock = table.lock(11);
+    lock.release();
+    expect(existsSync(path)).toBe(false);
   });
 });

@@ -1,12 +1,13 @@
 // The real binding over the addon, and openXen(): the one entry point that says clearly why Xen is
 // not usable here.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 
-import { shutdownReasonCode, type ShutdownReasonName } from "./constants";
+import { SUSPEND_LOCK_DIR, shutdownReasonCode, type ShutdownReasonName } from "./constants";
 import { isXenError, XenUnavailableError } from "./errors";
 import { EvtchnPoller } from "./evtchn";
-import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, XenBinding, XenStats } from "./interface";
+import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, XenBinding, XenStats } from "./interface";
 import { addonBuilt, DEFAULT_ADDON_PATH, loadAddon, type NativeAddon, type NativeXenControl } from "./native";
+import { SuspendLockTable } from "./suspend-lock";
 
 export const PRIVCMD_PATH = "/dev/xen/privcmd";
 
@@ -15,10 +16,21 @@ export class NativeXenBinding implements XenBinding {
   readonly domctlLayout: DomctlLayout;
   readonly #addon: NativeAddon;
   readonly #xc: NativeXenControl;
+  readonly #locks: SuspendLockTable;
 
-  constructor(addon: NativeAddon) {
+  constructor(addon: NativeAddon, suspendLockDir: string = SUSPEND_LOCK_DIR) {
     this.#addon = addon;
     this.#xc = new addon.XenControl();
+    this.#locks = new SuspendLockTable(suspendLockDir, {
+      acquire: (path) => {
+        // libxl's XEN_RUN_DIR normally exists in a dom0; a bare one may lack it.
+        mkdirSync(suspendLockDir, { recursive: true });
+        return addon.suspendLockAcquire(path);
+      },
+      release: (fd, path) => {
+        addon.suspendLockRelease(fd, path);
+      },
+    });
     const c = addon.constants;
     this.domctlLayout = {
       interfaceVersion: c.domctlInterfaceVersion,
@@ -61,10 +73,15 @@ export class NativeXenBinding implements XenBinding {
   domctl(cmd: number, domid: number, payload: Buffer): Buffer {
     return this.#xc.domctl(cmd, domid, payload);
   }
+  lockSuspend(domid: number): SuspendLock {
+    return this.#locks.lock(domid);
+  }
   stats(): XenStats {
     return this.#addon.stats();
   }
+  /** Also releases the suspend locks taken through this binding. */
   close(): void {
+    this.#locks.releaseAll();
     this.#xc.close();
   }
 }
@@ -72,6 +89,8 @@ export class NativeXenBinding implements XenBinding {
 export interface OpenXenOptions {
   addonPath?: string;
   privcmdPath?: string;
+  /** Where suspend lock files live (default /var/run/xen, as libxenguest). */
+  suspendLockDir?: string;
 }
 
 /**
@@ -114,7 +133,7 @@ export function openXen(opts: OpenXenOptions = {}): XenBinding {
     });
   }
   try {
-    return new NativeXenBinding(addon);
+    return new NativeXenBinding(addon, opts.suspendLockDir);
   } catch (err) {
     if (isXenError(err) && (err.code === "EACCES" || err.code === "EPERM")) {
       throw new XenUnavailableError("not-root", {

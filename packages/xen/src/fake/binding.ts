@@ -3,7 +3,8 @@ import { DOMCTL_LAYOUT_4_17, SHUTDOWN_REASONS, shutdownReasonCode, type Shutdown
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_subscribe, XEN_DOMCTL_unpausedomain } from "../constants";
 import { xenError } from "../errors";
 import { EvtchnPoller } from "../evtchn";
-import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, XenBinding, XenStats } from "../interface";
+import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, XenBinding, XenStats } from "../interface";
+import { SuspendLockTable } from "../suspend-lock";
 import { FakeRawEvtchn } from "./evtchn";
 import type { FakeGuest } from "./guest";
 import type { FakeHypervisor } from "./model";
@@ -15,7 +16,45 @@ export interface FakeBindingHost {
   readonly hv: FakeHypervisor;
   guestOrUndefined(domid: number): FakeGuest | undefined;
   domctlHandler(cmd: number): FakeDomctlHandler | undefined;
+  readonly suspendLocks: FakeSuspendLocks;
 }
+
+/**
+ * Lock files on a pretend filesystem, shared by every binding of one FakeXen. Each binding is a
+ * process: a lock held through another binding (or by the simulated libxl) is EAGAIN.
+ */
+export class FakeSuspendLocks {
+  readonly dir = "/var/run/xen";
+  /** path -> holder ("libxl" for the test hook, else a binding's id). */
+  readonly #files = new Map<string, string>();
+
+  exists(path: string): boolean {
+    return this.#files.has(path);
+  }
+
+  holder(path: string): string | undefined {
+    return this.#files.get(path);
+  }
+
+  acquire(path: string, holder: string): void {
+    const current = this.#files.get(path);
+    if (current !== undefined && current !== holder) {
+      throw xenError("fcntl(F_SETLK)", `path=${path}`, "EAGAIN", "held by another process");
+    }
+    this.#files.set(path, holder);
+  }
+
+  release(path: string): void {
+    this.#files.delete(path);
+  }
+
+  /** Paths currently present (held). */
+  paths(): string[] {
+    return [...this.#files.keys()].sort();
+  }
+}
+
+let nextBindingId = 1;
 
 export class FakeXenBinding implements XenBinding {
   readonly kind = "fake" as const;
@@ -23,11 +62,23 @@ export class FakeXenBinding implements XenBinding {
   readonly selfDomid: number;
   readonly #host: FakeBindingHost;
   readonly #handles = new Set<FakeRawEvtchn>();
+  readonly #locks: SuspendLockTable;
   #closed = false;
 
   constructor(host: FakeBindingHost, selfDomid = 0) {
     this.#host = host;
     this.selfDomid = selfDomid;
+    const me = `fake-binding-${nextBindingId++}`;
+    const files = host.suspendLocks;
+    this.#locks = new SuspendLockTable(files.dir, {
+      acquire: (path) => {
+        files.acquire(path, me);
+        return 0;
+      },
+      release: (_fd, path) => {
+        files.release(path);
+      },
+    });
   }
 
   get #hv(): FakeHypervisor {
@@ -155,13 +206,25 @@ export class FakeXenBinding implements XenBinding {
     }
   }
 
+  lockSuspend(domid: number): SuspendLock {
+    this.#check("suspend lock");
+    return this.#locks.lock(domid);
+  }
+
+  /** Domids whose suspend lock this binding holds. */
+  heldSuspendLocks(): number[] {
+    return this.#locks.held();
+  }
+
   stats(): XenStats {
     let boundPorts = 0;
     for (const h of this.#handles) boundPorts += h.portCount;
     return { evtchnHandles: this.#handles.size, boundPorts, controlHandles: this.#closed ? 0 : 1 };
   }
 
+  /** Also releases the suspend locks taken through this binding. */
   close(): void {
+    this.#locks.releaseAll();
     this.#closed = true;
   }
 }

@@ -1,11 +1,11 @@
 // FakeXen: one in-memory hypervisor with dom0 and test-created guests; binding() gives the
 // XenBinding a dom0 process would see.
-import { VIRQ_DOM_EXC } from "../constants";
-import { FakeXenBinding, type FakeBindingHost, type FakeDomctlHandler } from "./binding";
+import { suspendLockPath, VIRQ_DOM_EXC } from "../constants";
+import { FakeSuspendLocks, FakeXenBinding, type FakeBindingHost, type FakeDomctlHandler } from "./binding";
 import { FakeGuest, type GuestBehaviour } from "./guest";
 import { FakeDomain, FakeHypervisor } from "./model";
 
-export { FakeXenBinding, writeGetdomaininfo, type FakeDomctlHandler } from "./binding";
+export { FakeSuspendLocks, FakeXenBinding, writeGetdomaininfo, type FakeDomctlHandler } from "./binding";
 export { FakeGuest, type GuestBehaviour } from "./guest";
 export { FakeHypervisor, FakeDomain, type Channel, type ChannelState } from "./model";
 
@@ -26,6 +26,7 @@ export interface CreateGuestOptions extends Partial<GuestBehaviour> {
 
 export class FakeXen implements FakeBindingHost {
   readonly hv = new FakeHypervisor();
+  readonly suspendLocks = new FakeSuspendLocks();
   readonly #guests = new Map<number, FakeGuest>();
   readonly #domctls = new Map<number, FakeDomctlHandler>();
   #nextDomid = 1;
@@ -74,6 +75,23 @@ export class FakeXen implements FakeBindingHost {
 
   domctlHandler(cmd: number): FakeDomctlHandler | undefined {
     return this.#domctls.get(cmd);
+  }
+
+  /**
+   * Test hook: another process (libxl, `xl save`) takes `domid`'s suspend lock. Returns the
+   * function that releases it (unlinking the file, as libxenguest does).
+   */
+  holdSuspendLockElsewhere(domid: number, holder = "libxl"): () => void {
+    const path = suspendLockPath(domid, this.suspendLocks.dir);
+    this.suspendLocks.acquire(path, holder);
+    return () => {
+      if (this.suspendLocks.holder(path) === holder) this.suspendLocks.release(path);
+    };
+  }
+
+  /** Whether `domid`'s lock file exists (someone holds it). */
+  suspendLockExists(domid: number): boolean {
+    return this.suspendLocks.exists(suspendLockPath(domid, this.suspendLocks.dir));
   }
 
   /** The XenBinding a process in `selfDomid` (dom0) sees. */

@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "xen_c.h"
 #include "evtchn.h"
+#include "lock.h"
 
 namespace fsxen {
 namespace {
@@ -70,6 +71,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory, "setErrorFactory"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoNameJs, "errnoName"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("suspendLockAcquire", Napi::Function::New(env, SuspendLockAcquire, "suspendLockAcquire"));
+  exports.Set("suspendLockRelease", Napi::Function::New(env, SuspendLockRelease, "suspendLockRelease"));
   exports.Set("noop", Napi::Function::New(env, Noop, "noop"));
   exports.Set("noopAsync", Napi::Function::New(env, NoopAsync, "noopAsync"));
 

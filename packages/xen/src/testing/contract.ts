@@ -13,10 +13,19 @@ export interface XenContractEnv {
   requestSuspend?: (domid: number) => Promise<void>;
   /** Per event wait (default 2000 ms; TCG is slow). */
   timeoutMs?: number;
+  /** Whether a suspend lock file exists (real: the filesystem; fake: its pretend one). */
+  suspendLockExists?: (path: string) => boolean;
+  /**
+   * Have *another process* take `domid`'s suspend lock (real: a child node that loads the addon;
+   * fake: the libxl hook). Resolves once it is held, to a function that makes it let go.
+   */
+  holdSuspendLockElsewhere?: (domid: number) => Promise<() => Promise<void>>;
 }
 
 /** A domid that no test setup uses. */
 const NO_SUCH_DOMID = 31999;
+/** The suspend lock does not need the domain to exist: a domid no toolstack will lock. */
+const LOCK_DOMID = 31998;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -217,6 +226,50 @@ export function describeXenContract(name: string, open: () => XenBinding, env: X
     it("resumeAsync of an unknown domain rejects with a XenError", async () => {
       await expect(xen.resumeAsync(NO_SUCH_DOMID, true)).rejects.toBeInstanceOf(XenError);
     });
+
+    const lockExists = env.suspendLockExists;
+    const lockIt = lockExists !== undefined ? it : it.skip;
+
+    lockIt("lockSuspend: the file exists while held, is gone after release; one holder per process", () => {
+      const exists = lockExists ?? (() => false);
+      const lock = xen.lockSuspend(LOCK_DOMID);
+      try {
+        expect(lock.domid).toBe(LOCK_DOMID);
+        expect(lock.path).toMatch(new RegExp(`/suspend-evtchn-${LOCK_DOMID}\\.lock$`));
+        expect(exists(lock.path)).toBe(true);
+        expect(lock.released).toBe(false);
+        // fcntl would let this process lock it twice (and drop both on one close): refused instead.
+        const e = expectXenError(() => xen.lockSuspend(LOCK_DOMID), ["EBUSY"]);
+        expect(e.message).toContain("already held by this process");
+      } finally {
+        lock.release();
+      }
+      expect(lock.released).toBe(true);
+      expect(exists(lock.path)).toBe(false);
+      lock.release(); // idempotent
+      const again = xen.lockSuspend(LOCK_DOMID);
+      expect(exists(again.path)).toBe(true);
+      again.release();
+      expect(exists(again.path)).toBe(false);
+    });
+
+    const holdElsewhere = env.holdSuspendLockElsewhere;
+    (holdElsewhere !== undefined ? it : it.skip)(
+      "lockSuspend: a lock held by another process is EAGAIN until it lets go",
+      async () => {
+        const hold = holdElsewhere ?? (() => Promise.resolve(() => Promise.resolve()));
+        const letGo = await hold(LOCK_DOMID);
+        try {
+          const e = expectXenError(() => xen.lockSuspend(LOCK_DOMID), ["EAGAIN"]);
+          expect(e.message).toContain("held by another process");
+        } finally {
+          await letGo();
+        }
+        const lock = xen.lockSuspend(LOCK_DOMID);
+        lock.release();
+      },
+      timeoutMs * 4,
+    );
 
     const guest = env.guestDomid;
     const requestSuspend = env.requestSuspend;
