@@ -8,5 +8,5 @@ const runReal = fs.existsSync("/dev/xen/privcmd") || process.env.FASTSUSPEND_REQ
 
 module.exports = {
   ...base,
-  testPathIgnorePatterns: ["/node_modules/", "/dist/", "/build/", ...(runReal ? [] : ["real\\.contract\\.test\\.ts$"])],
+  testPathIgnorePatterns: [...base.testPathIgnorePatterns, ...(runReal ? [] : ["real\\.contract\\.test\\.ts$"])],
 };

@@ -48,5 +48,10 @@ for p in /sys/class/virtio-ports/*; do
   [ "$(cat "$p/name" 2>/dev/null)" = "fastsuspend.agent" ] && port=/dev/$(basename "$p")
 done
 [ -n "$port" ] || fail "no agent port"
-node /lab/agent.cjs "$port" || fail "agent exited"
-exec sh
+dmesg -n 7  # so a crashing process's "segfault at" line reaches the console
+# The agent is restarted if it dies, so one crash does not take the lab down with it.
+while :; do
+  node /lab/agent.cjs "$port"
+  echo "FASTSUSPEND-AGENT-EXITED: $? (restarting)"
+  sleep 1
+done

@@ -4,3 +4,4 @@ export { buildArtefacts, type LabArtefacts } from "./artefacts";
 export { LabError } from "./errors";
 export { cacheDir, repoDir } from "./paths";
 export { stderrProgress, type Progress } from "./progress";
+export { attachSharedLab, runJestInDom0, type Dom0JestResult } from "./testing";

@@ -1,0 +1,41 @@
+// Small helpers shared by the root scripts: timed stages and child processes with live output.
+import { spawn } from "node:child_process";
+
+const t0 = Date.now();
+export const elapsed = () => ((Date.now() - t0) / 1000).toFixed(1);
+export const log = (msg) => process.stderr.write(`[fastsuspend +${elapsed()}s] ${msg}\n`);
+
+/** Runs a stage, reporting how long it took; stage results are collected for a summary. */
+export const stages = [];
+export async function stage(name, fn) {
+  const s = Date.now();
+  log(`== ${name}`);
+  try {
+    const r = await fn();
+    stages.push({ name, seconds: (Date.now() - s) / 1000, ok: true });
+    log(`== ${name}: ${((Date.now() - s) / 1000).toFixed(1)}s`);
+    return r;
+  } catch (e) {
+    stages.push({ name, seconds: (Date.now() - s) / 1000, ok: false });
+    log(`== ${name}: FAILED after ${((Date.now() - s) / 1000).toFixed(1)}s`);
+    throw e;
+  }
+}
+
+/** Runs a command with inherited stdio; resolves with its exit code. */
+export function sh(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: opts.capture ? ["ignore", "pipe", "inherit"] : "inherit", env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd });
+    let out = "";
+    if (opts.capture) child.stdout.on("data", (b) => (out += b));
+    child.on("error", reject);
+    child.on("close", (code) => resolve(opts.capture ? { code, out } : code));
+  });
+}
+
+export async function mustSh(cmd, args, opts = {}) {
+  const r = await sh(cmd, args, opts);
+  const code = typeof r === "number" ? r : r.code;
+  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${code}`);
+  return r;
+}

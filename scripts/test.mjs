@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// `npm test`: everything from a fresh clone. Bootstrap, build, lint, unit tests on the host, then
+// build the lab's artefacts (cached outside the repo), boot real Xen nested under QEMU and run the
+// integration tests there. Prints each stage's time and ends with `N passed, N failed`.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { bootstrap } from "./bootstrap.mjs";
+import { log, mustSh, sh, stage, stages } from "./lib.mjs";
+import { buildLabInputs } from "./lab-inputs.mjs";
+
+const results = join(process.cwd(), "results");
+rmSync(results, { recursive: true, force: true });
+mkdirSync(results, { recursive: true });
+const labName = process.env.FASTSUSPEND_LAB ?? `test-${process.pid}`;
+const lab = "packages/lab/dist/cli.js";
+let labUp = false;
+
+async function downLab() {
+  if (labUp) await sh("node", [lab, "down", "--name", labName]);
+  labUp = false;
+}
+for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => downLab().finally(() => process.exit(130)));
+
+function count(file) {
+  if (!existsSync(file)) return { passed: 0, failed: 0, skipped: 0 };
+  const j = JSON.parse(readFileSync(file, "utf8"));
+  return { passed: j.numPassedTests, failed: j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0), skipped: j.numPendingTests + (j.numTodoTests ?? 0) };
+}
+
+async function jest(config, out, extra = [], env = {}) {
+  return sh("npx", ["jest", "-c", config, "--ci", "--json", `--outputFile=${out}`, ...extra], { env });
+}
+
+let failedStage = false;
+try {
+  await bootstrap();
+  await stage("build (turbo: tsc, node-gyp)", () => mustSh("npx", ["turbo", "run", "build", "--output-logs=errors-only"]));
+  await stage("typecheck and lint", () => mustSh("npx", ["turbo", "run", "typecheck", "lint", "--output-logs=errors-only"]));
+  await stage("unit tests (host, fakes)", () => jest("jest.unit.config.cjs", join(results, "unit.json")));
+  const inputs = await stage("lab artefacts (Xen, dom0, guest kernels, patched hypervisor)", () => buildLabInputs());
+  await stage(`lab up (${labName}, oxenstored)`, async () => {
+    const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
+    await mustSh("node", [lab, "up", "--name", labName, "--xenstored", "oxenstored", ...(guestKernel ? ["--guest-kernel", guestKernel] : [])]);
+    labUp = true;
+  });
+  await stage("lab tests (real Xen 4.17 under QEMU)", () =>
+    jest("jest.lab.config.cjs", join(results, "lab.json"), ["--runInBand"], { FASTSUSPEND_LAB: labName, ...inputs.env }),
+  );
+} catch (e) {
+  failedStage = true;
+  log(`stopped: ${e.message}`);
+} finally {
+  await downLab();
+}
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const files = [join(results, "unit.json"), join(results, "lab.json")];
+const dom0 = join(process.env.FASTSUSPEND_CACHE ?? join(process.env.HOME ?? "/root", ".cache", "fastsuspend"), "runs", labName, "share", "results");
+if (existsSync(dom0)) for (const f of readdirSync(dom0)) if (f.endsWith(".json")) files.push(join(dom0, f));
+for (const f of files) {
+  const c = count(f);
+  totals.passed += c.passed;
+  totals.failed += c.failed;
+  totals.skipped += c.skipped;
+}
+console.log("\nstage times:");
+for (const s of stages) console.log(`  ${s.ok ? "ok  " : "FAIL"} ${s.seconds.toFixed(1).padStart(7)}s  ${s.name}`);
+if (failedStage) totals.failed += 1; // a stage that broke is a failure even if no test ran
+console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ""}`);
+process.exit(totals.failed > 0 ? 1 : 0);
