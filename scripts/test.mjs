@@ -12,11 +12,12 @@ const results = join(process.cwd(), "results");
 rmSync(results, { recursive: true, force: true });
 mkdirSync(results, { recursive: true });
 const labName = process.env.FASTSUSPEND_LAB ?? `test-${process.pid}`;
+const labNameCx = `${labName}-cxs`;
 const lab = "packages/lab/dist/cli.js";
 let labUp = false;
 
 async function downLab() {
-  if (labUp) await sh("node", [lab, "down", "--name", labName]);
+  if (labUp) for (const n of [labName, labNameCx]) await sh("node", [lab, "down", "--name", n]);
   labUp = false;
 }
 for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => downLab().finally(() => process.exit(130)));
@@ -38,13 +39,15 @@ try {
   await stage("typecheck and lint", () => mustSh("npx", ["turbo", "run", "typecheck", "lint", "--output-logs=errors-only"]));
   await stage("unit tests (host, fakes)", () => jest("jest.unit.config.cjs", join(results, "unit.json")));
   const inputs = await stage("lab artefacts (Xen, dom0, guest kernels, patched hypervisor)", () => buildLabInputs());
-  await stage(`lab up (${labName}, oxenstored)`, async () => {
+  await stage(`lab up (${labName} with oxenstored, ${labNameCx} with cxenstored)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
-    await mustSh("node", [lab, "up", "--name", labName, "--xenstored", "oxenstored", ...(guestKernel ? ["--guest-kernel", guestKernel] : [])]);
+    const gk = guestKernel ? ["--guest-kernel", guestKernel] : [];
     labUp = true;
+    await mustSh("node", [lab, "up", "--name", labName, "--xenstored", "oxenstored", ...gk]);
+    await mustSh("node", [lab, "up", "--name", labNameCx, "--xenstored", "cxenstored", ...gk]);
   });
   await stage("lab tests (real Xen 4.17 under QEMU)", () =>
-    jest("jest.lab.config.cjs", join(results, "lab.json"), ["--runInBand"], { FASTSUSPEND_LAB: labName, ...inputs.env }),
+    jest("jest.lab.config.cjs", join(results, "lab.json"), ["--runInBand"], { FASTSUSPEND_LAB: labName, FASTSUSPEND_LAB_CX: labNameCx, ...inputs.env }),
   );
 } catch (e) {
   failedStage = true;
@@ -55,8 +58,11 @@ try {
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const files = [join(results, "unit.json"), join(results, "lab.json")];
-const dom0 = join(process.env.FASTSUSPEND_CACHE ?? join(process.env.HOME ?? "/root", ".cache", "fastsuspend"), "runs", labName, "share", "results");
-if (existsSync(dom0)) for (const f of readdirSync(dom0)) if (f.endsWith(".json")) files.push(join(dom0, f));
+const runs = join(process.env.FASTSUSPEND_CACHE ?? join(process.env.HOME ?? "/root", ".cache", "fastsuspend"), "runs");
+for (const n of [labName, labNameCx]) {
+  const dom0 = join(runs, n, "share", "results");
+  if (existsSync(dom0)) for (const f of readdirSync(dom0)) if (f.endsWith(".json")) files.push(join(dom0, f));
+}
 for (const f of files) {
   const c = count(f);
   totals.passed += c.passed;

@@ -5,10 +5,10 @@ import { LabError } from "./errors";
 import { Lab } from "./lab";
 
 /** Attaches to the shared lab named by FASTSUSPEND_LAB; a clear error when there is none. */
-export async function attachSharedLab(): Promise<Lab> {
-  const name = process.env.FASTSUSPEND_LAB;
+export async function attachSharedLab(envVar = "FASTSUSPEND_LAB"): Promise<Lab> {
+  const name = process.env[envVar];
   if (!name) {
-    throw new LabError("no lab to run on: FASTSUSPEND_LAB is not set", "run `npm test`, or `fastsuspend-lab up --name dev` and FASTSUSPEND_LAB=dev npx jest -c jest.lab.config.cjs");
+    throw new LabError(`no lab to run on: ${envVar} is not set`, "run `npm test`, or `fastsuspend-lab up --name dev` and FASTSUSPEND_LAB=dev npx jest -c jest.lab.config.cjs");
   }
   return Lab.attach(name);
 }
