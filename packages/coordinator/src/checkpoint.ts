@@ -1,0 +1,70 @@
+// A Remus-style checkpoint loop without the memory copy: suspend, (work), resume fast, wait.
+import { sleep } from "./clock";
+import { errorText } from "./errors";
+import type { CycleTimings, SuspendSession } from "./session";
+import { summarize, type Summary } from "./stats";
+
+export interface CheckpointOptions {
+  /** Pause between cycles (end of one to start of the next). 0 still yields to the event loop. */
+  intervalMs: number;
+  count: number;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** What to do while the domain is suspended (copy memory, write a checkpoint...). */
+  work?: () => unknown;
+  onCycle?: (timings: CycleTimings, index: number) => void;
+  /** Keep going after a failed cycle (the guest is left running by the session). Default false. */
+  continueOnError?: boolean;
+}
+
+export interface CheckpointStats {
+  requested: number;
+  ok: number;
+  failed: number;
+  stoppedBy: "count" | "signal" | "error";
+  errors: string[];
+  samples: CycleTimings[];
+  suspendMs: Summary;
+  resumeMs: Summary;
+  totalMs: Summary;
+}
+
+export async function checkpointLoop(session: SuspendSession, opts: CheckpointOptions): Promise<CheckpointStats> {
+  const samples: CycleTimings[] = [];
+  const errors: string[] = [];
+  let stoppedBy: CheckpointStats["stoppedBy"] = "count";
+  const aborted = (): boolean => opts.signal?.aborted === true;
+  for (let i = 0; i < opts.count; i++) {
+    if (aborted()) {
+      stoppedBy = "signal";
+      break;
+    }
+    try {
+      const t = await session.cycle(opts.work, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+      samples.push(t);
+      opts.onCycle?.(t, i);
+    } catch (err) {
+      if (aborted()) {
+        stoppedBy = "signal";
+        break;
+      }
+      errors.push(errorText(err));
+      if (opts.continueOnError !== true) {
+        stoppedBy = "error";
+        break;
+      }
+    }
+    if (i + 1 < opts.count) await sleep(opts.intervalMs);
+  }
+  return {
+    requested: opts.count,
+    ok: samples.length,
+    failed: errors.length,
+    stoppedBy,
+    errors,
+    samples,
+    suspendMs: summarize(samples.map((s) => s.suspendMs)),
+    resumeMs: summarize(samples.map((s) => s.resumeMs)),
+    totalMs: summarize(samples.map((s) => s.totalMs)),
+  };
+}

@@ -1,0 +1,145 @@
+// What a domain offers: its state, the guest's suspend channel (verified by binding it), whether it
+// handles xenstore suspend requests, and whether the hypervisor has the suspend_notify domctl.
+import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
+import { parsePort } from "@fastsuspend/xenstore";
+
+import { errorText } from "./errors";
+import { probeHvNotify } from "./hv-notify";
+import { orderedPaths, type Notification, type PathName, type Trigger } from "./paths";
+import { featureSuspendKey, suspendChannelKey, type XenstoreLike } from "./xs";
+
+export type ChannelStatus =
+  /** A port that dom0 could bind interdomain (then unbound again). */
+  | "ok"
+  /** No key, or the key is empty (libxl creates it empty; Linux 6.1 leaves it so). */
+  | "absent"
+  /** Not a canonical decimal port: the guest wrote something else. */
+  | "garbage"
+  /** A well-formed port that cannot be bound from dom0 (stale, closed, not offered to us). */
+  | "unbindable"
+  /** Not verified: another process holds the suspend lock (and maybe the channel). */
+  | "locked";
+
+export interface GuestChannel {
+  status: ChannelStatus;
+  port?: number;
+  /** The raw key (untrusted guest text, truncated), for diagnostics. */
+  raw?: string;
+  detail?: string;
+}
+
+export interface Capabilities {
+  domid: number;
+  exists: boolean;
+  isDom0: boolean;
+  dying: boolean;
+  hvm: boolean;
+  /** Shutdown reason name if shut down (e.g. "suspend"), else null. */
+  shutdown: string | null;
+  paused: boolean;
+  guestChannel: GuestChannel;
+  /** control/feature-suspend = 1 (the guest handles control/shutdown=suspend). */
+  featureSuspend: boolean;
+  hvNotify: { available: boolean; detail: string };
+  triggers: Trigger[];
+  notifications: Notification[];
+  /** Every available path, fastest first. */
+  paths: PathName[];
+}
+
+export interface DetectOptions {
+  /** The caller already holds the domain's suspend lock (a session): verify without taking it. */
+  lockHeld?: boolean;
+}
+
+const MAX_RAW = 64;
+
+function readInfo(xen: XenBinding, domid: number): DomainInfo | undefined {
+  try {
+    return xen.getInfo(domid);
+  } catch (err) {
+    if (isXenError(err, "ESRCH")) return undefined;
+    throw err;
+  }
+}
+
+/** Binds the guest's port from dom0 and unbinds it again: the only proof that it is usable. */
+function verifyChannel(xen: XenBinding, domid: number, port: number): GuestChannel {
+  const h = xen.openEvtchn({ poll: false });
+  try {
+    const local = h.bindInterdomain(domid, port);
+    h.unbind(local); // the guest's end goes back to unbound, offered to us again
+    return { status: "ok", port };
+  } catch (err) {
+    return { status: "unbindable", port, detail: errorText(err) };
+  } finally {
+    h.close();
+  }
+}
+
+export async function readGuestChannel(
+  xen: XenBinding,
+  xs: XenstoreLike,
+  domid: number,
+  opts: DetectOptions = {},
+): Promise<GuestChannel> {
+  const raw = await xs.tryReadString(suspendChannelKey(domid));
+  if (raw === undefined || raw === "") return { status: "absent", ...(raw === undefined ? {} : { raw }) };
+  const shown = raw.length > MAX_RAW ? `${raw.slice(0, MAX_RAW)}...` : raw;
+  const port = parsePort(raw);
+  if (port === undefined) return { status: "garbage", raw: shown };
+  if (opts.lockHeld === true) return { ...verifyChannel(xen, domid, port), raw: shown };
+  // Binding it while libxl holds the lock could make libxl's own bind fail: take the lock first.
+  let lock;
+  try {
+    lock = xen.lockSuspend(domid);
+  } catch (err) {
+    if (isXenError(err, "EAGAIN")) return { status: "locked", port, raw: shown, detail: "suspend lock held by another process" };
+    throw err;
+  }
+  try {
+    return { ...verifyChannel(xen, domid, port), raw: shown };
+  } finally {
+    lock.release();
+  }
+}
+
+export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, opts: DetectOptions = {}): Promise<Capabilities> {
+  const info = readInfo(xen, domid);
+  const base = {
+    domid,
+    exists: info !== undefined,
+    isDom0: domid === 0,
+    dying: info?.dying ?? false,
+    hvm: info?.hvm ?? false,
+    shutdown: info?.shutdownReasonName ?? (info?.shutdown === true ? String(info.shutdownReason) : null),
+    paused: info?.paused ?? false,
+  };
+  if (info === undefined || domid === 0 || info.dying) {
+    return {
+      ...base,
+      guestChannel: { status: "absent" },
+      featureSuspend: false,
+      hvNotify: { available: false, detail: "not probed" },
+      triggers: [],
+      notifications: [],
+      paths: [],
+    };
+  }
+  const guestChannel = await readGuestChannel(xen, xs, domid, opts);
+  const featureSuspend = (await xs.tryReadString(featureSuspendKey(domid))) === "1";
+  const hvNotify = probeHvNotify(xen, domid);
+
+  const triggers: Trigger[] = [];
+  if (guestChannel.status === "ok") triggers.push("evtchn");
+  // PV guests always have the xenstore control protocol; HVM only with PV drivers (which advertise).
+  if (!info.hvm || featureSuspend) triggers.push("xenstore");
+  // xc_domain_shutdown(SUSPEND) is only right for HVM without PV drivers (libxl's rule).
+  if (info.hvm && !featureSuspend) triggers.push("shutdown");
+
+  const notifications: Notification[] = [];
+  if (hvNotify.available) notifications.push("virq");
+  notifications.push("evtchn", "watch", "poll");
+
+  return { ...base, guestChannel, featureSuspend, hvNotify, triggers, notifications, paths: orderedPaths(triggers, notifications) };
+}

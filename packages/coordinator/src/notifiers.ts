@@ -1,0 +1,251 @@
+// How we learn that a domain has suspended. Every wake-up only means "look at the domain again":
+// the session confirms with getInfo, so spurious or stale wakes are harmless.
+import { isXenError, type EvtchnHandle, type XenBinding } from "@fastsuspend/xen";
+
+import { sleep } from "./clock";
+import { HV_NOTIFY_EV_ALL, HV_NOTIFY_F_NO_DOM_EXC, hvNotifyRegister, hvNotifyUnregister } from "./hv-notify";
+import type { Notification } from "./paths";
+import type { XenstoreLike, XsWatchLike } from "./xs";
+
+export interface Notifier {
+  readonly kind: Notification;
+  open(): Promise<void>;
+  /** Drop wake-ups left over from before this suspend (cheap; they are harmless anyway). */
+  drain(): void;
+  /** Resolves on a wake-up or after `ms`, whichever first; rejects only if the source broke. */
+  wake(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Undo open(); best effort, idempotent; returns what could not be undone. */
+  close(): Promise<string[]>;
+}
+
+export interface NotifierContext {
+  xen: XenBinding;
+  xs: XenstoreLike;
+  domid: number;
+  selfDomid: number;
+  /** The session's event-channel handle (opened lazily). */
+  evtchn: () => EvtchnHandle;
+  pollIntervalMs: number;
+  /** virq: set XEN_DOMCTL_SUSPEND_NOTIFY_F_NO_DOM_EXC (only if nothing else waits on @releaseDomain). */
+  suppressDomExc: boolean;
+}
+
+/** How long to wait for the event every interdomain bind leaves pending (then it is dropped). */
+const BIND_EVENT_MS = 1000;
+
+/** Binding sets the new local port pending once: consume it, as xc_suspend_evtchn_init_exclusive. */
+export async function swallowBindEvent(h: EvtchnHandle, port: number): Promise<void> {
+  try {
+    await h.wait(port, { timeoutMs: BIND_EVENT_MS });
+  } catch (err) {
+    if (!isXenError(err, "ETIMEDOUT")) throw err;
+  }
+  h.unmask(port);
+}
+
+async function waitPort(h: EvtchnHandle, port: number, ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await h.wait(port, { timeoutMs: Math.max(0, ms), ...(signal === undefined ? {} : { signal }) });
+    h.unmask(port); // re-arm at once: the session looks at the domain, not at the event
+  } catch (err) {
+    if (isXenError(err, "ETIMEDOUT") || signal?.aborted === true) return;
+    throw err;
+  }
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return sleep(ms);
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+const attempt = (problems: string[], what: string, fn: () => void, ignore: string[] = []): void => {
+  try {
+    fn();
+  } catch (err) {
+    if (isXenError(err) && ignore.includes(err.code)) return;
+    problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+};
+
+/** getInfo in a loop with a short sleep: no setup, works everywhere, costs CPU. */
+export class PollNotifier implements Notifier {
+  readonly kind = "poll" as const;
+  readonly #ctx: NotifierContext;
+  constructor(ctx: NotifierContext) {
+    this.#ctx = ctx;
+  }
+  open(): Promise<void> {
+    return Promise.resolve();
+  }
+  drain(): void {}
+  wake(ms: number, signal?: AbortSignal): Promise<void> {
+    return abortableSleep(Math.min(ms, this.#ctx.pollIntervalMs), signal);
+  }
+  close(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+}
+
+/** xenstored's @releaseDomain (raised from VIRQ_DOM_EXC): libxl's way. */
+export class WatchNotifier implements Notifier {
+  readonly kind = "watch" as const;
+  readonly #ctx: NotifierContext;
+  #watch: XsWatchLike | undefined;
+  #next: Promise<IteratorResult<unknown>> | undefined;
+
+  constructor(ctx: NotifierContext) {
+    this.#ctx = ctx;
+  }
+
+  async open(): Promise<void> {
+    this.#watch = await this.#ctx.xs.watch("@releaseDomain");
+  }
+
+  drain(): void {
+    const w = this.#watch;
+    if (w === undefined || this.#next !== undefined) return;
+    for (let n = w.queued; n > 0; n--) void w.next();
+  }
+
+  async wake(ms: number, signal?: AbortSignal): Promise<void> {
+    const w = this.#watch;
+    if (w === undefined) throw new Error("watch notifier is not open");
+    // One outstanding next() across wakes: a next() abandoned on timeout would eat a later event.
+    const next = (this.#next ??= w.next());
+    const timeout = abortableSleep(ms, signal).then(() => "timeout" as const);
+    const r = await Promise.race([next, timeout]);
+    if (r === "timeout") return;
+    this.#next = undefined;
+    if (r.done === true) throw new Error("the @releaseDomain watch ended (xenstored connection lost?)");
+  }
+
+  async close(): Promise<string[]> {
+    const w = this.#watch;
+    this.#watch = undefined;
+    this.#next = undefined;
+    if (w === undefined) return [];
+    try {
+      await w.close();
+      return [];
+    } catch (err) {
+      return [`unwatch @releaseDomain: ${err instanceof Error ? err.message : String(err)}`];
+    }
+  }
+}
+
+/**
+ * Stock Xen's XEN_DOMCTL_subscribe: a port we allocate in the guest's table (remote dom0), bound
+ * from dom0; Xen signals it on suspend *instead of* VIRQ_DOM_EXC, so @releaseDomain stops firing
+ * for this domain's suspends until we subscribe port 0 again (close()).
+ */
+export class SubscribeNotifier implements Notifier {
+  readonly kind = "evtchn" as const;
+  readonly #ctx: NotifierContext;
+  #guestPort = 0;
+  #local = -1;
+  #subscribed = false;
+
+  constructor(ctx: NotifierContext) {
+    this.#ctx = ctx;
+  }
+
+  async open(): Promise<void> {
+    const { xen, domid, selfDomid } = this.#ctx;
+    const h = this.#ctx.evtchn();
+    this.#guestPort = xen.allocUnbound(domid, selfDomid);
+    this.#local = h.bindInterdomain(domid, this.#guestPort);
+    await swallowBindEvent(h, this.#local);
+    xen.subscribeForSuspend(domid, this.#guestPort);
+    this.#subscribed = true;
+  }
+
+  drain(): void {
+    if (this.#local >= 0 && this.#ctx.evtchn().clearLatched(this.#local)) this.#ctx.evtchn().unmask(this.#local);
+  }
+
+  wake(ms: number, signal?: AbortSignal): Promise<void> {
+    return waitPort(this.#ctx.evtchn(), this.#local, ms, signal);
+  }
+
+  close(): Promise<string[]> {
+    const problems: string[] = [];
+    const { xen, domid } = this.#ctx;
+    // Unsubscribe first, so Xen falls back to VIRQ_DOM_EXC (and libxl sees @releaseDomain) again.
+    if (this.#subscribed) attempt(problems, `unsubscribe dom${domid}`, () => { xen.subscribeForSuspend(domid, 0); }, ["ESRCH"]);
+    this.#subscribed = false;
+    if (this.#local >= 0) {
+      const local = this.#local;
+      // The guest's port stays allocated (unbound, offered to dom0): dom0 cannot close it.
+      attempt(problems, `unbind port ${local}`, () => { this.#ctx.evtchn().unbind(local); }, ["ENOTCONN", "EBADF"]);
+    }
+    this.#local = -1;
+    return Promise.resolve(problems);
+  }
+}
+
+/** The hypervisor series' per-domain, multi-subscriber notification (XEN_DOMCTL_suspend_notify). */
+export class HvNotifyNotifier implements Notifier {
+  readonly kind = "virq" as const;
+  readonly #ctx: NotifierContext;
+  #xenPort = 0;
+  #local = -1;
+
+  constructor(ctx: NotifierContext) {
+    this.#ctx = ctx;
+  }
+
+  async open(): Promise<void> {
+    const { xen, domid, selfDomid, suppressDomExc } = this.#ctx;
+    const h = this.#ctx.evtchn();
+    this.#xenPort = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, suppressDomExc ? HV_NOTIFY_F_NO_DOM_EXC : 0);
+    this.#local = h.bindInterdomain(selfDomid, this.#xenPort);
+    await swallowBindEvent(h, this.#local);
+  }
+
+  drain(): void {
+    if (this.#local >= 0 && this.#ctx.evtchn().clearLatched(this.#local)) this.#ctx.evtchn().unmask(this.#local);
+  }
+
+  wake(ms: number, signal?: AbortSignal): Promise<void> {
+    return waitPort(this.#ctx.evtchn(), this.#local, ms, signal);
+  }
+
+  close(): Promise<string[]> {
+    const problems: string[] = [];
+    const { xen, domid } = this.#ctx;
+    if (this.#xenPort !== 0) {
+      const port = this.#xenPort;
+      // ENOENT/ESRCH: the domain died and Xen already removed the registration.
+      attempt(problems, `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port); }, ["ENOENT", "ESRCH"]);
+    }
+    this.#xenPort = 0;
+    if (this.#local >= 0) {
+      const local = this.#local;
+      attempt(problems, `unbind port ${local}`, () => { this.#ctx.evtchn().unbind(local); }, ["ENOTCONN", "EBADF"]);
+    }
+    this.#local = -1;
+    return Promise.resolve(problems);
+  }
+}
+
+export function makeNotifier(kind: Notification, ctx: NotifierContext): Notifier {
+  switch (kind) {
+    case "poll":
+      return new PollNotifier(ctx);
+    case "watch":
+      return new WatchNotifier(ctx);
+    case "evtchn":
+      return new SubscribeNotifier(ctx);
+    case "virq":
+      return new HvNotifyNotifier(ctx);
+  }
+}

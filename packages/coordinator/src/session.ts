@@ -1,0 +1,481 @@
+// SuspendSession: one domain, long-lived. open() takes the libxl-compatible lock and sets up the
+// path's channels ONCE; suspend()/resume()/cycle() then reuse them for every cycle of a checkpoint
+// loop; close() undoes everything and never leaves the guest suspended.
+import { isXenError, type EvtchnHandle, type XenBinding, type SuspendLock } from "@fastsuspend/xen";
+
+import { msSince, now } from "./clock";
+import { detect, type Capabilities } from "./detect";
+import { choosePath, fallbackOrder } from "./choose";
+import { domainWaitState, isSuspended } from "./domain-state";
+import { CoordinatorError, errorText, SuspendTimeoutError } from "./errors";
+import { makeNotifier, type Notifier, type NotifierContext } from "./notifiers";
+import { parsePath, type PathName } from "./paths";
+import { makeTrigger, type TriggerImpl } from "./triggers";
+import type { XenstoreLike } from "./xs";
+
+/** When to send XS_RESUME after xc_domain_resume (cxenstored needs it to fire @releaseDomain again). */
+export type XsResumeMode = "inline" | "deferred" | "skip";
+
+export interface SessionOptions {
+  /** Force a path (e.g. "xenstore+watch"); default: the fastest available. */
+  path?: string;
+  /** On a timeout or a setup failure, try the next available path. */
+  fallback?: boolean;
+  /** Default "inline" (libxl's order); "deferred" sends it after the cycle returns. */
+  xsResume?: XsResumeMode;
+  /** The poll notification's sleep between getInfo calls (default 1 ms). */
+  pollIntervalMs?: number;
+  /** Our own domid (default 0). */
+  selfDomid?: number;
+  /** virq path: ask Xen not to raise VIRQ_DOM_EXC when it notified us (default false). */
+  suppressDomExc?: boolean;
+  /** After a timeout, how long to give a guest that took the request to finish suspending. */
+  lateSuspendGraceMs?: number;
+  /** suspend() timeout when none is given (default 10000 ms). */
+  defaultTimeoutMs?: number;
+}
+
+export interface SuspendOptions {
+  timeoutMs?: number;
+}
+
+export interface SuspendResult {
+  path: PathName;
+  /** Time the previous cycle's deferred XS_RESUME still cost us before we could trigger. */
+  xsResumeWaitMs: number;
+  triggerMs: number;
+  awaitMs: number;
+  confirmMs: number;
+  /** trigger -> confirmed suspended. */
+  suspendMs: number;
+  /** Paths that failed first (with fallback). */
+  failedPaths: { path: PathName; error: string }[];
+}
+
+export interface ResumeOptions {
+  /** Cooperative resume (checkpoints: the guest keeps its channels). Default true. */
+  fast?: boolean;
+}
+
+export interface ResumeResult {
+  resumeMs: number;
+  /** Inline XS_RESUME time; 0 when deferred or skipped. */
+  xsResumeMs: number;
+}
+
+export interface CycleTimings {
+  path: PathName;
+  triggerMs: number;
+  awaitMs: number;
+  confirmMs: number;
+  suspendMs: number;
+  workMs: number;
+  resumeMs: number;
+  /** Inline XS_RESUME, or with "deferred" what the deferred one still cost at the next trigger. */
+  xsResumeMs: number;
+  totalMs: number;
+}
+
+export interface CloseReport {
+  /** The domain was found suspended and resumed so that it is left running. */
+  resumed: boolean;
+  /** What could not be undone (best effort: close never throws). */
+  problems: string[];
+}
+
+export type SessionState = "new" | "open" | "suspended" | "closed";
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** Longest wait without looking at the domain (crash/destroy detection on every path). */
+const RECHECK_MS = 100;
+
+export class SuspendSession {
+  readonly domid: number;
+  readonly #xen: XenBinding;
+  readonly #xs: XenstoreLike;
+  readonly #opts: Required<Omit<SessionOptions, "path">> & { path: string | undefined };
+  #state: SessionState = "new";
+  #caps: Capabilities | undefined;
+  #path: PathName | undefined;
+  #lock: SuspendLock | undefined;
+  #evtchn: EvtchnHandle | undefined;
+  #trigger: TriggerImpl | undefined;
+  #notifier: Notifier | undefined;
+  #rebind = false;
+  #pendingXsResume: Promise<void> | undefined;
+  #deferredProblems: string[] = [];
+  #inflight: Promise<unknown> | undefined;
+  #abort = new AbortController();
+  #closing: Promise<CloseReport> | undefined;
+
+  constructor(xen: XenBinding, xs: XenstoreLike, domid: number, opts: SessionOptions = {}) {
+    this.domid = domid;
+    this.#xen = xen;
+    this.#xs = xs;
+    this.#opts = {
+      path: opts.path,
+      fallback: opts.fallback ?? false,
+      xsResume: opts.xsResume ?? "inline",
+      pollIntervalMs: opts.pollIntervalMs ?? 1,
+      selfDomid: opts.selfDomid ?? 0,
+      suppressDomExc: opts.suppressDomExc ?? false,
+      lateSuspendGraceMs: opts.lateSuspendGraceMs ?? 1000,
+      defaultTimeoutMs: opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    };
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+  get path(): PathName | undefined {
+    return this.#path;
+  }
+  get capabilities(): Capabilities | undefined {
+    return this.#caps;
+  }
+
+  /** Takes the lock, detects, picks the path, binds and subscribes. Nothing is left held on failure. */
+  async open(): Promise<Capabilities> {
+    if (this.#state !== "new") throw new CoordinatorError("ESTATE", this.domid, `session for domain ${this.domid} was already opened`);
+    const d = this.domid;
+    if (d === this.#opts.selfDomid || d === 0) {
+      throw new CoordinatorError("ESTATE", d, "domain 0 is the control domain: it cannot be suspended from here");
+    }
+    try {
+      this.#lock = this.#xen.lockSuspend(d);
+    } catch (err) {
+      if (isXenError(err, "EAGAIN")) {
+        throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock (${suspendLockHint(d)}) is held by another process (libxl, xl save or xl migrate in progress?): not touching it`, { cause: err });
+      }
+      if (isXenError(err, "EBUSY")) {
+        throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock is already held by this process (another session is open)`, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      const caps = await detect(this.#xen, this.#xs, d, { lockHeld: true });
+      this.#caps = caps;
+      const first = choosePath(caps, this.#opts.path);
+      const candidates = this.#opts.fallback ? [first, ...fallbackOrder(caps, first, "notification")] : [first];
+      let lastErr: unknown;
+      for (const p of candidates) {
+        try {
+          await this.#setUp(p);
+          this.#state = isSuspended(this.#xen, d) ? "suspended" : "open";
+          return caps;
+        } catch (err) {
+          lastErr = err;
+          await this.#tearDownPath();
+        }
+      }
+      throw lastErr;
+    } catch (err) {
+      await this.#tearDownPath();
+      this.#evtchn?.close();
+      this.#evtchn = undefined;
+      this.#lock.release();
+      this.#lock = undefined;
+      this.#state = "closed";
+      throw err;
+    }
+  }
+
+  #handle(): EvtchnHandle {
+    this.#evtchn ??= this.#xen.openEvtchn();
+    return this.#evtchn;
+  }
+
+  async #setUp(name: PathName): Promise<void> {
+    const p = parsePath(name);
+    if (p === undefined) throw new CoordinatorError("ENOPATH", this.domid, `unknown path ${name}`);
+    const ctx: NotifierContext = {
+      xen: this.#xen,
+      xs: this.#xs,
+      domid: this.domid,
+      selfDomid: this.#opts.selfDomid,
+      evtchn: () => this.#handle(),
+      pollIntervalMs: this.#opts.pollIntervalMs,
+      suppressDomExc: this.#opts.suppressDomExc,
+    };
+    this.#path = name;
+    this.#notifier = makeNotifier(p.notification, ctx);
+    this.#trigger = makeTrigger(p.trigger, ctx);
+    await this.#notifier.open();
+    await this.#trigger.open();
+  }
+
+  async #tearDownPath(): Promise<string[]> {
+    const problems: string[] = [];
+    const n = this.#notifier;
+    const t = this.#trigger;
+    this.#notifier = undefined;
+    this.#trigger = undefined;
+    if (n !== undefined) problems.push(...(await n.close()));
+    if (t !== undefined) problems.push(...(await t.close()));
+    return problems;
+  }
+
+  #notOpen(op: string): CoordinatorError | undefined {
+    if (this.#state === "closed" || this.#closing !== undefined) {
+      return new CoordinatorError("ECLOSED", this.domid, `${op}: the session for domain ${this.domid} is closed`);
+    }
+    if (this.#state === "new") return new CoordinatorError("ESTATE", this.domid, `${op}: open() the session for domain ${this.domid} first`);
+    return undefined;
+  }
+
+  /** Interrupts an in-flight suspend (it cancels as on a timeout). Used by the signal guard. */
+  interrupt(): void {
+    this.#abort.abort(new CoordinatorError("ESTATE", this.domid, `suspend of domain ${this.domid} interrupted`));
+  }
+
+  suspend(opts: SuspendOptions = {}): Promise<SuspendResult> {
+    const closed = this.#notOpen("suspend");
+    if (closed !== undefined) return Promise.reject(closed);
+    if (this.#state === "suspended") {
+      return Promise.reject(new CoordinatorError("ESTATE", this.domid, `domain ${this.domid} is already suspended: resume it first`));
+    }
+    if (this.#inflight !== undefined) {
+      return Promise.reject(new CoordinatorError("ESTATE", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
+    }
+    this.#abort = new AbortController();
+    const run = this.#suspend(opts.timeoutMs ?? this.#opts.defaultTimeoutMs);
+    this.#inflight = run
+      .finally(() => {
+        this.#inflight = undefined;
+      })
+      .catch(() => undefined); // the caller gets the error through `run`
+
+    return run;
+  }
+
+  async #suspend(timeoutMs: number): Promise<SuspendResult> {
+    const tw = now();
+    if (this.#pendingXsResume !== undefined) await this.#pendingXsResume;
+    const xsResumeWaitMs = msSince(tw);
+    if (this.#rebind) {
+      // After a full resume the guest's ports are new: set the path up again.
+      this.#rebind = false;
+      await this.#tearDownPath();
+      await this.#setUp(this.#path ?? choosePath(this.#capsOrThrow(), this.#opts.path));
+    }
+    const failedPaths: SuspendResult["failedPaths"] = [];
+    for (;;) {
+      const path = this.#path;
+      if (path === undefined) throw new CoordinatorError("ESTATE", this.domid, `no path set up for domain ${this.domid}`);
+      try {
+        const r = await this.#suspendOnce(path, timeoutMs);
+        this.#state = "suspended";
+        return { ...r, path, xsResumeWaitMs, failedPaths };
+      } catch (err) {
+        if (!this.#opts.fallback || this.#abort.signal.aborted) throw err;
+        const timedOut = err instanceof SuspendTimeoutError;
+        const setupFailed = err instanceof CoordinatorError && err.code === "ENOPATH";
+        if (!timedOut && !setupFailed && !isXenError(err)) throw err;
+        failedPaths.push({ path, error: errorText(err) });
+        const tried = new Set(failedPaths.map((f) => f.path));
+        const next = fallbackOrder(this.#capsOrThrow(), path, timedOut ? "trigger" : "notification").find((p) => !tried.has(p));
+        if (next === undefined) throw err;
+        await this.#tearDownPath();
+        await this.#setUp(next);
+      }
+    }
+  }
+
+  #capsOrThrow(): Capabilities {
+    if (this.#caps === undefined) throw new CoordinatorError("ESTATE", this.domid, `session for domain ${this.domid} is not open`);
+    return this.#caps;
+  }
+
+  async #suspendOnce(path: PathName, timeoutMs: number): Promise<Omit<SuspendResult, "path" | "xsResumeWaitMs" | "failedPaths">> {
+    const trigger = this.#trigger;
+    const notifier = this.#notifier;
+    if (trigger === undefined || notifier === undefined) throw new CoordinatorError("ESTATE", this.domid, "path not set up");
+    const d = this.domid;
+    const signal = this.#abort.signal;
+    const while_ = `while waiting for it to suspend (${path})`;
+    domainWaitState(this.#xen, d, "before the suspend request"); // refuse a domain already gone
+    notifier.drain();
+    const t0 = now();
+    await trigger.fire();
+    const t1 = now();
+    const deadline = t0 + BigInt(Math.round(timeoutMs * 1e6));
+    let tWake = t1;
+    for (;;) {
+      const remainingMs = Number(deadline - now()) / 1e6;
+      // Sliced: a subscribed port only fires on suspend, so a crash is seen at the next slice.
+      if (remainingMs > 0 && !signal.aborted) await notifier.wake(Math.min(remainingMs, RECHECK_MS), signal);
+      tWake = now();
+      const state = domainWaitState(this.#xen, d, while_);
+      const t3 = now();
+      if (state === "suspended") {
+        return {
+          triggerMs: msSince(t0, t1),
+          awaitMs: msSince(t1, tWake),
+          confirmMs: msSince(tWake, t3),
+          suspendMs: msSince(t0, t3),
+        };
+      }
+      if (now() >= deadline || signal.aborted) break;
+    }
+    const err = await this.#cancelAfterTimeout(path, timeoutMs, trigger, notifier);
+    if (signal.aborted) {
+      throw new CoordinatorError("ESTATE", d, `suspend of domain ${d} interrupted (${path}); it is left running`, { cause: err });
+    }
+    throw err;
+  }
+
+  /** The guest did not suspend in time: take the request back, and undo a late suspend. */
+  async #cancelAfterTimeout(path: PathName, timeoutMs: number, trigger: TriggerImpl, notifier: Notifier): Promise<SuspendTimeoutError> {
+    const d = this.domid;
+    const outcome = await trigger.cancel();
+    let resumedLateSuspend = false;
+    if (outcome.acked || outcome.unrevocable) {
+      // It took the request (or we cannot know): give it a moment to finish, then resume it.
+      const end = now() + BigInt(Math.round(this.#opts.lateSuspendGraceMs * 1e6));
+      while (now() < end) {
+        if (domainWaitState(this.#xen, d, `after a timed-out suspend (${path})`) === "suspended") break;
+        await notifier.wake(Math.min(50, Number(end - now()) / 1e6));
+      }
+    }
+    if (isSuspended(this.#xen, d)) {
+      await this.#resumeDomain(true);
+      resumedLateSuspend = true;
+    }
+    return new SuspendTimeoutError(d, {
+      path,
+      timeoutMs,
+      withdrawn: outcome.withdrawn,
+      resumedLateSuspend,
+      unrevocable: outcome.unrevocable && !resumedLateSuspend,
+    });
+  }
+
+  async #resumeDomain(fast: boolean): Promise<ResumeResult> {
+    const t0 = now();
+    this.#xen.resume(this.domid, fast);
+    const resumeMs = msSince(t0);
+    if (!fast) this.#rebind = true;
+    let xsResumeMs = 0;
+    if (this.#opts.xsResume === "inline") {
+      const t1 = now();
+      await this.#xs.resumeDomain(this.domid);
+      xsResumeMs = msSince(t1);
+    } else if (this.#opts.xsResume === "deferred") {
+      const prev = this.#pendingXsResume ?? Promise.resolve();
+      this.#pendingXsResume = prev
+        .then(() => this.#xs.resumeDomain(this.domid))
+        .catch((err: unknown) => {
+          this.#deferredProblems.push(`deferred XS_RESUME: ${errorText(err)}`);
+        })
+        .finally(() => {
+          this.#pendingXsResume = undefined;
+        });
+    }
+    return { resumeMs, xsResumeMs };
+  }
+
+  /** xc_domain_resume (fast = cooperative) then XS_RESUME (per the xsResume option). */
+  resume(opts: ResumeOptions = {}): Promise<ResumeResult> {
+    const closed = this.#notOpen("resume");
+    if (closed !== undefined) return Promise.reject(closed);
+    if (this.#inflight !== undefined) {
+      return Promise.reject(new CoordinatorError("ESTATE", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
+    }
+    const run = (async () => {
+      const st = domainWaitState(this.#xen, this.domid, "before resume");
+      if (st !== "suspended") throw new CoordinatorError("ESTATE", this.domid, `domain ${this.domid} is not suspended: nothing to resume`);
+      const r = await this.#resumeDomain(opts.fast ?? true);
+      this.#state = "open";
+      return r;
+    })();
+    this.#inflight = run.finally(() => {
+      this.#inflight = undefined;
+    }).catch(() => undefined);
+    return run;
+  }
+
+  /** suspend -> work -> resume, with per-phase timings. The domain is resumed even if work throws. */
+  async cycle(work?: () => unknown, opts: SuspendOptions & ResumeOptions = {}): Promise<CycleTimings> {
+    const t0 = now();
+    const s = await this.suspend(opts);
+    const tw = now();
+    let workErr: unknown;
+    try {
+      if (work !== undefined) await work();
+    } catch (err) {
+      workErr = err;
+    }
+    const workMs = msSince(tw);
+    const r = await this.resume(opts);
+    if (workErr !== undefined) throw workErr instanceof Error ? workErr : new Error(errorText(workErr));
+    return {
+      path: s.path,
+      triggerMs: s.triggerMs,
+      awaitMs: s.awaitMs,
+      confirmMs: s.confirmMs,
+      suspendMs: s.suspendMs,
+      workMs,
+      resumeMs: r.resumeMs,
+      xsResumeMs: this.#opts.xsResume === "deferred" ? s.xsResumeWaitMs : r.xsResumeMs,
+      totalMs: msSince(t0),
+    };
+  }
+
+  /** Problems of deferred XS_RESUMEs so far (taken: the list is emptied). */
+  takeDeferredProblems(): string[] {
+    return this.#deferredProblems.splice(0);
+  }
+
+  /**
+   * Releases everything: unsubscribe (port 0) / unregister, unbind, close the handle, release the
+   * lock. A domain found suspended is resumed first (resumeIfSuspended, default true), so a session
+   * never leaves its guest suspended. Idempotent; never throws.
+   */
+  close(opts: { resumeIfSuspended?: boolean } = {}): Promise<CloseReport> {
+    this.#closing ??= this.#close(opts.resumeIfSuspended ?? true);
+    return this.#closing;
+  }
+
+  async #close(resumeIfSuspended: boolean): Promise<CloseReport> {
+    const problems: string[] = [];
+    let resumed = false;
+    if (this.#state === "new" || this.#state === "closed") {
+      this.#state = "closed";
+      return { resumed, problems };
+    }
+    this.interrupt();
+    if (this.#inflight !== undefined) await this.#inflight.catch(() => undefined);
+    if (this.#pendingXsResume !== undefined) await this.#pendingXsResume;
+    try {
+      if (resumeIfSuspended && isSuspended(this.#xen, this.domid)) {
+        this.#xen.resume(this.domid, true);
+        resumed = true;
+        await this.#xs.resumeDomain(this.domid).catch((err: unknown) => {
+          problems.push(`XS_RESUME: ${errorText(err)}`);
+        });
+      }
+    } catch (err) {
+      problems.push(`resume on close: ${errorText(err)}`);
+    }
+    problems.push(...(await this.#tearDownPath()));
+    try {
+      this.#evtchn?.close();
+    } catch (err) {
+      problems.push(`close event channel handle: ${errorText(err)}`);
+    }
+    this.#evtchn = undefined;
+    try {
+      this.#lock?.release();
+    } catch (err) {
+      problems.push(`release suspend lock: ${errorText(err)}`);
+    }
+    this.#lock = undefined;
+    problems.push(...this.takeDeferredProblems());
+    this.#state = "closed";
+    return { resumed, problems };
+  }
+}
+
+function suspendLockHint(domid: number): string {
+  return `/var/run/xen/suspend-evtchn-${domid}.lock`;
+}

@@ -1,0 +1,352 @@
+// The suspend state machine on the fake host: every path's happy cycle and every failure branch.
+import { EventEmitter } from "node:events";
+
+import { isXenError } from "@fastsuspend/xen";
+
+import { CoordinatorError, SuspendSession, SuspendTimeoutError, checkpointLoop, controlShutdownKey, detect, installSignalGuard, type PathName, type SessionOptions } from "../src";
+import { FakeWorld, type FakeGuestOptions, type FakeWorldGuest } from "../src/testing";
+
+let world: FakeWorld;
+const sessions: SuspendSession[] = [];
+
+beforeEach(async () => {
+  world = await FakeWorld.create();
+});
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+  await world.close();
+});
+
+async function setup(guestOpts: FakeGuestOptions = {}, sessionOpts: SessionOptions = {}): Promise<{ s: SuspendSession; domid: number }> {
+  const g = await world.addGuest(guestOpts);
+  const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { defaultTimeoutMs: 500, lateSuspendGraceMs: 100, ...sessionOpts });
+  sessions.push(s);
+  return { s, domid: g.domid };
+}
+
+function guestOpts(domid: number): FakeWorldGuest["opts"] {
+  const g = world.guests.get(domid);
+  if (g === undefined) throw new Error(`no guest ${domid}`);
+  return g.opts;
+}
+
+/** Nothing of the session is left: no ports, no subscription, no registration, no lock. */
+function expectNothingHeld(domid: number): void {
+  expect(world.boundPorts()).toBe(0);
+  expect(world.subscription(domid)).toBe(0);
+  expect(world.hvRegistrations(domid)).toBe(0);
+  expect(world.xen.suspendLockExists(domid)).toBe(false);
+}
+
+const ALL_PATHS: { path: PathName; channel: "ok" | "empty"; hv: boolean }[] = [
+  { path: "xenstore+watch", channel: "empty", hv: false },
+  { path: "xenstore+poll", channel: "empty", hv: false },
+  { path: "xenstore+evtchn", channel: "empty", hv: false },
+  { path: "xenstore+virq", channel: "empty", hv: true },
+  { path: "evtchn+evtchn", channel: "ok", hv: false },
+  { path: "evtchn+virq", channel: "ok", hv: true },
+  { path: "evtchn+watch", channel: "ok", hv: false },
+  { path: "evtchn+poll", channel: "ok", hv: false },
+];
+
+describe.each(ALL_PATHS)("path $path", ({ path, channel, hv }) => {
+  it("completes cycles, reusing its channels, and close() leaves nothing behind", async () => {
+    if (hv) world.installHvNotify();
+    const { s, domid } = await setup({ channel }, { path });
+    await s.open();
+    expect(s.path).toBe(path);
+    const portsAfterOpen = world.boundPorts();
+    for (let i = 0; i < 3; i++) {
+      const t = await s.cycle();
+      expect(t.path).toBe(path);
+      expect(t.suspendMs).toBeGreaterThan(0);
+      expect(t.totalMs).toBeGreaterThanOrEqual(t.suspendMs);
+      expect(world.domainState(domid)).toBe("running");
+      expect(world.boundPorts()).toBe(portsAfterOpen); // no per-cycle setup
+    }
+    expect(world.xen.guest(domid).suspends).toBe(3);
+    const report = await s.close();
+    expect(report).toEqual({ resumed: false, problems: [] });
+    expectNothingHeld(domid);
+    expect(await s.close()).toEqual(report); // idempotent
+  });
+});
+
+describe("choosing a path", () => {
+  it("prefers the guest channel, then virq > subscribe > watch", async () => {
+    world.installHvNotify();
+    const a = await world.addGuest({ channel: "ok" });
+    const b = await world.addGuest({ channel: "empty" });
+    const xen = world.binding();
+    expect((await detect(xen, world.xenstore, a.domid)).paths[0]).toBe("evtchn+virq");
+    const capsB = await detect(xen, world.xenstore, b.domid);
+    expect(capsB.paths.slice(0, 4)).toEqual(["xenstore+virq", "xenstore+evtchn", "xenstore+watch", "xenstore+poll"]);
+    expect(capsB.hvNotify.available).toBe(true);
+  });
+
+  it("without the hypervisor series, virq is not offered (the probe's ENOSYS)", async () => {
+    const g = await world.addGuest({ channel: "ok" });
+    const caps = await detect(world.binding(), world.xenstore, g.domid);
+    expect(caps.hvNotify).toEqual({ available: false, detail: "ENOSYS" });
+    expect(caps.paths[0]).toBe("evtchn+evtchn");
+    const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { path: "evtchn+virq" });
+    await expect(s.open()).rejects.toThrow(/path evtchn\+virq is not available for domain \d+ .*suspend_notify: ENOSYS/);
+    expectNothingHeld(g.domid);
+  });
+
+  it.each(["empty", "absent", "garbage", "stale"] as const)("a %s suspend channel key is 'no channel'", async (channel) => {
+    const g = await world.addGuest({ channel });
+    const caps = await detect(world.binding(), world.xenstore, g.domid);
+    expect(caps.guestChannel.status).toBe({ empty: "absent", absent: "absent", garbage: "garbage", stale: "unbindable" }[channel]);
+    expect(caps.triggers).not.toContain("evtchn");
+    expect(caps.paths[0]).toBe("xenstore+evtchn");
+    const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { path: "evtchn+evtchn" });
+    await expect(s.open()).rejects.toMatchObject({ code: "ENOPATH" });
+    expectNothingHeld(g.domid);
+    expect(world.boundPorts()).toBe(0); // detect's verification bind was undone
+  });
+
+  it("refuses dom0, unknown and dying domains with ESTATE", async () => {
+    const xen = world.binding();
+    await expect(new SuspendSession(xen, world.xenstore, 0).open()).rejects.toThrow(/domain 0 is the control domain/);
+    await expect(new SuspendSession(xen, world.xenstore, 4242).open()).rejects.toThrow(/domain 4242 does not exist/);
+    expect(world.xen.suspendLockExists(4242)).toBe(false);
+  });
+});
+
+describe("failures", () => {
+  it("lock held by libxl: a clear error, nothing bound", async () => {
+    const g = await world.addGuest({ channel: "ok" });
+    const release = world.xen.holdSuspendLockElsewhere(g.domid);
+    const s = new SuspendSession(world.binding(), world.xenstore, g.domid);
+    const err = await s.open().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CoordinatorError);
+    expect(err).toMatchObject({ code: "ELOCKED", domid: g.domid });
+    expect((err as Error).message).toMatch(/suspend lock .* is held by another process \(libxl/);
+    expect(world.boundPorts()).toBe(0);
+    expect(world.subscription(g.domid)).toBe(0);
+    expect(world.xen.suspendLockExists(g.domid)).toBe(true); // still libxl's
+    release();
+    // detect does not bind a channel libxl holds either.
+    const other = world.xen.holdSuspendLockElsewhere(g.domid);
+    expect((await detect(world.binding(), world.xenstore, g.domid)).guestChannel.status).toBe("locked");
+    other();
+  });
+
+  it("a second session on the same domain in this process is refused", async () => {
+    const { s, domid } = await setup();
+    await s.open();
+    const b = new SuspendSession(world.binding(), world.xenstore, domid);
+    // Another binding is another "process" in the fake: EAGAIN -> ELOCKED.
+    await expect(b.open()).rejects.toMatchObject({ code: "ELOCKED" });
+  });
+
+  it("guest never answers (xenstore): timeout, request withdrawn, guest left running", async () => {
+    const { s, domid } = await setup({ answersXenstore: false }, { path: "xenstore+watch" });
+    await s.open();
+    const err = await s.suspend({ timeoutMs: 60 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SuspendTimeoutError);
+    const t = err as SuspendTimeoutError;
+    expect(t.details).toMatchObject({ withdrawn: true, resumedLateSuspend: false, path: "xenstore+watch" });
+    expect(t.message).toMatch(new RegExp(`domain ${domid} did not suspend within 60 ms via xenstore\\+watch \\(request withdrawn\\); it is left running`));
+    expect(await world.xs.tryReadString(controlShutdownKey(domid))).toBe("");
+    expect(world.domainState(domid)).toBe("running");
+    // The guest wakes up later: nothing asks it to suspend any more.
+    guestOpts(domid).answersXenstore = true;
+    await world.xs.write(`/local/domain/${domid}/control/poke`, "1");
+    await new Promise((r) => setTimeout(r, 30));
+    expect(world.domainState(domid)).toBe("running");
+    await s.close();
+    expectNothingHeld(domid);
+  });
+
+  it("guest acks but suspends only after the timeout: it is resumed and reported", async () => {
+    const { s, domid } = await setup({ suspendDelayMs: 80 }, { path: "xenstore+poll", lateSuspendGraceMs: 300 });
+    await s.open();
+    const err = (await s.suspend({ timeoutMs: 20 }).catch((e: unknown) => e)) as SuspendTimeoutError;
+    expect(err).toBeInstanceOf(SuspendTimeoutError);
+    expect(err.details).toMatchObject({ withdrawn: false, resumedLateSuspend: true });
+    expect(world.domainState(domid)).toBe("running");
+    expect(world.xen.guest(domid).resumes).toBe(1);
+  });
+
+  it("guest channel never answers: timeout says the event cannot be withdrawn", async () => {
+    const { s, domid } = await setup({ channel: "ok", answersChannel: false }, { path: "evtchn+evtchn" });
+    await s.open();
+    const err = (await s.suspend({ timeoutMs: 40 }).catch((e: unknown) => e)) as SuspendTimeoutError;
+    expect(err.details).toMatchObject({ unrevocable: true, withdrawn: false, resumedLateSuspend: false });
+    expect(world.domainState(domid)).toBe("running");
+    await s.close();
+    expectNothingHeld(domid);
+  });
+
+  it("fallback: a channel that never answers falls back to the xenstore trigger", async () => {
+    const { s, domid } = await setup({ channel: "ok", answersChannel: false }, { fallback: true });
+    await s.open();
+    expect(s.path).toBe("evtchn+evtchn");
+    const r = await s.suspend({ timeoutMs: 40 });
+    expect(r.path).toBe("xenstore+evtchn");
+    expect(r.failedPaths.map((f) => f.path)).toEqual(["evtchn+evtchn"]);
+    await s.resume();
+    expect(world.domainState(domid)).toBe("running");
+    await s.close();
+    expectNothingHeld(domid);
+  });
+
+  it.each(["xenstore+watch", "evtchn+evtchn", "xenstore+poll"] as const)("guest crashes mid-wait (%s): the error names it", async (path) => {
+    const { s, domid } = await setup({ channel: "ok", answersXenstore: false, answersChannel: false }, { path });
+    await s.open();
+    const p = s.suspend({ timeoutMs: 1000 });
+    setTimeout(() => { world.xen.guest(domid).crash(); }, 10);
+    const err = await p.catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "EDOMAIN" });
+    expect((err as Error).message).toBe(`domain ${domid} crashed while waiting for it to suspend (${path})`);
+    await s.close();
+    expectNothingHeld(domid);
+  });
+
+  it("guest destroyed mid-wait (watch): the error says so; close() copes with the gone domain", async () => {
+    const { s, domid } = await setup({ answersXenstore: false }, { path: "xenstore+watch" });
+    await s.open();
+    const p = s.suspend({ timeoutMs: 1000 });
+    setTimeout(() => { world.xen.destroyDomain(domid); }, 10);
+    await expect(p).rejects.toThrow(`domain ${domid} was destroyed while waiting for it to suspend (xenstore+watch)`);
+    expect(await s.close()).toMatchObject({ resumed: false });
+    expectNothingHeld(domid);
+  });
+
+  it("guest destroyed mid-wait (virq): DYING wakes us, unregister copes with ENOENT", async () => {
+    world.installHvNotify();
+    const { s, domid } = await setup({ answersXenstore: false }, { path: "xenstore+virq" });
+    await s.open();
+    expect(world.hvRegistrations(domid)).toBe(1);
+    const p = s.suspend({ timeoutMs: 1000 });
+    setTimeout(() => { world.xen.destroyDomain(domid); }, 10);
+    await expect(p).rejects.toMatchObject({ code: "EDOMAIN" });
+    const report = await s.close();
+    expect(report.problems).toEqual([]);
+    expectNothingHeld(domid);
+  });
+
+  it("suspend when already suspended, resume when running, use after close: ESTATE/ECLOSED", async () => {
+    const { s } = await setup();
+    await expect(s.suspend()).rejects.toMatchObject({ code: "ESTATE" });
+    await s.open();
+    await expect(s.resume()).rejects.toThrow(/is not suspended: nothing to resume/);
+    await s.suspend();
+    await expect(s.suspend()).rejects.toThrow(/already suspended/);
+    await s.close();
+    await expect(s.suspend()).rejects.toMatchObject({ code: "ECLOSED" });
+  });
+
+  it("close() of a suspended session resumes the guest", async () => {
+    const { s, domid } = await setup({}, { path: "xenstore+evtchn" });
+    await s.open();
+    await s.suspend();
+    expect(world.domainState(domid)).toBe("suspended");
+    expect(await s.close()).toEqual({ resumed: true, problems: [] });
+    expect(world.domainState(domid)).toBe("running");
+    expectNothingHeld(domid);
+  });
+
+  it("after close, Xen raises VIRQ_DOM_EXC (@releaseDomain) for the guest's suspends again", async () => {
+    const { s, domid } = await setup({}, { path: "xenstore+evtchn" });
+    await s.open();
+    const before = world.xen.domExcRaised;
+    await s.cycle();
+    expect(world.xen.domExcRaised).toBe(before); // subscribed: replaced by our port
+    await s.close();
+    world.xen.guest(domid).suspend();
+    expect(world.xen.domExcRaised).toBe(before + 1);
+  });
+
+  it("full resume rebinds the guest's new channel before the next suspend", async () => {
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+evtchn" });
+    await s.open();
+    await s.suspend();
+    await s.resume({ fast: false });
+    await new Promise((r) => setTimeout(r, 10)); // the guest re-advertises
+    const t = await s.cycle();
+    expect(t.path).toBe("evtchn+evtchn");
+    await s.close();
+    expectNothingHeld(domid);
+  });
+
+  it("deferred XS_RESUME keeps working with @releaseDomain (fires once per XS_RESUME)", async () => {
+    const { s } = await setup({}, { path: "xenstore+watch", xsResume: "deferred" });
+    await s.open();
+    for (let i = 0; i < 3; i++) await s.cycle();
+    expect((await s.close()).problems).toEqual([]);
+  });
+
+  it("skipping XS_RESUME: the next watch-path suspend only sees the domain at its final check", async () => {
+    const { s } = await setup({}, { path: "xenstore+watch", xsResume: "skip" });
+    await s.open();
+    await s.cycle();
+    // cxenstored-like fake: @releaseDomain stays disarmed, so the wait runs to its deadline and the
+    // last getInfo finds the guest suspended (slow, but not a failure).
+    const r = await s.suspend({ timeoutMs: 80 });
+    expect(r.awaitMs).toBeGreaterThanOrEqual(70);
+    await s.resume();
+  });
+});
+
+describe("signal guard and checkpoint loop", () => {
+  it("on SIGINT during a checkpoint loop: the guest is left running, everything released", async () => {
+    const { s, domid } = await setup({ suspendDelayMs: 5 }, { path: "xenstore+evtchn" });
+    await s.open();
+    const ac = new AbortController();
+    const signals = new EventEmitter();
+    let exitCode = -1;
+    const closed = new Promise<void>((resolve) => {
+      installSignalGuard(s, {
+        source: signals,
+        exit: (code) => { exitCode = code; resolve(); },
+        onSignal: () => { ac.abort(); },
+      });
+    });
+    const loop = checkpointLoop(s, { intervalMs: 0, count: 100000, signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 60));
+    signals.emit("SIGINT", "SIGINT");
+    await closed;
+    const stats = await loop;
+    expect(stats.stoppedBy).toBe("signal");
+    expect(stats.ok).toBeGreaterThan(0);
+    expect(exitCode).toBe(130);
+    expect(world.domainState(domid)).toBe("running");
+    expectNothingHeld(domid);
+  });
+
+  it("the guard resumes a suspended guest", async () => {
+    const { s, domid } = await setup({}, { path: "xenstore+poll" });
+    await s.open();
+    await s.suspend();
+    const signals = new EventEmitter();
+    const done = new Promise<number>((resolve) => {
+      installSignalGuard(s, { source: signals, exit: resolve });
+    });
+    signals.emit("SIGTERM", "SIGTERM");
+    expect(await done).toBe(143);
+    expect(world.domainState(domid)).toBe("running");
+    expectNothingHeld(domid);
+  });
+
+  it("checkpointLoop returns stats and stops at the first failure", async () => {
+    const { s, domid } = await setup({}, { path: "xenstore+evtchn" });
+    await s.open();
+    const seen: number[] = [];
+    const stats = await checkpointLoop(s, { intervalMs: 1, count: 5, onCycle: (_t, i) => seen.push(i) });
+    expect(stats).toMatchObject({ requested: 5, ok: 5, failed: 0, stoppedBy: "count" });
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+    expect(stats.totalMs.n).toBe(5);
+    guestOpts(domid).answersXenstore = false;
+    const bad = await checkpointLoop(s, { intervalMs: 1, count: 5, timeoutMs: 30 });
+    expect(bad).toMatchObject({ ok: 0, failed: 1, stoppedBy: "error" });
+    expect(bad.errors[0]).toMatch(/did not suspend within 30 ms/);
+    expect(world.domainState(domid)).toBe("running");
+  });
+});
+
+it("XenError from the binding is typed (sanity)", () => {
+  expect(isXenError(new Error("x"))).toBe(false);
+});
