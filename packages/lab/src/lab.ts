@@ -170,7 +170,7 @@ export class Lab {
     const r = await this.exec(cmd, opts);
     if (r.code !== 0 || r.timedOut) {
       const what = typeof cmd === "string" ? cmd : cmd.join(" ");
-      throw new LabError(`dom0: \`${what}\` ${r.timedOut ? "timed out" : `exited ${r.code}`}`, "see its output below", `${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+      throw new LabError(`dom0: \`${what}\` ${r.timedOut ? "timed out" : r.signal ? `killed by ${r.signal}` : `exited ${r.code}`}`, "see its output below", `${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
     }
     return r.stdout;
   }
@@ -201,7 +201,12 @@ export class Lab {
     const cfgPath = `/lab/guests/${g.name}.cfg`;
     writeFileSync(join(this.runDir, "share", "guests", `${g.name}.cfg`), cfg + "\n");
     const t0 = Date.now();
-    await this.mustExec(["xl", "create", cfgPath], { timeoutMs: g.timeoutMs ?? 120_000 });
+    try {
+      await this.mustExec(["xl", "create", cfgPath], { timeoutMs: g.timeoutMs ?? 120_000 });
+    } catch (e) {
+      await this.exec(["xl", "destroy", g.name]); // leave no half-made domain behind
+      throw e;
+    }
     const domid = Number((await this.mustExec(["xl", "domid", g.name])).trim());
     if (g.waitReady ?? true) {
       const log = `/var/log/xen/console/guest-${g.name}.log`;
