@@ -1,0 +1,32 @@
+// The JSON that bench-run writes and the host side reads (and formatTable prints).
+import type { Summary } from "@fastsuspend/coordinator";
+
+export interface BenchPathResult {
+  name: string;
+  /** Cycles attempted. */
+  n: number;
+  ok: number;
+  failed: number;
+  /** Trigger -> confirmed suspended. */
+  suspendMs: Summary;
+  /** xc_domain_resume plus an inline XS_RESUME. */
+  resumeMs: Summary;
+  /** The whole cycle. */
+  totalMs: Summary;
+  phases?: { triggerMs: Summary; awaitMs: Summary; confirmMs: Summary; xsResumeMs: Summary };
+  samples: { suspendMs: number[]; resumeMs: number[]; totalMs: number[] };
+  /** Why cycles failed (first few), or why the path could not be opened. */
+  errors: string[];
+}
+
+export interface BenchResult {
+  xen: string;
+  guestKernel: string;
+  xenstored: string;
+  domid: number;
+  cycles: number;
+  intervalMs: number;
+  paths: BenchPathResult[];
+  /** `xl save -c DOM /dev/null`, for scale (null when skipped or failed). */
+  xlSaveCMs: (Summary & { samples: number[]; failed: number }) | null;
+}

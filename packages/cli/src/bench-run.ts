@@ -1,0 +1,110 @@
+// bench-run: the part of the benchmark that runs inside dom0. For each available path, N cycles
+// (suspend -> resume fast, `interval` apart), then `xl save -c DOM /dev/null` a few times for scale.
+import { choosePath, detect, SuspendSession, summarize, type CycleTimings, type PathName } from "@fastsuspend/coordinator";
+
+import type { CliArgs } from "./args";
+import type { BenchPathResult, BenchResult } from "./bench-result";
+import type { Deps, XenEnv } from "./context";
+import { sessionOptions } from "./commands";
+import { EXIT, UsageError } from "./exit-codes";
+import { formatTable } from "./format";
+
+const MAX_ERRORS = 5;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function benchPath(env: XenEnv, a: CliArgs, path: PathName, cycles: number, intervalMs: number): Promise<BenchPathResult> {
+  const samples: CycleTimings[] = [];
+  const errors: string[] = [];
+  let failed = 0;
+  const s = new SuspendSession(env.xen, env.xs, a.domid, { ...sessionOptions(a), path, fallback: false });
+  try {
+    await s.open();
+    for (let i = 0; i < cycles; i++) {
+      try {
+        samples.push(await s.cycle(undefined, a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }));
+      } catch (err) {
+        failed++;
+        if (errors.length < MAX_ERRORS) errors.push(err instanceof Error ? err.message : String(err));
+      }
+      if (i + 1 < cycles) await sleep(intervalMs);
+    }
+  } catch (err) {
+    failed = cycles - samples.length;
+    errors.push(`open: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    const r = await s.close();
+    errors.push(...r.problems);
+  }
+  const col = (f: (t: CycleTimings) => number): number[] => samples.map(f);
+  const suspendMs = col((t) => t.suspendMs);
+  const resumeMs = col((t) => t.resumeMs + t.xsResumeMs);
+  const totalMs = col((t) => t.totalMs);
+  return {
+    name: path,
+    n: cycles,
+    ok: samples.length,
+    failed,
+    suspendMs: summarize(suspendMs),
+    resumeMs: summarize(resumeMs),
+    totalMs: summarize(totalMs),
+    phases: {
+      triggerMs: summarize(col((t) => t.triggerMs)),
+      awaitMs: summarize(col((t) => t.awaitMs)),
+      confirmMs: summarize(col((t) => t.confirmMs)),
+      xsResumeMs: summarize(col((t) => t.xsResumeMs)),
+    },
+    samples: { suspendMs, resumeMs, totalMs },
+    errors,
+  };
+}
+
+function xenVersion(deps: Deps): string {
+  const r = (f: string): string | undefined => deps.readText?.(`/sys/hypervisor/version/${f}`);
+  const major = r("major");
+  const minor = r("minor");
+  return major !== undefined && minor !== undefined ? `${major}.${minor}${r("extra") ?? ""}` : "unknown";
+}
+
+export async function cmdBenchRun(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
+  const cycles = a.cycles ?? 100;
+  const intervalMs = a.intervalMs ?? 20;
+  const caps = await detect(env.xen, env.xs, a.domid);
+  if (!caps.exists || caps.isDom0 || caps.dying) choosePath(caps); // throws the ESTATE error that says why
+  let paths: PathName[] = caps.paths;
+  if (a.paths !== undefined) {
+    const unknown = a.paths.filter((p) => !/^[a-z]+\+[a-z]+$/.test(p));
+    if (unknown.length > 0) throw new UsageError(`bench-run: bad --paths entry "${String(unknown[0])}"`);
+    paths = a.paths as PathName[];
+  }
+  const results: BenchPathResult[] = [];
+  for (const p of paths) {
+    deps.stderr(`bench-run: ${p}: ${cycles} cycles\n`);
+    results.push(await benchPath(env, a, p, cycles, intervalMs));
+  }
+  let xlSaveCMs: BenchResult["xlSaveCMs"] = null;
+  const runs = a.xlSave ?? 3;
+  if (runs > 0 && deps.spawnTimed !== undefined) {
+    const samples: number[] = [];
+    let failed = 0;
+    for (let i = 0; i < runs; i++) {
+      const r = await deps.spawnTimed(["xl", "save", "-c", String(a.domid), "/dev/null"]);
+      if (r.code === 0) samples.push(r.ms);
+      else failed++;
+    }
+    xlSaveCMs = { ...summarize(samples), samples, failed };
+  }
+  const result: BenchResult = {
+    xen: xenVersion(deps),
+    guestKernel: a.guestKernel ?? process.env.FASTSUSPEND_GUEST_KERNEL ?? "unknown",
+    xenstored: deps.readText?.("/var/run/xenstored.flavour") ?? "unknown",
+    domid: a.domid,
+    cycles,
+    intervalMs,
+    paths: results,
+    xlSaveCMs,
+  };
+  const file = a.jsonFile ?? "bench.json";
+  (deps.writeFile ?? (() => undefined))(file, `${JSON.stringify(result, null, 2)}\n`);
+  deps.stdout(`${formatTable(result)}\n`);
+  return results.some((r) => r.failed > 0) ? EXIT.failed : EXIT.ok;
+}

@@ -1,0 +1,125 @@
+// One function per command. Data flows one way: CLI -> coordinator -> bindings.
+import {
+  checkpointLoop,
+  choosePath,
+  detect,
+  installSignalGuard,
+  resumeSuspended,
+  SuspendSession,
+  summarize,
+  type SessionOptions,
+  type Summary,
+} from "@fastsuspend/coordinator";
+
+import type { CliArgs } from "./args";
+import type { Deps, XenEnv } from "./context";
+import { EXIT } from "./exit-codes";
+
+const ms = (x: number): string => `${x.toFixed(2)} ms`;
+const line = (s: Summary): string => `median ${ms(s.median)}, avg ${ms(s.avg)}, p99 ${ms(s.p99)}`;
+
+export function sessionOptions(a: CliArgs): SessionOptions {
+  return {
+    ...(a.path === undefined ? {} : { path: a.path }),
+    ...(a.timeoutMs === undefined ? {} : { defaultTimeoutMs: a.timeoutMs }),
+    ...(a.xsResume === undefined ? {} : { xsResume: a.xsResume }),
+    fallback: a.fallback,
+  };
+}
+
+async function withSession<T>(env: XenEnv, a: CliArgs, deps: Deps, body: (s: SuspendSession) => Promise<T>): Promise<T> {
+  const s = new SuspendSession(env.xen, env.xs, a.domid, sessionOptions(a));
+  // Installed before open(): a signal at any point leaves the guest running.
+  const unguard = installSignalGuard(s, {
+    ...(deps.signals === undefined ? {} : { source: deps.signals }),
+    ...(deps.exit === undefined ? {} : { exit: deps.exit }),
+    onClosed: (sig, r) => {
+      deps.stderr(`fastsuspend: ${sig}: domain ${a.domid} left running${r.resumed ? " (resumed)" : ""}${r.problems.length > 0 ? `; ${r.problems.join("; ")}` : ""}\n`);
+    },
+  });
+  try {
+    await s.open();
+    return await body(s);
+  } finally {
+    await s.close({ resumeIfSuspended: false });
+    unguard();
+  }
+}
+
+export async function cmdInfo(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
+  const caps = await detect(env.xen, env.xs, a.domid);
+  let chosen: string;
+  try {
+    chosen = choosePath(caps, a.path);
+  } catch (err) {
+    if (!caps.exists || caps.isDom0 || caps.dying) throw err;
+    chosen = `none (${err instanceof Error ? err.message : String(err)})`;
+  }
+  if (a.json) {
+    deps.stdout(`${JSON.stringify({ ...caps, chosen }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const ch = caps.guestChannel;
+  deps.stdout(
+    [
+      `domain ${caps.domid}: ${caps.hvm ? "HVM" : "PV"}, ${caps.shutdown !== null ? `shut down (${caps.shutdown})` : caps.paused ? "paused" : "running"}`,
+      `guest suspend channel: ${ch.status}${ch.port !== undefined ? ` (port ${ch.port})` : ""}${ch.detail !== undefined ? `: ${ch.detail}` : ""}`,
+      `control/feature-suspend: ${caps.featureSuspend ? "yes" : "no"}`,
+      `hypervisor suspend_notify: ${caps.hvNotify.available ? "yes" : "no"} (${caps.hvNotify.detail})`,
+      `paths (fastest first): ${caps.paths.join(", ") || "none"}`,
+      `would use: ${chosen}`,
+    ].join("\n") + "\n",
+  );
+  return EXIT.ok;
+}
+
+export async function cmdSuspend(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
+  return withSession(env, a, deps, async (s) => {
+    const r = await s.suspend(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs });
+    // Leave it suspended: that is what was asked. close() is told not to resume.
+    if (a.json) deps.stdout(`${JSON.stringify({ domid: a.domid, ...r })}\n`);
+    else deps.stdout(`domain ${a.domid} suspended via ${r.path} in ${ms(r.suspendMs)}\n`);
+    return EXIT.ok;
+  });
+}
+
+export async function cmdResume(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
+  const r = await resumeSuspended(env.xen, env.xs, a.domid, { fast: !a.full, xsResume: a.xsResume !== "skip" });
+  if (a.json) deps.stdout(`${JSON.stringify({ domid: a.domid, full: a.full, ...r })}\n`);
+  else deps.stdout(`domain ${a.domid} resumed (${a.full ? "full" : "cooperative"}) in ${ms(r.resumeMs + r.xsResumeMs)}\n`);
+  return EXIT.ok;
+}
+
+export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
+  const stop = new AbortController();
+  const s = new SuspendSession(env.xen, env.xs, a.domid, sessionOptions(a));
+  const unguard = installSignalGuard(s, {
+    ...(deps.signals === undefined ? {} : { source: deps.signals }),
+    ...(deps.exit === undefined ? {} : { exit: deps.exit }),
+    onSignal: () => { stop.abort(); },
+    onClosed: (sig, r) => {
+      deps.stderr(`fastsuspend: ${sig}: checkpoint loop stopped, domain ${a.domid} left running${r.resumed ? " (resumed)" : ""}\n`);
+    },
+  });
+  try {
+    await s.open();
+    const stats = await checkpointLoop(s, {
+      intervalMs: a.intervalMs ?? 0,
+      count: a.count ?? 1,
+      signal: stop.signal,
+      ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+    });
+    if (a.json) {
+      deps.stdout(`${JSON.stringify({ domid: a.domid, path: s.path, ...stats, samples: undefined })}\n`);
+    } else {
+      deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${String(s.path)}; cycle ${line(stats.totalMs)}\n`);
+      for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);
+    }
+    return stats.failed > 0 ? EXIT.failed : EXIT.ok;
+  } finally {
+    await s.close();
+    unguard();
+  }
+}
+
+export { summarize };

@@ -1,0 +1,38 @@
+// The benchmark table: avg/min/max/median/p99 for suspend, resume and the whole cycle, and each
+// path's cycle median relative to the baseline (libxl's xenstore+watch). The host side reuses it.
+import { BASELINE_PATH, type Summary } from "@fastsuspend/coordinator";
+
+import type { BenchResult } from "./bench-result";
+
+const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
+const five = (s: Summary): string[] => [s.avg, s.min, s.max, s.median, s.p99].map(fmt);
+
+function pad(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ").trimEnd()).join("\n");
+}
+
+export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & Partial<BenchResult>, baseline: string = BASELINE_PATH): string {
+  const base = result.paths.find((p) => p.name === baseline);
+  const baseMedian = base?.totalMs.median;
+  const stat = ["avg", "min", "max", "med", "p99"];
+  const header = ["path", "ok/n", ...stat.map((s) => `susp ${s}`), ...stat.map((s) => `res ${s}`), ...stat.map((s) => `cyc ${s}`), `vs ${baseline}`];
+  const rows = result.paths.map((p) => {
+    const ratio = baseMedian !== undefined && Number.isFinite(baseMedian) && baseMedian > 0 && Number.isFinite(p.totalMs.median)
+      ? `${(p.totalMs.median / baseMedian).toFixed(2)}x`
+      : "-";
+    return [p.name, `${p.ok}/${p.n}`, ...five(p.suspendMs), ...five(p.resumeMs), ...five(p.totalMs), ratio];
+  });
+  const lines = [pad([header, ...rows])];
+  const meta = [result.xen && `xen ${result.xen}`, result.xenstored, result.guestKernel && `guest ${result.guestKernel}`].filter(
+    (x): x is string => typeof x === "string" && x !== "",
+  );
+  if (meta.length > 0) lines.unshift(meta.join(", "));
+  lines.push("times in ms; ratio = cycle median / baseline cycle median (lower is faster)");
+  if (base === undefined) lines.push(`baseline ${baseline} was not measured: no ratios`);
+  const x = result.xlSaveCMs;
+  if (x !== null) lines.push(`xl save -c (to /dev/null): median ${fmt(x.median)} ms, min ${fmt(x.min)}, max ${fmt(x.max)} (n=${x.n})`);
+  for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,196 @@
+// The CLI on the fake host: parsing, exit codes, one-line errors, the table.
+import { EventEmitter } from "node:events";
+
+import { summarize } from "@fastsuspend/coordinator";
+import { FakeWorld } from "@fastsuspend/coordinator/testing";
+import { XenUnavailableError } from "@fastsuspend/xen";
+
+import { EXIT, formatTable, parseCli, run, type BenchResult, type Deps } from "../src";
+import { EnvironmentError } from "../src/exit-codes";
+
+let world: FakeWorld;
+beforeEach(async () => {
+  world = await FakeWorld.create();
+});
+afterEach(async () => {
+  await world.close();
+});
+
+function deps(over: Partial<Deps> = {}): Deps & { out: string[]; err: string[]; files: Map<string, string> } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const files = new Map<string, string>();
+  return {
+    out,
+    err,
+    files,
+    openEnv: () => Promise.resolve({ xen: world.binding(), xs: world.xenstore, close: () => Promise.resolve() }),
+    stdout: (t) => out.push(t),
+    stderr: (t) => err.push(t),
+    writeFile: (p, t) => files.set(p, t),
+    readText: (p) => ({ "/sys/hypervisor/version/major": "4", "/sys/hypervisor/version/minor": "17", "/sys/hypervisor/version/extra": ".7", "/var/run/xenstored.flavour": "oxenstored" })[p],
+    spawnTimed: () => Promise.resolve({ code: 0, ms: 1200, stderr: "" }),
+    signals: new EventEmitter(),
+    ...over,
+  };
+}
+
+describe("argument parsing", () => {
+  it("parses each command", () => {
+    expect(parseCli(["suspend", "7", "--path", "xenstore+watch", "--timeout", "500"])).toMatchObject({ command: "suspend", domid: 7, path: "xenstore+watch", timeoutMs: 500 });
+    expect(parseCli(["resume", "7", "--full"])).toMatchObject({ command: "resume", full: true });
+    expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"])).toMatchObject({ intervalMs: 0, count: 10 });
+    expect(parseCli(["bench-run", "3", "--cycles", "5", "--paths", "a+b,c+d", "--json", "out.json"])).toMatchObject({ cycles: 5, paths: ["a+b", "c+d"], jsonFile: "out.json" });
+    expect(parseCli(["--help"]).command).toBe("help");
+  });
+
+  it.each([
+    [[], /missing COMMAND/],
+    [["frobnicate", "1"], /unknown command "frobnicate"/],
+    [["suspend"], /suspend: missing DOM/],
+    [["suspend", "guest1"], /DOM must be a domain id .*xl domid guest1/],
+    [["suspend", "7", "--timeout", "soon"], /--timeout must be a non-negative integer/],
+    [["checkpoint", "7", "--count", "3"], /--interval MS is required/],
+    [["bench-run", "7", "--cycles", "3"], /--json FILE is required/],
+    [["suspend", "7", "--full"], /--full only applies to resume/],
+    [["suspend", "7", "--bogus"], /Unknown option '--bogus'/],
+  ])("%j is a usage error", async (argv, msg) => {
+    const d = deps();
+    expect(await run(argv, d)).toBe(EXIT.usage);
+    expect(d.err[0]).toMatch(msg);
+    expect(d.err[0]).toMatch(/^fastsuspend: /);
+  });
+});
+
+describe("commands on the fake host", () => {
+  it("info prints capabilities and the chosen path; --json too", async () => {
+    const g = await world.addGuest({ channel: "ok" });
+    const d = deps();
+    expect(await run(["info", String(g.domid)], d)).toBe(EXIT.ok);
+    expect(d.out.join("")).toMatch(/guest suspend channel: ok \(port \d+\)[\s\S]*would use: evtchn\+evtchn/);
+    const j = deps();
+    expect(await run(["info", String(g.domid), "--json"], j)).toBe(EXIT.ok);
+    expect(JSON.parse(j.out.join(""))).toMatchObject({ domid: g.domid, chosen: "evtchn+evtchn" });
+  });
+
+  it("suspend leaves it suspended; resume brings it back", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["suspend", String(g.domid)], d)).toBe(EXIT.ok);
+    expect(d.out[0]).toMatch(new RegExp(`domain ${g.domid} suspended via xenstore\\+evtchn in [0-9.]+ ms`));
+    expect(world.domainState(g.domid)).toBe("suspended");
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+    expect(world.subscription(g.domid)).toBe(0);
+    expect(await run(["resume", String(g.domid)], deps())).toBe(EXIT.ok);
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+
+  it("exit 3 for dom0, an unknown domain, no Xen; exit 1 for a timeout and a held lock", async () => {
+    const cases: [string[], number, RegExp][] = [
+      [["suspend", "0"], EXIT.environment, /domain 0 is the control domain/],
+      [["suspend", "999"], EXIT.environment, /domain 999 does not exist/],
+      [["info", "999"], EXIT.environment, /domain 999 does not exist/],
+    ];
+    for (const [argv, code, msg] of cases) {
+      const d = deps();
+      expect(await run(argv, d)).toBe(code);
+      expect(d.err.join("")).toMatch(msg);
+    }
+    const noXen = deps({ openEnv: () => Promise.reject(new XenUnavailableError("no-xen", { call: "openXen", args: "", errno: 0, code: "ERR_NO_XEN", message: "no /dev/xen: not running in a Xen dom0" })) });
+    expect(await run(["info", "1"], noXen)).toBe(EXIT.environment);
+    expect(noXen.err[0]).toBe("fastsuspend: no /dev/xen: not running in a Xen dom0\n");
+    const notRoot = deps({ openEnv: () => Promise.reject(new EnvironmentError("must run as root")) });
+    expect(await run(["info", "1"], notRoot)).toBe(EXIT.environment);
+
+    const g = await world.addGuest({ answersXenstore: false });
+    const t = deps();
+    expect(await run(["suspend", String(g.domid), "--path", "xenstore+watch", "--timeout", "50"], t)).toBe(EXIT.failed);
+    expect(t.err.join("")).toMatch(/did not suspend within 50 ms via xenstore\+watch \(request withdrawn\); it is left running/);
+    expect(world.domainState(g.domid)).toBe("running");
+
+    const release = world.xen.holdSuspendLockElsewhere(g.domid);
+    const l = deps();
+    expect(await run(["suspend", String(g.domid)], l)).toBe(EXIT.failed);
+    expect(l.err.join("")).toMatch(/held by another process/);
+    release();
+  });
+
+  it("resume of a running domain is an operation failure", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["resume", String(g.domid)], d)).toBe(EXIT.failed);
+    expect(d.err[0]).toMatch(/is not suspended: nothing to resume/);
+  });
+
+  it("checkpoint runs N cycles and SIGINT leaves the guest running (exit 130)", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "1", "--count", "4"], d)).toBe(EXIT.ok);
+    expect(d.out[0]).toMatch(/4\/4 checkpoints via xenstore\+evtchn/);
+
+    const signals = new EventEmitter();
+    let exited = -1;
+    const s = deps({ signals, exit: (c) => { exited = c; } });
+    const p = run(["checkpoint", String(g.domid), "--interval", "0", "--count", "100000"], s);
+    await new Promise((r) => setTimeout(r, 50));
+    signals.emit("SIGINT", "SIGINT");
+    await p;
+    expect(exited).toBe(130);
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+    expect(s.err.join("")).toMatch(/SIGINT: checkpoint loop stopped, domain \d+ left running/);
+  });
+
+  it("bench-run writes the JSON and prints the table", async () => {
+    const g = await world.addGuest({ channel: "ok" });
+    const d = deps();
+    const code = await run(["bench-run", String(g.domid), "--cycles", "3", "--interval", "1", "--paths", "xenstore+watch,evtchn+evtchn", "--json", "/tmp/b.json", "--xl-save", "2"], d);
+    expect(code).toBe(EXIT.ok);
+    const j = JSON.parse(d.files.get("/tmp/b.json") ?? "{}") as BenchResult;
+    expect(j).toMatchObject({ xen: "4.17.7", xenstored: "oxenstored", domid: g.domid, cycles: 3 });
+    expect(j.paths.map((p) => [p.name, p.ok, p.failed])).toEqual([["xenstore+watch", 3, 0], ["evtchn+evtchn", 3, 0]]);
+    expect(j.paths[0]?.samples.totalMs).toHaveLength(3);
+    expect(Object.keys(j.paths[0]?.suspendMs ?? {})).toEqual(["n", "avg", "min", "max", "median", "p99"]);
+    expect(j.xlSaveCMs).toMatchObject({ n: 2, median: 1200, failed: 0 });
+    expect(d.out.join("")).toMatch(/evtchn\+evtchn\s+3\/3/);
+  });
+
+  it("bench is the host side's", async () => {
+    const d = deps();
+    expect(await run(["bench"], d)).toBe(EXIT.usage);
+    expect(d.err[0]).toMatch(/provided by the host orchestration/);
+  });
+});
+
+describe("formatTable", () => {
+  const path = (name: string, med: number): BenchResult["paths"][number] => {
+    const s = summarize([med - 1, med, med + 1]);
+    return { name, n: 3, ok: 3, failed: 0, suspendMs: s, resumeMs: summarize([4, 5, 6]), totalMs: s, samples: { suspendMs: [], resumeMs: [], totalMs: [] }, errors: [] };
+  };
+
+  it("prints five statistics per column group and ratios to the baseline", () => {
+    const text = formatTable({ xen: "4.17.7", guestKernel: "stock", xenstored: "oxenstored", paths: [path("xenstore+watch", 48), path("evtchn+evtchn", 12)], xlSaveCMs: null });
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("xen 4.17.7, oxenstored, guest stock");
+    expect(lines[1]).toMatch(/^path\s+ok\/n\s+susp avg\s+susp min\s+susp max\s+susp med\s+susp p99\s+res avg.*cyc p99\s+vs xenstore\+watch$/);
+    expect(lines[2]).toMatch(/^xenstore\+watch\s+3\/3\s+48\.0\s+47\.0\s+49\.0\s+48\.0\s+49\.0\s+5\.0\s+4\.0\s+6\.0\s+5\.0\s+6\.0\s+48\.0.*1\.00x$/);
+    expect(lines[3]).toMatch(/^evtchn\+evtchn .* 0\.25x$/);
+  });
+
+  it("says when the baseline is missing and shows '-' for empty stats", () => {
+    const empty = { ...path("xenstore+poll", 10), ok: 0, failed: 3, totalMs: summarize([]), errors: ["boom"] };
+    const text = formatTable({ paths: [empty], xlSaveCMs: null }, "xenstore+watch");
+    expect(text).toMatch(/baseline xenstore\+watch was not measured/);
+    expect(text).toMatch(/xenstore\+poll: 3 failed: boom/);
+    expect(text).toMatch(/ - +-$/m);
+  });
+});
+
+describe("summarize", () => {
+  it("nearest-rank p99 and median", () => {
+    const xs = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(summarize(xs)).toEqual({ n: 100, avg: 50.5, min: 1, max: 100, median: 50.5, p99: 99 });
+    expect(summarize([3, 1, 2]).median).toBe(2);
+    expect(summarize([5]).p99).toBe(5);
+  });
+});
