@@ -6,7 +6,7 @@ export { TRIGGERS, NOTIFICATIONS, BASELINE_PATH, pathName, parsePath, allPathNam
 export { CoordinatorError, SuspendTimeoutError, isCoordinatorError, errorText, type CoordinatorErrorCode, type TimeoutDetails } from "./errors";
 export { summarize, type Summary } from "./stats";
 export { checkpointLoop, type CheckpointOptions, type CheckpointStats } from "./checkpoint";
-export { installSignalGuard, type SignalGuardOptions } from "./signal-guard";
+export { installSignalGuard, type SignalGuardOptions, type SignalSource } from "./signal-guard";
 export { resumeSuspended, type StandaloneResumeOptions } from "./resume";
 export { isSuspended, domainWaitState } from "./domain-state";
 export * from "./hv-notify";
