@@ -29,11 +29,20 @@ export async function qemuBinary(): Promise<string> {
   return path;
 }
 
+/**
+ * The CPU model: TCG's "max" without the AVX family. QEMU 7.2 is the first to emulate AVX/AVX2
+ * under TCG; with it, multi-threaded Node.js in dom0 segfaulted at random (in V8 and in libc's
+ * vector string functions). Override with FASTSUSPEND_QEMU_CPU.
+ */
+export function qemuCpu(): string {
+  return process.env.FASTSUSPEND_QEMU_CPU ?? "max,avx=off,avx2=off,fma=off,f16c=off,vaes=off,vpclmulqdq=off,avx512f=off";
+}
+
 export function qemuArgs(c: QemuConfig): string[] {
   return [
     "-name", `fastsuspend-lab,process=fastsuspend-lab`,
     // TCG: this machine's /dev/kvm is a software virtualiser that cannot run Xen (lab-notes).
-    "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", String(c.cpus), "-m", String(c.memoryMb),
+    "-accel", "tcg,thread=multi", "-cpu", qemuCpu(), "-smp", String(c.cpus), "-m", String(c.memoryMb),
     "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
     "-pidfile", pidFile(c.runDir),
     "-chardev", `file,id=con,path=${consoleLog(c.runDir)}`, "-serial", "chardev:con",

@@ -8,6 +8,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, cop
 import { join, dirname } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { writeInitramfs } from "./cpio";
+import { sharedLibs } from "./elf";
 
 /** node_modules entries dom0 never needs: build, lint and type tools. */
 const SKIP_MODULES = /^(typescript|turbo|turbo-.*|@turbo|eslint|eslint-.*|@eslint|@eslint-community|@typescript-eslint|typescript-eslint|node-gyp|@types)$/;
@@ -43,7 +44,27 @@ export async function buildRuntimeArchive(repoDir: string, out: string, staging:
     // node-gyp's intermediate objects are large and useless at run time.
     rmSync(join(root, "packages", p, "build", "Release", "obj.target"), { recursive: true, force: true });
   }
+  await addNativeLibraries(root, staging);
   await writeInitramfs(staging, out, 1);
+}
+
+/** Native addons (ours, swc's) may need host libraries the base dom0 image lacks (e.g. librt). */
+async function addNativeLibraries(root: string, staging: string): Promise<void> {
+  const addons: string[] = [];
+  const find = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) find(p);
+      else if (e.isFile() && e.name.endsWith(".node")) addons.push(p);
+    }
+  };
+  find(root);
+  const libs = new Set<string>();
+  for (const a of addons) for (const l of await sharedLibs(a, [])) libs.add(l);
+  for (const l of libs) {
+    mkdirSync(join(staging, dirname(l)), { recursive: true });
+    copyFileSync(l, join(staging, l));
+  }
 }
 
 /** Concatenates gzip'd archives: the kernel unpacks them in order. */
