@@ -1,0 +1,34 @@
+// `fastsuspend bench [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--stock] [--json FILE]`
+import { parseArgs } from "node:util";
+import type { Deps } from "../context";
+import { UsageError } from "../exit-codes";
+import { type HostBenchOptions, benchOnLab as runOnLab } from "./index";
+
+export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptions, "log"> {
+  const { values: v } = parseArgs({
+    args: argv.filter((a) => a !== "bench"),
+    options: {
+      cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
+      stock: { type: "boolean" }, json: { type: "string" },
+    },
+    strict: true,
+  });
+  const int = (name: string, s: string | undefined, dflt: number, min: number): number => {
+    if (s === undefined) return dflt;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`bench: --${name} must be an integer >= ${min}, got "${s}"`);
+    return n;
+  };
+  return {
+    cycles: int("cycles", v.cycles, 100, 1),
+    intervalMs: int("interval", v.interval, 20, 0),
+    xlSave: int("xl-save", v["xl-save"], 5, 0),
+    stock: v.stock === true,
+    jsonFile: v.json ?? "results/bench.json",
+    ...(v.paths === undefined ? {} : { paths: v.paths }),
+  };
+}
+
+export async function benchOnLab(o: Omit<HostBenchOptions, "log">, deps: Deps): Promise<number> {
+  return runOnLab({ ...o, log: (l) => deps.stderr(`[bench] ${l}\n`) });
+}
