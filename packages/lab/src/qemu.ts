@@ -30,12 +30,14 @@ export async function qemuBinary(): Promise<string> {
 }
 
 /**
- * The CPU model: TCG's "max" without the AVX family. QEMU 7.2 is the first to emulate AVX/AVX2
- * under TCG; with it, multi-threaded Node.js in dom0 segfaulted at random (in V8 and in libc's
- * vector string functions). Override with FASTSUSPEND_QEMU_CPU.
+ * The CPU model. Not TCG's "max": with it (even without the AVX family) multi-threaded Node.js in
+ * dom0 segfaulted at random once a guest ran (V8 and libc), and timers read 0 us at times: TCG's
+ * XSAVE-family emulation under Xen's context switches is the likely cause. Nehalem has no XSAVE,
+ * so Xen falls back to FXSAVE; 3 x 2000-iteration native benchmarks with a guest running gave no
+ * segfault. Override with FASTSUSPEND_QEMU_CPU.
  */
 export function qemuCpu(): string {
-  return process.env.FASTSUSPEND_QEMU_CPU ?? "max,avx=off,avx2=off,fma=off,f16c=off,vaes=off,vpclmulqdq=off,avx512f=off";
+  return process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem";
 }
 
 export function qemuArgs(c: QemuConfig): string[] {
