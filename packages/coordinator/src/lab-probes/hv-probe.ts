@@ -1,0 +1,152 @@
+// Lab probe (dom0 only, run by test/hv-notify.lab.test.ts): drives XEN_DOMCTL_suspend_notify with
+// the real binding and prints JSON, so the test can assert on what the hypervisor really did.
+//
+//   node hv-probe.js errors DOM          errno of each malformed call
+//   node hv-probe.js bound DOM           8 REGISTERs, the 9th, QUERY, UNREGISTER + REGISTER again
+//   node hv-probe.js query DOM           the registrations on DOM
+//   node hv-probe.js listen DOM MASK SECONDS [UNREGISTER_AFTER_MS]
+//        REGISTER, bind, drain the bind event, then print one JSON line per event (with the
+//        domain's state), "ready" once armed; UNREGISTER after UNREGISTER_AFTER_MS (and keep
+//        listening) or at the end. Never blocks without a deadline.
+import { isXenError, openXen, type XenBinding } from "@fastsuspend/xen";
+
+import { XEN_DOMCTL_suspend_notify, HV_NOTIFY_EV, hvNotifyQuery, hvNotifyRegister, hvNotifyUnregister } from "../hv-notify";
+
+const out = (o: unknown): void => {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+};
+
+function errnoOf(f: () => unknown): string {
+  try {
+    f();
+    return "OK";
+  } catch (err) {
+    if (isXenError(err)) return err.code;
+    throw err;
+  }
+}
+
+/** A payload with explicit fields (incl. pad and op), for the malformed cases. */
+function raw(op: number, mask = 0, flags = 0, port = 0, pad = 0): Buffer {
+  const u = Buffer.alloc(120);
+  u.writeUInt32LE(op, 0);
+  u.writeUInt32LE(mask, 4);
+  u.writeUInt32LE(flags, 8);
+  u.writeUInt32LE(port, 12);
+  u.writeUInt32LE(pad, 20);
+  return u;
+}
+
+function errors(xen: XenBinding, dom: number): void {
+  const call = (d: number, u: Buffer) => () => xen.domctl(XEN_DOMCTL_suspend_notify, d, u);
+  const r: Record<string, string> = {
+    noSuchDomain: errnoOf(call(0x7000, raw(1, 1))),
+    self: errnoOf(call(0, raw(1, 1))),
+    emptyMask: errnoOf(call(dom, raw(1, 0))),
+    unknownMaskBit: errnoOf(call(dom, raw(1, 0x10))),
+    unknownFlag: errnoOf(call(dom, raw(1, 1, 0x2))),
+    padSet: errnoOf(call(dom, raw(3, 0, 0, 0, 1))),
+    op0: errnoOf(call(dom, raw(0))),
+    op4: errnoOf(call(dom, raw(4))),
+    unregisterUnknownPort: errnoOf(call(dom, raw(2, 0, 0, 4000))),
+    unregisterPort0: errnoOf(call(dom, raw(2, 0, 0, 0))),
+  };
+  r.queryAfter = String(hvNotifyQuery(xen, dom).length);
+  out(r);
+}
+
+function bound(xen: XenBinding, dom: number): void {
+  const ports: number[] = [];
+  const res: Record<string, unknown> = {};
+  try {
+    for (let i = 0; i < 8; i++) ports.push(hvNotifyRegister(xen, dom, HV_NOTIFY_EV.suspend | (i % 2 === 0 ? 0 : HV_NOTIFY_EV.dying)));
+    res.registered = ports.length;
+    res.ninth = errnoOf(() => ports.push(hvNotifyRegister(xen, dom, HV_NOTIFY_EV.suspend)));
+    res.query = hvNotifyQuery(xen, dom);
+    const first = ports.shift();
+    if (first !== undefined) hvNotifyUnregister(xen, dom, first);
+    res.afterUnregister = hvNotifyQuery(xen, dom).length;
+    res.reRegister = errnoOf(() => ports.push(hvNotifyRegister(xen, dom, HV_NOTIFY_EV.suspend)));
+    res.afterReRegister = hvNotifyQuery(xen, dom).length;
+  } finally {
+    const problems: string[] = [];
+    for (const p of ports) {
+      const e = errnoOf(() => { hvNotifyUnregister(xen, dom, p); });
+      if (e !== "OK") problems.push(`${p}: ${e}`);
+    }
+    res.cleanupProblems = problems;
+    res.final = hvNotifyQuery(xen, dom).length;
+    out(res);
+  }
+}
+
+async function listen(xen: XenBinding, dom: number, mask: number, seconds: number, unregisterAfterMs: number | undefined): Promise<void> {
+  const t0 = Date.now();
+  const port = hvNotifyRegister(xen, dom, mask);
+  const h = xen.openEvtchn();
+  const local = h.bindInterdomain(0, port);
+  let bindEvent = false;
+  try {
+    await h.wait(local, { timeoutMs: 2000 });
+    bindEvent = true;
+  } catch (err) {
+    if (!isXenError(err, "ETIMEDOUT")) throw err;
+  }
+  h.unmask(local);
+  out({ ready: true, port, local, bindEvent, pid: process.pid });
+  let unregistered: string | undefined;
+  const doUnregister = (): string => errnoOf(() => { hvNotifyUnregister(xen, dom, port); });
+  let events = 0;
+  let eventsAfterUnregister = 0;
+  const deadline = t0 + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (unregisterAfterMs !== undefined && unregistered === undefined && Date.now() - t0 >= unregisterAfterMs) {
+      unregistered = doUnregister();
+      out({ unregistered, t: Date.now() - t0 });
+    }
+    const slice = Math.max(1, Math.min(deadline - Date.now(), 200));
+    try {
+      await h.wait(local, { timeoutMs: slice });
+    } catch (err) {
+      if (isXenError(err, "ETIMEDOUT")) continue;
+      throw err;
+    }
+    events++;
+    if (unregistered !== undefined) eventsAfterUnregister++;
+    let state: Record<string, unknown>;
+    try {
+      const i = xen.getInfo(dom);
+      state = { shutdown: i.shutdown, reason: i.shutdownReasonName, dying: i.dying };
+    } catch (err) {
+      state = { error: isXenError(err) ? err.code : String(err) };
+    }
+    out({ event: events, t: Date.now() - t0, ...state });
+    h.unmask(local);
+  }
+  if (unregistered === undefined) unregistered = doUnregister();
+  h.close();
+  out({ done: true, events, eventsAfterUnregister, unregistered });
+}
+
+async function main(): Promise<void> {
+  const [cmd, domS, ...rest] = process.argv.slice(2);
+  const dom = Number(domS);
+  if (cmd === undefined || !Number.isInteger(dom)) throw new Error("usage: hv-probe errors|bound|query|listen DOM ...");
+  const xen = openXen();
+  try {
+    if (cmd === "errors") errors(xen, dom);
+    else if (cmd === "bound") bound(xen, dom);
+    else if (cmd === "query") out({ regs: hvNotifyQuery(xen, dom) });
+    else if (cmd === "listen") {
+      const [maskS, secS, unregS] = rest;
+      await listen(xen, dom, Number(maskS ?? "9"), Number(secS ?? "10"), unregS === undefined ? undefined : Number(unregS));
+    } else throw new Error(`unknown probe ${cmd}`);
+  } finally {
+    xen.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  out({ fatal: isXenError(err) ? err.code : err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+});
