@@ -1,0 +1,220 @@
+// The guest kernel series (kernel/, docs/kernel.md) on real Xen, in the shared nested lab: the
+// patched guest advertises device/suspend/event-channel, a notification on it suspends the guest
+// with no xenstore write, libxl (xl save -c) takes the channel path, checkpoints keep the port, a
+// real restore renews it; a stock guest still uses xenstore. Latency: the channel vs xenstore on
+// the same patched guest, in the same run. Runs through jest.lab.config.cjs only.
+import { writeFileSync } from "node:fs";
+
+import { attachSharedLab, type Guest, type Lab } from "@fastsuspend/lab";
+
+const CLI = "node /fastsuspend/packages/cli/dist/main.js";
+const MINUTE = 60_000;
+const PATCHED_NAME = "gc-patched";
+const RESTORED_NAME = "gc-patched"; // xl restore keeps the name
+const STOCK_NAME = "gc-stock";
+
+function requireEnv(name: string): string {
+  const v = process.env[name];
+  if (v === undefined || v === "") throw new Error(`${name} is not set: these tests need that kernel image (see kernel/build.sh)`);
+  return v;
+}
+
+interface Summary { n: number; median: number; p99: number; min: number; avg: number }
+interface BenchPath { name: string; n: number; ok: number; failed: number; errors: string[]; totalMs: Summary; suspendMs: Summary }
+interface BenchJson { xen: string; xenstored: string; paths: BenchPath[] }
+
+async function xlState(lab: Lab, domid: number): Promise<string> {
+  return (await lab.mustExec(`xl list ${domid} | awk 'NR==2{print $5}'`)).trim();
+}
+function expectRunning(state: string): void {
+  expect(state).toMatch(/^[r-][b-]-{4}$/);
+}
+async function readKey(lab: Lab, domid: number): Promise<string> {
+  return (await lab.mustExec(`xenstore-read /local/domain/${domid}/device/suspend/event-channel`)).trim();
+}
+async function info(lab: Lab, domid: number): Promise<{ shutdown: string | null; guestChannel: { status: string; port?: number }; paths: string[] }> {
+  return JSON.parse(await lab.mustExec(`${CLI} info ${domid} --json`)) as { shutdown: string | null; guestChannel: { status: string; port?: number }; paths: string[] };
+}
+
+/**
+ * Suspends `domid` with the CLI on `path` while a xenstore-watch records every write to its
+ * control/shutdown; leaves it suspended. Returns the watch's lines (the first is the registration).
+ */
+async function suspendWatchingControl(lab: Lab, domid: number, path: string): Promise<{ watchLines: string[]; suspendJson: { path: string; suspendMs: number } }> {
+  const out = await lab.mustExec(
+    [
+      "rm -f /tmp/gc-watch.log",
+      `xenstore-watch /local/domain/${domid}/control/shutdown >/tmp/gc-watch.log 2>&1 & w=$!`,
+      "sleep 1",
+      `${CLI} suspend ${domid} --path ${path} --timeout 20000 --json >/tmp/gc-suspend.json; rc=$?`,
+      "sleep 1",
+      "kill $w 2>/dev/null; wait $w 2>/dev/null",
+      'echo "rc=$rc"; cat /tmp/gc-suspend.json; echo "--watch--"; cat /tmp/gc-watch.log',
+    ].join("; "),
+    { timeoutMs: 2 * MINUTE },
+  );
+  expect(out).toMatch(/^rc=0$/m);
+  const [head = "", watch = ""] = out.split("--watch--\n");
+  const json = head.split("\n").find((l) => l.startsWith("{")) ?? "{}";
+  return { watchLines: watch.split("\n").filter((l) => l.trim() !== ""), suspendJson: JSON.parse(json) as { path: string; suspendMs: number } };
+}
+
+/** Polls (bounded) until the guest's key holds a port; returns it. */
+async function waitForKey(lab: Lab, domid: number, timeoutMs: number): Promise<string> {
+  const out = await lab.mustExec(
+    `i=0; until v=$(xenstore-read /local/domain/${domid}/device/suspend/event-channel 2>/dev/null) && [ -n "$v" ]; do i=$((i+1)); [ $i -gt ${Math.ceil(timeoutMs / 100)} ] && exit 1; sleep 0.1; done; echo "$v"`,
+    { timeoutMs: timeoutMs + 30_000 },
+  );
+  return out.trim();
+}
+
+describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
+  let lab: Lab;
+  let attached = false;
+  let patched: Guest;
+  let port = "";
+  const patchedKernel = requireEnv("FASTSUSPEND_GUEST_KERNEL_PATCHED");
+  const stockKernel = requireEnv("FASTSUSPEND_GUEST_KERNEL_STOCK");
+
+  beforeAll(async () => {
+    lab = await attachSharedLab();
+    attached = true;
+    await lab.exec(`xl destroy ${PATCHED_NAME} 2>/dev/null; xl destroy ${STOCK_NAME} 2>/dev/null; rm -f /tmp/gc.save; true`);
+    patched = await lab.createGuest({ name: PATCHED_NAME, kernel: patchedKernel });
+  }, 6 * MINUTE);
+
+  afterAll(async () => {
+    if (!attached) return;
+    await lab.exec(`xl destroy ${PATCHED_NAME} 2>/dev/null; xl destroy ${STOCK_NAME} 2>/dev/null; rm -f /tmp/gc.save; true`);
+    lab.disconnect();
+  });
+
+  test("the patched guest advertises a port in device/suspend/event-channel and logs it", async () => {
+    port = await readKey(lab, patched.domid);
+    expect(port).toMatch(/^[1-9][0-9]*$/);
+    const log = await lab.mustExec(`cat /var/log/xen/console/guest-${PATCHED_NAME}.log`);
+    expect(log).toContain("6.1.192-fastsuspend");
+    expect(log).toMatch(new RegExp(`xen:manage: Suspend event channel ${port} for domain 0`));
+    const caps = await info(lab, patched.domid);
+    expect(caps.guestChannel).toMatchObject({ status: "ok", port: Number(port) });
+    expect(caps.paths[0]).toBe("evtchn+evtchn");
+  });
+
+  test("a notification on the channel suspends the guest with no xenstore write; a fast resume brings it back", async () => {
+    const { watchLines, suspendJson } = await suspendWatchingControl(lab, patched.domid, "evtchn+evtchn");
+    expect(suspendJson.path).toBe("evtchn+evtchn");
+    // Only the watch's own registration event: nobody wrote control/shutdown.
+    expect(watchLines).toEqual([`/local/domain/${patched.domid}/control/shutdown`]);
+    expect((await lab.mustExec(`xenstore-read /local/domain/${patched.domid}/control/shutdown`)).trim()).toBe("");
+    expect(await xlState(lab, patched.domid)).toMatch(/^---ss-$/);
+    expect((await info(lab, patched.domid)).shutdown).toBe("suspend");
+    const r = JSON.parse(await lab.mustExec(`${CLI} resume ${patched.domid} --json`)) as { full: boolean; resumeMs: number };
+    expect(r.full).toBe(false);
+    expectRunning(await xlState(lab, patched.domid));
+    expect(await readKey(lab, patched.domid)).toBe(port); // a cancelled suspend keeps the port
+  }, 3 * MINUTE);
+
+  test("xl save -c succeeds and libxl triggers through the guest's channel", async () => {
+    const out = await lab.exec(`xl -vvv save -c ${patched.domid} /dev/null 2>&1`, { timeoutMs: 3 * MINUTE });
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(new RegExp(`Domain ${patched.domid}:issuing PV suspend request via event channel`));
+    expect(out.stdout).not.toMatch(/suspend request via XenBus control node/);
+    expect(out.stdout).toMatch(/guest has suspended/);
+    expectRunning(await xlState(lab, patched.domid));
+    expect(await readKey(lab, patched.domid)).toBe(port);
+  }, 4 * MINUTE);
+
+  test("100 cooperative suspend/resume cycles through the channel keep the same port", async () => {
+    const before = await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`);
+    const r = await lab.exec(`${CLI} checkpoint ${patched.domid} --interval 0 --count 100 --path evtchn+evtchn --timeout 20000 --json`, { timeoutMs: 12 * MINUTE });
+    const stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { ok: number; failed: number; path: string; totalMs: Summary; errors: string[] };
+    expect({ code: r.code, ok: stats.ok, failed: stats.failed, path: stats.path, errors: stats.errors }).toEqual({ code: 0, ok: 100, failed: 0, path: "evtchn+evtchn", errors: [] });
+    console.log(`100 checkpoints via evtchn+evtchn: median ${stats.totalMs.median.toFixed(1)} ms, p99 ${stats.totalMs.p99.toFixed(1)} ms`);
+    expect(await readKey(lab, patched.domid)).toBe(port);
+    // No re-advertisement happened: checkpoints are cancelled suspends.
+    expect(await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`)).toBe(before);
+    expectRunning(await xlState(lab, patched.domid));
+  }, 15 * MINUTE);
+
+  test("cycle latency, same patched guest, same run: channel trigger vs xenstore trigger", async () => {
+    const file = "/tmp/gc-bench.json";
+    const r = await lab.exec(
+      `${CLI} bench-run ${patched.domid} --paths evtchn+evtchn,xenstore+evtchn,xenstore+watch --cycles 100 --interval 20 --xl-save 0 --timeout 20000 --json ${file}`,
+      { timeoutMs: 20 * MINUTE },
+    );
+    const json = JSON.parse(await lab.mustExec(`cat ${file}`)) as BenchJson;
+    for (const p of json.paths) expect([p.name, p.ok, p.failed, p.errors]).toEqual([p.name, 100, 0, []]);
+    expect(r.code).toBe(0);
+    const by = (n: string): BenchPath => {
+      const p = json.paths.find((x) => x.name === n);
+      if (p === undefined) throw new Error(`bench-run did not run ${n}`);
+      return p;
+    };
+    const base = by("xenstore+watch").totalMs.median;
+    const rows = ["evtchn+evtchn", "xenstore+evtchn", "xenstore+watch"].map((n) => {
+      const p = by(n);
+      return `| \`${n}\` | ${p.totalMs.median.toFixed(1)} | ${p.totalMs.p99.toFixed(1)} | ${p.totalMs.min.toFixed(1)} | ${p.suspendMs.median.toFixed(1)} | ${(p.totalMs.median / base).toFixed(2)} |`;
+    });
+    const table = [
+      `xen ${json.xen}, ${json.xenstored}, domid ${patched.domid}, 100 cycles per path, 20 ms apart`,
+      "",
+      "| path | cycle median (ms) | p99 | min | suspend median | median vs xenstore+watch |",
+      "|---|---:|---:|---:|---:|---:|",
+      ...rows,
+    ].join("\n");
+    console.log(table);
+    if (process.env.FASTSUSPEND_RESULTS_DIR) writeFileSync(`${process.env.FASTSUSPEND_RESULTS_DIR}/guest-channel-bench.md`, `${table}\n`);
+    // The point of the series: triggering through the channel is faster than through xenstore.
+    expect(by("evtchn+evtchn").totalMs.median).toBeLessThan(by("xenstore+evtchn").totalMs.median);
+    expect(await readKey(lab, patched.domid)).toBe(port);
+    expectRunning(await xlState(lab, patched.domid));
+  }, 25 * MINUTE);
+
+  test("xl save to a file + xl restore: the restored guest advertises a new channel that works", async () => {
+    const oldLines = Number((await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`)).trim());
+    await lab.mustExec(`xl save ${patched.domid} /tmp/gc.save`, { timeoutMs: 5 * MINUTE });
+    expect((await lab.exec(`xl list ${patched.domid}`)).code).not.toBe(0); // saved = gone
+    await lab.mustExec(`xl restore /tmp/gc.save`, { timeoutMs: 5 * MINUTE });
+    const domid = Number((await lab.mustExec(`xl domid ${RESTORED_NAME}`)).trim());
+    expect(domid).not.toBe(patched.domid);
+    patched = { ...patched, domid };
+    // libxl creates the key empty on the new domain; the guest writes its new port after resume.
+    const newPort = await waitForKey(lab, domid, 60_000);
+    expect(newPort).toMatch(/^[1-9][0-9]*$/);
+    const log = await lab.mustExec(
+      `i=0; until [ $(grep -c 'Suspend event channel' /var/log/xen/console/guest-${RESTORED_NAME}.log) -gt ${oldLines} ]; do i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.1; done; cat /var/log/xen/console/guest-${RESTORED_NAME}.log`,
+      { timeoutMs: MINUTE },
+    );
+    expect(log).toMatch(new RegExp(`Suspend event channel ${newPort} for domain 0`));
+    console.log(`port before save ${port}, after restore ${newPort} (domid ${domid})`);
+    port = newPort;
+    const { watchLines } = await suspendWatchingControl(lab, domid, "evtchn+evtchn");
+    expect(watchLines).toEqual([`/local/domain/${domid}/control/shutdown`]);
+    expect(await xlState(lab, domid)).toMatch(/^---ss-$/);
+    await lab.mustExec(`${CLI} resume ${domid}`);
+    expectRunning(await xlState(lab, domid));
+  }, 12 * MINUTE);
+
+  test("a stock guest has no channel and still suspends through xenstore", async () => {
+    await lab.exec(`xl destroy ${PATCHED_NAME} 2>/dev/null; true`); // room for the stock guest
+    const stock = await lab.createGuest({ name: STOCK_NAME, kernel: stockKernel });
+    const log = await lab.mustExec(`cat /var/log/xen/console/guest-${STOCK_NAME}.log`);
+    expect(log).toContain("6.1.192-stock");
+    expect(log).not.toMatch(/Suspend event channel/);
+    expect(await readKey(lab, stock.domid)).toBe("");
+    const caps = await info(lab, stock.domid);
+    expect(caps.guestChannel.status).toBe("absent");
+    expect(caps.paths.filter((p) => p.startsWith("evtchn+"))).toEqual([]);
+    const { watchLines, suspendJson } = await suspendWatchingControl(lab, stock.domid, "xenstore+watch");
+    expect(suspendJson.path).toBe("xenstore+watch");
+    // The write of "suspend" and the guest's ack (clearing it) are both seen.
+    expect(watchLines.length).toBeGreaterThanOrEqual(2);
+    expect(await xlState(lab, stock.domid)).toMatch(/^---ss-$/);
+    await lab.mustExec(`${CLI} resume ${stock.domid}`);
+    expectRunning(await xlState(lab, stock.domid));
+    const save = await lab.exec(`xl -vvv save -c ${stock.domid} /dev/null 2>&1`, { timeoutMs: 3 * MINUTE });
+    expect(save.code).toBe(0);
+    expect(save.stdout).toMatch(/issuing PV suspend request via XenBus control node/);
+    expect(save.stdout).not.toMatch(/suspend request via event channel/);
+  }, 8 * MINUTE);
+});
