@@ -7,7 +7,8 @@
 //   node hv-probe.js listen DOM MASK SECONDS [UNREGISTER_AFTER_MS]
 //        REGISTER, bind, drain the bind event, then print one JSON line per event (with the
 //        domain's state), "ready" once armed; UNREGISTER after UNREGISTER_AFTER_MS (and keep
-//        listening) or at the end. Never blocks without a deadline.
+//        listening) or at the end. SIGUSR1: UNREGISTER now; SIGTERM: stop now (both keep the
+//        JSON summary). Never blocks without a deadline.
 import { isXenError, openXen, type XenBinding } from "@fastsuspend/xen";
 
 import { XEN_DOMCTL_suspend_notify, HV_NOTIFY_EV, hvNotifyQuery, hvNotifyRegister, hvNotifyUnregister } from "../hv-notify";
@@ -98,13 +99,17 @@ async function listen(xen: XenBinding, dom: number, mask: number, seconds: numbe
   const doUnregister = (): string => errnoOf(() => { hvNotifyUnregister(xen, dom, port); });
   let events = 0;
   let eventsAfterUnregister = 0;
-  const deadline = t0 + seconds * 1000;
+  let deadline = t0 + seconds * 1000;
+  const signals = { unregister: false };
+  process.on("SIGTERM", () => { deadline = 0; });
+  process.on("SIGUSR1", () => { signals.unregister = true; });
   while (Date.now() < deadline) {
-    if (unregisterAfterMs !== undefined && unregistered === undefined && Date.now() - t0 >= unregisterAfterMs) {
+    const due = signals.unregister || (unregisterAfterMs !== undefined && Date.now() - t0 >= unregisterAfterMs);
+    if (due && unregistered === undefined) {
       unregistered = doUnregister();
       out({ unregistered, t: Date.now() - t0 });
     }
-    const slice = Math.max(1, Math.min(deadline - Date.now(), 200));
+    const slice = Math.max(1, Math.min(deadline - Date.now(), 100));
     try {
       await h.wait(local, { timeoutMs: slice });
     } catch (err) {
