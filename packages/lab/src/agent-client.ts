@@ -51,8 +51,8 @@ export class AgentClient {
 
   private constructor(private readonly sock: Socket) {
     sock.setEncoding("utf8");
-    sock.on("data", (d: string) => this.onData(d));
-    sock.on("close", () => this.failAll(new Error("agent connection closed")));
+    sock.on("data", (d: string) => { this.onData(d); });
+    sock.on("close", () => { this.failAll(new Error("agent connection closed")); });
     sock.on("error", () => undefined); // close follows and fails what is pending
   }
 

@@ -86,7 +86,7 @@ export async function buildArtefacts(progress: Progress = silent): Promise<LabAr
     if (!xenGz) throw new Error("xen-hypervisor package has no boot/xen-4.17-amd64.gz");
     writeFileSync(join(out, "xen"), gunzipSync(readFileSync(join(x, "boot", xenGz))));
     const vmlinuz = join(x, "boot", `vmlinuz-${pins.dom0Kernel}`);
-    await timed(progress, "extract dom0 vmlinux", async () => writeFileSync(join(out, "vmlinux"), await extractVmlinux(vmlinuz)));
+    await timed(progress, "extract dom0 vmlinux", async () => { writeFileSync(join(out, "vmlinux"), await extractVmlinux(vmlinuz)); });
     copyFileSync(vmlinuz, join(out, "guest-vmlinuz"));
     await timed(progress, "dom0 initramfs", () => buildDom0Initramfs(x, pins.dom0Kernel, join(out, "dom0-initrd.gz"), join(staging, "dom0")));
     await timed(progress, "guest initramfs", () => buildGuestInitramfs(x, join(out, "guest-initrd.gz"), join(staging, "guest")));

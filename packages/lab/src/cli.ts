@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { buildArtefacts } from "./artefacts";
 import { LabError } from "./errors";
-import { Lab, type XenstoredFlavour, runDirFor } from "./lab";
+import { Lab, runDirFor } from "./lab";
 import { stderrProgress } from "./progress";
 import { consoleLog, stopQemu } from "./qemu";
 
@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
       const xs = flags.get("xenstored") ?? "oxenstored";
       if (xs !== "oxenstored" && xs !== "cxenstored") throw new LabError(`unknown xenstored ${xs}`, "use oxenstored or cxenstored");
       const lab = await Lab.up({
-        name, detached: true, progress, xenstored: xs as XenstoredFlavour,
+        name, detached: true, progress, xenstored: xs,
         hypervisor: flags.get("hypervisor"), guestKernel: flags.get("guest-kernel"),
       });
       lab.disconnect();

@@ -73,5 +73,5 @@ export async function concatArchives(parts: string[], out: string): Promise<void
   const ws = createWriteStream(out);
   for (const p of parts) await pipeline(createReadStream(p), ws, { end: false });
   ws.end();
-  await new Promise<void>((r) => ws.on("close", () => r()));
+  await new Promise<void>((r) => ws.on("close", () => { r(); }));
 }
