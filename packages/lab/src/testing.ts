@@ -41,7 +41,8 @@ export async function runJestInDom0(
   mkdirSync(hostResults, { recursive: true });
   const out = `/lab/results/${opts.name}.json`;
   const r = await lab.exec(
-    ["node", "/fastsuspend/node_modules/jest/bin/jest.js", "--ci", "--runInBand", "--json", `--outputFile=${out}`, opts.testFile],
+    // Everything is 50-100x slower under TCG: Jest's 5 s default per test is far too short.
+    ["node", "/fastsuspend/node_modules/jest/bin/jest.js", "--ci", "--runInBand", "--testTimeout=120000", "--json", `--outputFile=${out}`, opts.testFile],
     { cwd: `/fastsuspend/packages/${opts.pkg}`, env: { FASTSUSPEND_REQUIRE_XEN: "1", ...opts.env }, timeoutMs: opts.timeoutMs ?? 600_000 },
   );
   const file = join(hostResults, `${opts.name}.json`);
