@@ -95,7 +95,14 @@ export class Connection {
       transport.send(encodeFrame({ type, reqId, txId, payload })).catch((err: unknown) => {
         if (this.pending.get(reqId) !== entry) return;
         this.settle(reqId);
-        reject(new XenstoreClosedError(`xenstore ${label.op}: send failed`, { cause: err }));
+        // The xenbus device refuses a message it will not relay (e.g. too large) on write(2), with
+        // an errno: that is xenstore's answer to this request, not a dead connection.
+        const code = (err as NodeJS.ErrnoException | undefined)?.code;
+        if (transport.description.startsWith("device:") && code !== undefined && /^E[A-Z0-9]+$/.test(code) && code !== "EBADF") {
+          reject(new XenstoreError(code, label.op, label.subject));
+        } else {
+          reject(new XenstoreClosedError(`xenstore ${label.op}: send failed`, { cause: err }));
+        }
       });
     });
   }

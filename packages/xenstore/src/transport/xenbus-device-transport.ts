@@ -75,9 +75,15 @@ export class XenbusDeviceTransport implements Transport {
     this.events.onClose(error);
   }
 
+  // One frame at a time: concurrent writes from the threadpool let the kernel device see frames
+  // interleaved, and it then fails pipelined requests with EINVAL (seen on Linux 6.1 dom0).
+  private writes: Promise<void> = Promise.resolve();
+
   send(frame: Buffer): Promise<void> {
     if (this.closing) return Promise.reject(new Error(`${this.description}: closed`));
-    return this.writeWhole(frame);
+    const next = this.writes.then(() => this.writeWhole(frame));
+    this.writes = next.catch(() => undefined);
+    return next;
   }
 
   // The kernel device assembles a message from one or more writes, but a short
