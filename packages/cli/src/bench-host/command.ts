@@ -30,5 +30,5 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
 }
 
 export async function benchOnLab(o: Omit<HostBenchOptions, "log">, deps: Deps): Promise<number> {
-  return runOnLab({ ...o, log: (l) => deps.stderr(`[bench] ${l}\n`) });
+  return runOnLab({ ...o, log: (l) => { deps.stderr(`[bench] ${l}\n`); } });
 }
