@@ -1,4 +1,5 @@
 // The CLI on the fake host: parsing, exit codes, one-line errors, the table.
+import { parseBenchHostArgs } from "../src/bench-host/command";
 import { EventEmitter } from "node:events";
 
 import { summarize } from "@fastsuspend/coordinator";
@@ -155,10 +156,17 @@ describe("commands on the fake host", () => {
     expect(d.out.join("")).toMatch(/evtchn\+evtchn\s+3\/3/);
   });
 
-  it("bench is the host side's", async () => {
+  it("bench (the host side) refuses bad flags before it boots anything", async () => {
     const d = deps();
-    expect(await run(["bench"], d)).toBe(EXIT.usage);
-    expect(d.err[0]).toMatch(/provided by the host orchestration/);
+    expect(await run(["bench", "--cycles", "x"], d)).toBe(EXIT.usage);
+    expect(d.err[0]).toMatch(/--cycles must be an integer >= 1, got "x"/);
+  });
+
+  it("bench's flags have the seed's defaults", () => {
+    expect(parseBenchHostArgs(["bench"])).toEqual({ cycles: 100, intervalMs: 20, xlSave: 5, stock: false, jsonFile: "results/bench.json" });
+    expect(parseBenchHostArgs(["bench", "--cycles", "7", "--stock", "--paths", "a,b", "--json", "/tmp/x.json"])).toMatchObject({
+      cycles: 7, stock: true, paths: "a,b", jsonFile: "/tmp/x.json",
+    });
   });
 });
 
