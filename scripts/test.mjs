@@ -2,7 +2,7 @@
 // `npm test`: everything from a fresh clone. Bootstrap, build, lint, unit tests on the host, then
 // build the lab's artefacts (cached outside the repo), boot real Xen nested under QEMU and run the
 // integration tests there. Prints each stage's time and ends with `N passed, N failed`.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./bootstrap.mjs";
 import { log, mustSh, sh, stage, stages } from "./lib.mjs";
@@ -43,6 +43,17 @@ try {
   });
   await stage("unit tests (host, fakes)", () => jest("jest.unit.config.cjs", join(results, "unit.json")));
   const inputs = await stage("lab artefacts (Xen, dom0, guest kernels, patched hypervisor)", () => buildLabInputs());
+  await stage("patch series apply with no fuzz (kernel: and checkpatch --strict)", async () => {
+    // Counted like tests: each series' check script is one check that could fail.
+    let passed = 0;
+    let failed = 0;
+    for (const script of ["kernel/check.sh", "hypervisor-patches/check.sh"]) {
+      if (!existsSync(script)) continue;
+      if ((await sh("bash", [script])) === 0) passed++;
+      else failed++;
+    }
+    writeFileSync(join(results, "series.json"), JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: 0 }));
+  });
   await stage(`lab up (${labName} with oxenstored, ${labNameCx} with cxenstored)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
     const gk = guestKernel ? ["--guest-kernel", guestKernel] : [];
@@ -61,7 +72,7 @@ try {
 }
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
-const files = [join(results, "unit.json"), join(results, "lab.json")];
+const files = [join(results, "unit.json"), join(results, "series.json"), join(results, "lab.json")];
 const runs = join(process.env.FASTSUSPEND_CACHE ?? join(process.env.HOME ?? "/root", ".cache", "fastsuspend"), "runs");
 for (const n of [labName, labNameCx]) {
   const dom0 = join(runs, n, "share", "results");
