@@ -90,7 +90,8 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
   });
 
   test("the patched guest advertises a port in device/suspend/event-channel and logs it", async () => {
-    port = await readKey(lab, patched.domid);
+    // The guest writes the key from its xenstore notifier, which may come after init's marker.
+    port = await waitForKey(lab, patched.domid, 60_000);
     expect(port).toMatch(/^[1-9][0-9]*$/);
     const log = await lab.mustExec(`cat /var/log/xen/console/guest-${PATCHED_NAME}.log`);
     expect(log).toContain("6.1.192-fastsuspend");
@@ -143,8 +144,6 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
       { timeoutMs: 20 * MINUTE },
     );
     const json = JSON.parse(await lab.mustExec(`cat ${file}`)) as BenchJson;
-    for (const p of json.paths) expect([p.name, p.ok, p.failed, p.errors]).toEqual([p.name, 100, 0, []]);
-    expect(r.code).toBe(0);
     const by = (n: string): BenchPath => {
       const p = json.paths.find((x) => x.name === n);
       if (p === undefined) throw new Error(`bench-run did not run ${n}`);
@@ -153,17 +152,19 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
     const base = by("xenstore+watch").totalMs.median;
     const rows = ["evtchn+evtchn", "xenstore+evtchn", "xenstore+watch"].map((n) => {
       const p = by(n);
-      return `| \`${n}\` | ${p.totalMs.median.toFixed(1)} | ${p.totalMs.p99.toFixed(1)} | ${p.totalMs.min.toFixed(1)} | ${p.suspendMs.median.toFixed(1)} | ${(p.totalMs.median / base).toFixed(2)} |`;
+      return `| \`${n}\` | ${p.totalMs.median.toFixed(1)} | ${p.totalMs.p99.toFixed(1)} | ${p.totalMs.min.toFixed(1)} | ${p.suspendMs.median.toFixed(1)} | ${(p.totalMs.median / base).toFixed(2)} | ${p.ok}/${p.n} |`;
     });
     const table = [
       `xen ${json.xen}, ${json.xenstored}, domid ${patched.domid}, 100 cycles per path, 20 ms apart`,
       "",
-      "| path | cycle median (ms) | p99 | min | suspend median | median vs xenstore+watch |",
-      "|---|---:|---:|---:|---:|---:|",
+      "| path | cycle median (ms) | p99 | min | suspend median | median vs xenstore+watch | ok |",
+      "|---|---:|---:|---:|---:|---:|---:|",
       ...rows,
     ].join("\n");
     console.log(table);
     if (process.env.FASTSUSPEND_RESULTS_DIR) writeFileSync(`${process.env.FASTSUSPEND_RESULTS_DIR}/guest-channel-bench.md`, `${table}\n`);
+    for (const p of json.paths) expect([p.name, p.ok, p.failed, p.errors]).toEqual([p.name, 100, 0, []]);
+    expect(r.code).toBe(0);
     // The point of the series: triggering through the channel is faster than through xenstore.
     expect(by("evtchn+evtchn").totalMs.median).toBeLessThan(by("xenstore+evtchn").totalMs.median);
     expect(await readKey(lab, patched.domid)).toBe(port);
