@@ -77,7 +77,7 @@ export function livePid(runDir: string): number | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return cmdline.includes(runDir) ? pid : undefined;
+    return cmdline.includes(`${runDir}/`) ? pid : undefined; // not a lab whose name merely starts the same
   } catch {
     return undefined;
   }

@@ -9,7 +9,7 @@ function qemuPidsFor(runDir: string): number[] {
     .filter((d) => {
       try {
         const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
-        return cmd.includes("qemu-system") && cmd.includes(runDir);
+        return cmd.includes("qemu-system") && cmd.includes(`${runDir}/`); // the slash: "x-cx" must not match "x-cxs"
       } catch {
         return false;
       }
