@@ -156,6 +156,20 @@ describe("commands on the fake host", () => {
     expect(d.out.join("")).toMatch(/evtchn\+evtchn\s+3\/3/);
   });
 
+  it("bench-run measures the seed's paths the domain supports by default, and saves after each path", async () => {
+    const g = await world.addGuest({ channel: "ok" });
+    const writes: string[] = [];
+    const d = deps({ writeFile: (_p, t) => writes.push(t) });
+    const code = await run(["bench-run", String(g.domid), "--cycles", "2", "--interval", "0", "--json", "/tmp/b.json", "--xl-save", "0"], d);
+    expect(code).toBe(EXIT.ok);
+    const names = (JSON.parse(writes.at(-1) ?? "{}") as BenchResult).paths.map((p) => p.name);
+    // No hypervisor patch in the fake world: the *+virq paths are not offered, nor evtchn+watch/poll.
+    expect(names).toEqual(["xenstore+watch", "xenstore+poll", "xenstore+evtchn", "evtchn+evtchn"]);
+    // One write per path, then the final one with xl save.
+    expect(writes).toHaveLength(names.length + 1);
+    expect((JSON.parse(writes[0] ?? "{}") as BenchResult).paths.map((p) => p.name)).toEqual(["xenstore+watch"]);
+  });
+
   it("bench (the host side) refuses bad flags before it boots anything", async () => {
     const d = deps();
     expect(await run(["bench", "--cycles", "x"], d)).toBe(EXIT.usage);
