@@ -1,0 +1,696 @@
+// The daemon's state and operations, independent of the socket: follows domains, keeps one
+// SuspendSession per domain (opened on first use, kept warm across checkpoint cycles, closed when
+// the domain goes or after idleMs without use), serialises each domain's work, runs checkpoint
+// loops, journals what it may leave suspended, and keeps the metrics.
+import {
+  choosePath,
+  detect,
+  errorText,
+  isCoordinatorError,
+  isSuspended,
+  resumeSuspended,
+  summarize,
+  SuspendSession,
+  type Capabilities,
+  type CycleTimings,
+  type SessionOptions,
+  type Summary,
+  type XenstoreLike,
+  type XsWatchLike,
+} from "@fastsuspend/coordinator";
+import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
+
+import { HandoverBinding } from "./handover";
+import { Journal } from "./journal";
+import { Counter, Gauge, Histogram, Registry } from "./metrics";
+import { KeyedQueue } from "./queue";
+import { DaemonError, type CheckpointStartRequest, type Request, type SuspendRequest } from "./protocol";
+
+export interface DaemonOptions {
+  xen: XenBinding;
+  xs: XenstoreLike;
+  journal: Journal;
+  /** Close a domain's session after this long without use (default 60 s). */
+  idleMs?: number;
+  /** Session defaults (fallback, xsResume...); a request's path overrides `path`. */
+  session?: SessionOptions;
+  /** Samples kept for the rolling latencies in status (default 100). */
+  rollingWindow?: number;
+  /** A loop stops after this many failed cycles in a row (default 10). */
+  maxConsecutiveFailures?: number;
+  log?: (line: string) => void;
+}
+
+export interface LoopStatus {
+  running: boolean;
+  intervalMs: number;
+  count: number | null;
+  path: string | null;
+  startedAt: string;
+  /** Cycles attempted (ok + failed); skipped ones do not count toward `count`. */
+  done: number;
+  ok: number;
+  failed: number;
+  /** Cycles not attempted because another tool held or had suspended the domain. */
+  skipped: number;
+  lastError: string | null;
+  lastSkip: string | null;
+  stoppedBy: "count" | "request" | "error" | "domain-gone" | "shutdown" | null;
+}
+
+interface Loop extends LoopStatus {
+  stop: AbortController;
+  finished: Promise<void>;
+  timeoutMs: number | undefined;
+  consecutiveFailures: number;
+}
+
+interface LastOp {
+  op: "suspend" | "resume" | "cycle";
+  at: string;
+  path: string | null;
+  timings: Record<string, number | string>;
+}
+
+interface DomainState {
+  domid: number;
+  session: SuspendSession | undefined;
+  /** The path asked for when the session was opened (undefined: fastest available). */
+  requestedPath: string | undefined;
+  caps: Capabilities | undefined;
+  capsAt: number;
+  last: LastOp | undefined;
+  suspendMs: number[];
+  cycleMs: number[];
+  loop: Loop | undefined;
+  lastUsed: number;
+  /** Suspended by a `suspend` request and not resumed since: not touched by idle close or shutdown. */
+  userSuspended: boolean;
+}
+
+const CAPS_TTL_MS = 10_000;
+
+const sleepAbortable = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+
+/** Maps anything thrown below the daemon to a wire error. */
+export function toDaemonError(err: unknown): DaemonError {
+  if (err instanceof DaemonError) return err;
+  if (isCoordinatorError(err)) return new DaemonError(err.code, err.message);
+  if (isXenError(err, "ESRCH")) return new DaemonError("ENODOMAIN", err.message);
+  if (isXenError(err, "EAGAIN")) return new DaemonError("EBUSY", `${err.message} (another process holds the domain's suspend lock: xl save/migrate/remus?)`);
+  return new DaemonError("EINTERNAL", errorText(err));
+}
+
+export class Daemon {
+  readonly xen: HandoverBinding;
+  readonly xs: XenstoreLike;
+  readonly journal: Journal;
+  readonly registry = new Registry();
+  readonly startedAt = Date.now();
+  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log">> & { session: SessionOptions; log: (line: string) => void };
+  readonly #queue = new KeyedQueue<number>();
+  readonly #domains = new Map<number, DomainState>();
+  /** Domains seen in the last listing (domid -> info), dom0 excluded. */
+  #known = new Map<number, DomainInfo>();
+  readonly #watches: XsWatchLike[] = [];
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #stopping: Promise<void> | undefined;
+  /** Set by the server: connected clients, for the gauge. */
+  clients = (): number => 0;
+
+  readonly suspendSeconds = new Histogram("fastsuspend_suspend_seconds", "Trigger to confirmed suspended, per path (suspend requests and checkpoint cycles).");
+  readonly resumeSeconds = new Histogram("fastsuspend_resume_seconds", "Resume (xc_domain_resume + XS_RESUME), per path.");
+  readonly cycleSeconds = new Histogram("fastsuspend_checkpoint_cycle_seconds", "Whole checkpoint cycle (suspend, resume), per path.");
+  readonly requests = new Counter("fastsuspend_requests_total", "API requests handled, per op.");
+  readonly requestErrors = new Counter("fastsuspend_request_errors_total", "API requests answered with an error, per op and code.");
+  readonly cycles = new Counter("fastsuspend_checkpoint_cycles_total", "Checkpoint cycles per domain and result (ok, failed, skipped).");
+  readonly handovers = new Counter("fastsuspend_lock_handover_total", "Times the daemon found a domain held or suspended by another tool (xl) and left it alone.");
+
+  constructor(opts: DaemonOptions) {
+    this.xen = new HandoverBinding(opts.xen);
+    this.xs = opts.xs;
+    this.journal = opts.journal;
+    this.#opts = {
+      idleMs: opts.idleMs ?? 60_000,
+      rollingWindow: opts.rollingWindow ?? 100,
+      maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 10,
+      session: opts.session ?? {},
+      log: opts.log ?? (() => undefined),
+    };
+    const r = this.registry;
+    r.add(this.suspendSeconds);
+    r.add(this.resumeSeconds);
+    r.add(this.cycleSeconds);
+    r.add(this.requests);
+    r.add(this.requestErrors);
+    r.add(this.cycles);
+    r.add(this.handovers);
+    r.add(new Gauge("fastsuspend_checkpoint_loops_running", "Checkpoint loops running.", () => [{ labels: {}, value: this.#loops().length }]));
+    r.add(new Gauge("fastsuspend_checkpoint_loop_interval_seconds", "Interval of each running checkpoint loop.", () => this.#loops().map((d) => ({ labels: { domid: d.domid }, value: (d.loop?.intervalMs ?? 0) / 1000 }))));
+    r.add(new Gauge("fastsuspend_checkpoint_loop_cycles", "Cycles done by each running checkpoint loop.", () => this.#loops().map((d) => ({ labels: { domid: d.domid }, value: d.loop?.done ?? 0 }))));
+    r.add(new Gauge("fastsuspend_sessions_open", "Warm per-domain suspend sessions.", () => [{ labels: {}, value: [...this.#domains.values()].filter((d) => d.session !== undefined).length }]));
+    r.add(new Gauge("fastsuspend_domains_followed", "Guest domains known to the daemon.", () => [{ labels: {}, value: this.#known.size }]));
+    r.add(new Gauge("fastsuspend_clients_connected", "API clients connected.", () => [{ labels: {}, value: this.clients() }]));
+    r.add(new Gauge("fastsuspend_uptime_seconds", "Seconds since the daemon started.", () => [{ labels: {}, value: Math.round((Date.now() - this.startedAt) / 1000) }]));
+  }
+
+  #aborted(loop: Loop): boolean {
+    return loop.stop.signal.aborted;
+  }
+
+  /** Read through a method: the loop may change across an await. */
+  #loopRunning(dom: DomainState): boolean {
+    return dom.loop?.running === true;
+  }
+
+  #loops(): DomainState[] {
+    return [...this.#domains.values()].filter((d) => d.loop?.running === true);
+  }
+
+  get stopping(): boolean {
+    return this.#stopping !== undefined;
+  }
+
+  /** Lists the domains and watches @introduceDomain/@releaseDomain; starts the idle sweeper. */
+  async start(): Promise<void> {
+    this.#refresh();
+    for (const path of ["@introduceDomain", "@releaseDomain"]) {
+      const w = await this.xs.watch(path);
+      this.#watches.push(w);
+      void this.#follow(w);
+    }
+    this.#sweeper = setInterval(() => {
+      this.#sweepIdle();
+    }, Math.max(50, Math.min(5000, this.#opts.idleMs / 4)));
+    this.#sweeper.unref();
+  }
+
+  async #follow(w: XsWatchLike): Promise<void> {
+    try {
+      for (let r = await w.next(); r.done !== true; r = await w.next()) {
+        if (this.stopping) break;
+        // Coalesce bursts (each checkpoint cycle on the watch path fires @releaseDomain).
+        this.#refreshTimer ??= setTimeout(() => {
+          this.#refreshTimer = undefined;
+          this.#refresh();
+        }, 20);
+      }
+    } catch (err) {
+      if (!this.stopping) this.#opts.log(`domain watch ended: ${errorText(err)}`);
+    }
+  }
+
+  /** Re-reads the domain list; drops the state of domains that are gone or dying. */
+  #refresh(): void {
+    let list: DomainInfo[];
+    try {
+      list = this.xen.listDomains();
+    } catch (err) {
+      this.#opts.log(`listDomains: ${errorText(err)}`);
+      return;
+    }
+    const next = new Map<number, DomainInfo>();
+    for (const info of list) if (info.domid !== 0) next.set(info.domid, info);
+    for (const d of this.#known.keys()) if (!next.has(d)) this.#opts.log(`domain ${d} released`);
+    for (const d of next.keys()) if (!this.#known.has(d)) this.#opts.log(`domain ${d} introduced`);
+    this.#known = next;
+    for (const dom of [...this.#domains.values()]) {
+      const info = next.get(dom.domid);
+      if (info === undefined || info.dying) void this.#dropDomain(dom, "domain-gone");
+    }
+  }
+
+  async #dropDomain(dom: DomainState, why: LoopStatus["stoppedBy"]): Promise<void> {
+    if (this.#domains.get(dom.domid) !== dom) return;
+    this.#domains.delete(dom.domid);
+    if (dom.loop?.running === true) {
+      dom.loop.stoppedBy = why;
+      dom.loop.stop.abort();
+    }
+    dom.session?.interrupt();
+    await dom.loop?.finished;
+    await this.#closeSession(dom, { force: true });
+    this.journal.remove(dom.domid);
+  }
+
+  #sweepIdle(): void {
+    const now = Date.now();
+    for (const dom of this.#domains.values()) {
+      if (dom.session === undefined || dom.loop?.running === true || dom.userSuspended) continue;
+      if (this.#queue.depth(dom.domid) > 0 || now - dom.lastUsed < this.#opts.idleMs) continue;
+      void this.#queue.run(dom.domid, () => this.#closeSession(dom, { force: false }));
+    }
+  }
+
+  /**
+   * Closes a domain's session under its lock (so that unsubscribing cannot undo a subscription
+   * libxl made meanwhile). If libxl holds the lock, the close waits for the next sweep unless forced
+   * (the domain is gone).
+   */
+  async #closeSession(dom: DomainState, opts: { force: boolean }): Promise<void> {
+    const s = dom.session;
+    if (s === undefined) return;
+    if (!opts.force) {
+      try {
+        this.xen.activate(dom.domid);
+      } catch (err) {
+        if (isXenError(err, "EAGAIN")) return; // libxl has it: try again later
+        if (!isXenError(err, "ESRCH")) this.#opts.log(`close session dom${dom.domid}: ${errorText(err)}`);
+      }
+    }
+    dom.session = undefined;
+    const report = await s.close({ resumeIfSuspended: false });
+    const problems = [...report.problems, ...this.xen.forget(dom.domid)];
+    if (problems.length > 0) this.#opts.log(`session dom${dom.domid} closed: ${problems.join("; ")}`);
+  }
+
+  #state(domid: number): DomainState {
+    let dom = this.#domains.get(domid);
+    if (dom === undefined) {
+      dom = { domid, session: undefined, requestedPath: undefined, caps: undefined, capsAt: 0, last: undefined, suspendMs: [], cycleMs: [], loop: undefined, lastUsed: Date.now(), userSuspended: false };
+      this.#domains.set(domid, dom);
+    }
+    return dom;
+  }
+
+  #info(domid: number): DomainInfo {
+    try {
+      return this.xen.getInfo(domid);
+    } catch (err) {
+      if (isXenError(err, "ESRCH")) throw new DaemonError("ENODOMAIN", `no domain ${domid} (\`xl list\` shows the domains)`);
+      throw err;
+    }
+  }
+
+  /** Refuses a domain that another tool has suspended, paused or is destroying. */
+  #assertRunning(info: DomainInfo, what: string): void {
+    const d = info.domid;
+    if (info.dying) throw new DaemonError("EDOMAIN", `domain ${d} is dying (being destroyed)`);
+    if (info.shutdown) {
+      const r = info.shutdownReasonName ?? String(info.shutdownReason);
+      if (r === "suspend") throw new DaemonError("EBUSY", `${what}: domain ${d} is already suspended (by another tool, e.g. xl save, or an earlier suspend request)`);
+      throw new DaemonError("EDOMAIN", `${what}: domain ${d} is shut down (${r})`);
+    }
+    if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
+  }
+
+  #activate(domid: number, what: string): void {
+    try {
+      this.xen.activate(domid);
+    } catch (err) {
+      if (isXenError(err, "EAGAIN")) {
+        this.handovers.inc();
+        throw new DaemonError("EBUSY", `${what}: domain ${domid}'s suspend lock is held by another process (xl save, migrate or remus in progress?): leaving it alone`);
+      }
+      throw err;
+    }
+  }
+
+  #deactivate(domid: number): void {
+    const problems = this.xen.deactivate(domid);
+    if (problems.length > 0) this.#opts.log(problems.join("; "));
+  }
+
+  /** The domain's warm session (opened now if needed, with the requested path). Call while activated. */
+  async #session(dom: DomainState, path: string | undefined): Promise<SuspendSession> {
+    let s = dom.session;
+    if (s !== undefined && s.state === "suspended" && !isSuspended(this.xen, dom.domid)) {
+      // Resumed behind our back (xl, or `fastsuspend resume --no-daemon`): start afresh.
+      await this.#closeSession(dom, { force: true });
+      s = undefined;
+    }
+    if (s !== undefined && (s.state === "closed" || (path !== undefined && path !== s.path))) {
+      await this.#closeSession(dom, { force: true });
+      s = undefined;
+    }
+    if (s === undefined) {
+      const opts: SessionOptions = { ...this.#opts.session };
+      if (path !== undefined) opts.path = path;
+      s = new SuspendSession(this.xen, this.xs, dom.domid, opts);
+      await s.open();
+      dom.session = s;
+      dom.requestedPath = path;
+      dom.caps = s.capabilities;
+      dom.capsAt = Date.now();
+    }
+    return s;
+  }
+
+  #push(arr: number[], v: number): void {
+    arr.push(v);
+    if (arr.length > this.#opts.rollingWindow) arr.splice(0, arr.length - this.#opts.rollingWindow);
+  }
+
+  /** Handles one validated request. Throws DaemonError (or anything, mapped by the server). */
+  async handle(req: Request): Promise<unknown> {
+    this.requests.inc({ op: req.op });
+    try {
+      if (this.stopping && req.op !== "status" && req.op !== "metrics") throw new DaemonError("ESHUTDOWN", "the daemon is stopping");
+      switch (req.op) {
+        case "suspend":
+          return await this.#suspend(req);
+        case "resume":
+          return await this.#resume(req.domid);
+        case "checkpoint.start":
+          return await this.#checkpointStart(req);
+        case "checkpoint.stop":
+          return await this.#checkpointStop(req.domid);
+        case "status":
+          return req.domid === undefined ? this.#statusAll() : await this.#statusDomain(req.domid);
+        case "metrics":
+          return this.registry.render();
+      }
+    } catch (err) {
+      const e = toDaemonError(err);
+      this.requestErrors.inc({ op: req.op, code: e.code });
+      throw e;
+    }
+  }
+
+  async #suspend(req: SuspendRequest): Promise<unknown> {
+    const d = req.domid;
+    this.#info(d);
+    const dom = this.#state(d);
+    if (dom.loop?.running === true) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
+    return this.#queue.run(d, async () => {
+      dom.lastUsed = Date.now();
+      this.#activate(d, "suspend");
+      try {
+        this.#assertRunning(this.#info(d), "suspend");
+        const s = await this.#session(dom, req.path ?? dom.requestedPath);
+        this.journal.add(d, "suspend");
+        try {
+          const r = await s.suspend(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs });
+          dom.userSuspended = true;
+          this.suspendSeconds.observe({ path: r.path }, r.suspendMs / 1000);
+          this.#push(dom.suspendMs, r.suspendMs);
+          dom.last = { op: "suspend", at: new Date().toISOString(), path: r.path, timings: { triggerMs: r.triggerMs, awaitMs: r.awaitMs, confirmMs: r.confirmMs, suspendMs: r.suspendMs } };
+          return { domid: d, ...r };
+        } finally {
+          // Suspended as asked (the client owns that now), or left running on failure.
+          this.journal.remove(d);
+        }
+      } finally {
+        this.#deactivate(d);
+        dom.lastUsed = Date.now();
+      }
+    });
+  }
+
+  async #resume(d: number): Promise<unknown> {
+    this.#info(d);
+    const dom = this.#state(d);
+    if (dom.loop?.running === true) throw new DaemonError("EBUSY", `resume: a checkpoint loop is running on domain ${d} (it resumes the domain itself)`);
+    return this.#queue.run(d, async () => {
+      dom.lastUsed = Date.now();
+      const info = this.#info(d);
+      if (!(info.shutdown && info.shutdownReasonName === "suspend")) throw new DaemonError("ESTATE", `domain ${d} is not suspended: nothing to resume`);
+      let r: { resumeMs: number; xsResumeMs: number };
+      let path: string | null = null;
+      const s = dom.session;
+      if (s?.state === "suspended") {
+        this.#activate(d, "resume");
+        try {
+          r = await s.resume();
+          path = s.path ?? null;
+        } finally {
+          this.#deactivate(d);
+        }
+      } else {
+        // Suspended by someone else (or before we started): resume it as `xl` would, no session.
+        r = await resumeSuspended(this.xen, this.xs, d, { fast: true });
+      }
+      dom.userSuspended = false;
+      this.resumeSeconds.observe({ path: path ?? "none" }, (r.resumeMs + r.xsResumeMs) / 1000);
+      dom.last = { op: "resume", at: new Date().toISOString(), path, timings: { resumeMs: r.resumeMs, xsResumeMs: r.xsResumeMs } };
+      dom.lastUsed = Date.now();
+      return { domid: d, ...r };
+    });
+  }
+
+  async #checkpointStart(req: CheckpointStartRequest): Promise<unknown> {
+    const d = req.domid;
+    this.#info(d);
+    const dom = this.#state(d);
+    if (dom.loop?.running === true) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
+    // Set up (or reuse) the session now, so that no path / a held lock is this request's error.
+    const path = await this.#queue.run(d, async () => {
+      this.#activate(d, "checkpoint.start");
+      try {
+        this.#assertRunning(this.#info(d), "checkpoint.start");
+        return (await this.#session(dom, req.path ?? dom.requestedPath)).path;
+      } finally {
+        this.#deactivate(d);
+      }
+    });
+    if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d}`);
+    const loop: Loop = {
+      running: true,
+      intervalMs: req.intervalMs,
+      count: req.count ?? null,
+      path: path ?? null,
+      startedAt: new Date().toISOString(),
+      done: 0,
+      ok: 0,
+      failed: 0,
+      skipped: 0,
+      lastError: null,
+      lastSkip: null,
+      stoppedBy: null,
+      stop: new AbortController(),
+      finished: Promise.resolve(),
+      timeoutMs: req.timeoutMs,
+      consecutiveFailures: 0,
+    };
+    dom.loop = loop;
+    this.journal.add(d, "checkpoint");
+    loop.finished = this.#runLoop(dom, loop);
+    return { domid: d, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
+  }
+
+  async #runLoop(dom: DomainState, loop: Loop): Promise<void> {
+    const d = dom.domid;
+    try {
+      while (!loop.stop.signal.aborted && (loop.count === null || loop.done < loop.count)) {
+        const outcome = await this.#queue.run(d, () => this.#cycleOnce(dom, loop));
+        if (outcome === "gone") {
+          loop.stoppedBy ??= "domain-gone";
+          break;
+        }
+        if (loop.consecutiveFailures >= this.#opts.maxConsecutiveFailures) {
+          loop.stoppedBy = "error";
+          break;
+        }
+        if (loop.count !== null && loop.done >= loop.count) break;
+        await sleepAbortable(loop.intervalMs, loop.stop.signal);
+      }
+      loop.stoppedBy ??= loop.stop.signal.aborted ? "request" : "count";
+    } catch (err) {
+      loop.lastError = errorText(err);
+      loop.stoppedBy = "error";
+    } finally {
+      loop.running = false;
+      dom.lastUsed = Date.now();
+      // Every cycle resumes the domain: the loop no longer leaves anything suspended.
+      if (!(this.#domains.get(d)?.userSuspended ?? false)) this.journal.remove(d);
+    }
+  }
+
+  async #cycleOnce(dom: DomainState, loop: Loop): Promise<"ok" | "failed" | "skipped" | "gone"> {
+    const d = dom.domid;
+    if (loop.stop.signal.aborted) return "skipped";
+    const skip = (why: string): "skipped" => {
+      loop.skipped++;
+      loop.lastSkip = why;
+      this.cycles.inc({ domid: d, result: "skipped" });
+      this.handovers.inc();
+      return "skipped";
+    };
+    try {
+      this.xen.activate(d);
+    } catch (err) {
+      if (isXenError(err, "EAGAIN")) return skip("suspend lock held by another process (xl save/migrate/remus?)");
+      if (isXenError(err, "ESRCH")) return "gone";
+      throw err;
+    }
+    try {
+      let info: DomainInfo;
+      try {
+        info = this.xen.getInfo(d);
+      } catch (err) {
+        if (isXenError(err, "ESRCH")) return "gone";
+        throw err;
+      }
+      if (info.dying) return "gone";
+      if (info.shutdown && info.shutdownReasonName !== "suspend") return "gone";
+      if (info.shutdown) return skip("domain suspended by another tool (xl save -c?)");
+      if (info.paused) return skip("domain paused by another tool");
+      loop.done++;
+      try {
+        const s = await this.#session(dom, dom.requestedPath);
+        const t: CycleTimings = await s.cycle(undefined, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
+        loop.ok++;
+        loop.consecutiveFailures = 0;
+        loop.path = t.path;
+        this.cycles.inc({ domid: d, result: "ok" });
+        this.suspendSeconds.observe({ path: t.path }, t.suspendMs / 1000);
+        this.resumeSeconds.observe({ path: t.path }, (t.resumeMs + t.xsResumeMs) / 1000);
+        this.cycleSeconds.observe({ path: t.path }, t.totalMs / 1000);
+        this.#push(dom.suspendMs, t.suspendMs);
+        this.#push(dom.cycleMs, t.totalMs);
+        const { path, ...timings } = t;
+        dom.last = { op: "cycle", at: new Date().toISOString(), path, timings };
+        return "ok";
+      } catch (err) {
+        if (this.#aborted(loop)) {
+          loop.done--; // interrupted by stop: not a failure
+          return "skipped";
+        }
+        loop.failed++;
+        loop.consecutiveFailures++;
+        loop.lastError = errorText(err);
+        this.cycles.inc({ domid: d, result: "failed" });
+        this.#opts.log(`checkpoint dom${d}: ${loop.lastError}`);
+        if (isCoordinatorError(err, "EDOMAIN")) return "gone";
+        // A broken session is rebuilt on the next cycle.
+        if (dom.session !== undefined && dom.session.state !== "open") await this.#closeSession(dom, { force: true });
+        return "failed";
+      }
+    } finally {
+      this.#deactivate(d);
+    }
+  }
+
+  #loopStatus(loop: Loop | undefined): LoopStatus | null {
+    if (loop === undefined) return null;
+    return {
+      running: loop.running, intervalMs: loop.intervalMs, count: loop.count, path: loop.path, startedAt: loop.startedAt,
+      done: loop.done, ok: loop.ok, failed: loop.failed, skipped: loop.skipped, lastError: loop.lastError, lastSkip: loop.lastSkip, stoppedBy: loop.stoppedBy,
+    };
+  }
+
+  async #checkpointStop(d: number): Promise<unknown> {
+    const dom = this.#domains.get(d);
+    const loop = dom?.loop;
+    if (dom === undefined || loop === undefined || !loop.running) {
+      this.#info(d);
+      throw new DaemonError("ESTATE", `no checkpoint loop is running on domain ${d}`);
+    }
+    loop.stoppedBy = "request";
+    loop.stop.abort();
+    dom.session?.interrupt();
+    await loop.finished;
+    return { domid: d, loop: this.#loopStatus(loop) };
+  }
+
+  #rolling(dom: DomainState): { suspendMs: Summary; cycleMs: Summary } {
+    return { suspendMs: summarize(dom.suspendMs), cycleMs: summarize(dom.cycleMs) };
+  }
+
+  #domainState(info: DomainInfo | undefined): string {
+    if (info === undefined) return "gone";
+    if (info.dying) return "dying";
+    if (info.shutdown) return info.shutdownReasonName === "suspend" ? "suspended" : `shutdown (${String(info.shutdownReasonName)})`;
+    return info.paused ? "paused" : "running";
+  }
+
+  #statusAll(): unknown {
+    const domains = [...this.#known.values()].map((info) => {
+      const dom = this.#domains.get(info.domid);
+      return {
+        domid: info.domid,
+        state: this.#domainState(info),
+        session: dom?.session === undefined ? null : { state: dom.session.state, path: dom.session.path ?? null },
+        loop: this.#loopStatus(dom?.loop),
+        last: dom?.last ?? null,
+      };
+    });
+    return {
+      daemon: { pid: process.pid, uptimeS: Math.round((Date.now() - this.startedAt) / 1000), clients: this.clients(), journal: this.journal.entries(), stopping: this.stopping },
+      domains,
+    };
+  }
+
+  async #statusDomain(d: number): Promise<unknown> {
+    const info = this.#info(d);
+    const dom = this.#domains.get(d);
+    let caps = dom?.session?.capabilities ?? dom?.caps;
+    if (caps === undefined || (dom?.session === undefined && Date.now() - (dom?.capsAt ?? 0) > CAPS_TTL_MS)) {
+      // Not in a session: detect under the domain's queue (it binds the guest's port briefly).
+      const st = this.#state(d);
+      caps = await this.#queue.run(d, () => detect(this.xen, this.xs, d));
+      st.caps = caps;
+      st.capsAt = Date.now();
+    }
+    let chosen: string;
+    try {
+      chosen = choosePath(caps, dom?.requestedPath);
+    } catch (err) {
+      chosen = `none (${errorText(err)})`;
+    }
+    const cur = this.#domains.get(d);
+    return {
+      domid: d,
+      state: this.#domainState(info),
+      capabilities: caps,
+      chosen,
+      pathsInUse: cur?.session?.path === undefined ? [] : [cur.session.path],
+      session: cur?.session === undefined ? null : { state: cur.session.state, path: cur.session.path ?? null, lockHeldNow: this.xen.isActive(d) },
+      last: cur?.last ?? null,
+      rolling: cur === undefined ? this.#rolling(this.#state(d)) : this.#rolling(cur),
+      loop: this.#loopStatus(cur?.loop),
+      queued: this.#queue.depth(d),
+      journalled: this.journal.has(d),
+    };
+  }
+
+  /**
+   * Stops everything: loops (each guest left running), sessions closed, journalled domains still
+   * suspended resumed, watches closed. A domain suspended by a `suspend` request stays suspended.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    const doms = [...this.#domains.values()];
+    for (const dom of doms) {
+      if (dom.loop?.running === true) {
+        dom.loop.stoppedBy = "shutdown";
+        dom.loop.stop.abort();
+      }
+      if (!dom.userSuspended) dom.session?.interrupt();
+    }
+    await Promise.all(doms.map((d) => d.loop?.finished ?? Promise.resolve()));
+    for (const dom of doms) {
+      await this.#closeSession(dom, { force: true });
+      this.xen.forget(dom.domid);
+    }
+    for (const e of this.journal.entries()) {
+      try {
+        if (isSuspended(this.xen, e.domid)) await resumeSuspended(this.xen, this.xs, e.domid, { fast: true });
+      } catch (err) {
+        this.#opts.log(`resume dom${e.domid} on stop: ${errorText(err)}`);
+      }
+    }
+    if (this.journal.entries().length > 0) this.journal.clear();
+    await Promise.all(this.#watches.map((w) => w.close().catch(() => undefined)));
+  }
+}

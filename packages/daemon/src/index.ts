@@ -1,0 +1,11 @@
+// @fastsuspend/daemon: fastsuspendd (the dom0 daemon) as a library, and its client.
+export { Daemon, toDaemonError, type DaemonOptions, type LoopStatus } from "./daemon";
+export { DaemonServer, type ServerOptions } from "./server";
+export { DaemonClient, defaultSocketPath, type DaemonClientOptions } from "./client";
+export { startService, assertRoot, type ServiceOptions, type RunningService } from "./service";
+export { HandoverBinding } from "./handover";
+export { Journal, recoverJournal, type JournalEntry, type RecoveryAction } from "./journal";
+export { acquirePidLock, type PidLock } from "./pidlock";
+export { KeyedQueue } from "./queue";
+export { Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS, labelText, type Labels } from "./metrics";
+export * from "./protocol";

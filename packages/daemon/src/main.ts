@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// fastsuspendd: see docs/daemon.md. Runs in the foreground (systemd Type=simple), logs to stderr.
+import { parseArgs } from "node:util";
+
+import { XenstoreClient } from "@fastsuspend/xenstore";
+import { openXen, type XenBinding } from "@fastsuspend/xen";
+
+import { defaultSocketPath } from "./client";
+import { DEFAULT_RUN_DIR } from "./protocol";
+import { assertRoot, startService } from "./service";
+
+const USAGE = `usage: fastsuspendd [--socket PATH] [--run-dir DIR] [--idle-ms MS] [--allow-non-root]
+
+  --socket PATH     API socket (default $FASTSUSPEND_SOCKET or /run/fastsuspend/daemon.sock)
+  --run-dir DIR     pid file and crash journal (default $FASTSUSPEND_RUN_DIR or /run/fastsuspend)
+  --idle-ms MS      close a domain's warm session after MS without use (default 60000)
+  --allow-non-root  tests only (also FASTSUSPEND_ALLOW_NONROOT=1)`;
+
+const log = (line: string): void => {
+  process.stderr.write(`fastsuspendd: ${line}\n`);
+};
+
+async function main(): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({
+      args: process.argv.slice(2),
+      strict: true,
+      options: {
+        socket: { type: "string" },
+        "run-dir": { type: "string" },
+        "idle-ms": { type: "string" },
+        "allow-non-root": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (err) {
+    log(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    return 2;
+  }
+  if (v.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const idle = v["idle-ms"];
+  if (idle !== undefined && !/^[0-9]+$/.test(idle)) {
+    log(`--idle-ms must be a non-negative integer, got "${idle}"`);
+    return 2;
+  }
+  try {
+    assertRoot(process.getuid, v["allow-non-root"] === true || process.env.FASTSUSPEND_ALLOW_NONROOT === "1");
+  } catch (err) {
+    log(err instanceof Error ? err.message : String(err));
+    return 3;
+  }
+  let xen: XenBinding;
+  try {
+    xen = openXen(); // says why: no /dev/xen, addon not built, not root
+  } catch (err) {
+    log(err instanceof Error ? err.message : String(err));
+    return 3;
+  }
+  let xs: XenstoreClient;
+  try {
+    xs = await XenstoreClient.connect();
+  } catch (err) {
+    xen.close();
+    log(`cannot reach xenstored: ${err instanceof Error ? err.message : String(err)}`);
+    return 3;
+  }
+  const runDir = v["run-dir"] ?? process.env.FASTSUSPEND_RUN_DIR ?? DEFAULT_RUN_DIR;
+  let svc;
+  try {
+    svc = await startService({
+      xen,
+      xs,
+      runDir,
+      socketPath: v.socket ?? defaultSocketPath(),
+      log,
+      ...(idle === undefined ? {} : { idleMs: Number(idle) }),
+    });
+  } catch (err) {
+    log(err instanceof Error ? err.message : String(err));
+    await xs.close();
+    xen.close();
+    return 1;
+  }
+  log(`listening on ${svc.server.socketPath} (pid ${process.pid})`);
+  const s = svc;
+  await new Promise<void>((resolve) => {
+    let once = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (once) return;
+      once = true;
+      log(`${sig}: stopping`);
+      // Stop within a second whatever happens: loops and sessions are interrupted, not awaited forever.
+      const hard = setTimeout(() => {
+        log("stop took over 900 ms: exiting anyway");
+        resolve();
+      }, 900);
+      void s.stop().then(
+        () => {
+          clearTimeout(hard);
+          resolve();
+        },
+        (err: unknown) => {
+          log(`stop: ${err instanceof Error ? err.message : String(err)}`);
+          clearTimeout(hard);
+          resolve();
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  await Promise.race([xs.close(), new Promise((r) => setTimeout(r, 50))]);
+  try {
+    xen.close();
+  } catch {
+    /* exiting */
+  }
+  return 0;
+}
+
+void main().then((code) => {
+  process.exit(code);
+});
