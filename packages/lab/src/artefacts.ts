@@ -3,6 +3,7 @@
 // and initramfs. The cache entry's key is a hash of every input, so a changed pin, asset or
 // Node.js binary makes a new entry and an unchanged one is reused at once.
 import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import {
   chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync,
   symlinkSync, writeFileSync,
@@ -55,6 +56,7 @@ export function artefactKey(): string {
     readFileSync(pinsFile),
     readFileSync(join(assetsDir, "dom0-init.sh")),
     readFileSync(join(assetsDir, "guest-init.sh")),
+    readFileSync(join(assetsDir, "guest-hvprobe.c")),
     fileIdentity(process.execPath),
     readFileSync(__filename),
   ]).slice(0, 16);
@@ -164,10 +166,17 @@ async function buildDom0Initramfs(x: string, kver: string, file: string, root: s
   await writeInitramfs(root, file, 1, [{ path: "dev/console", major: 5, minor: 1 }]);
 }
 
+/** A static binary for the guest's busybox userspace (the host's gcc and glibc, from build-essential). */
+function compileStatic(source: string, out: string): void {
+  const r = spawnSync("gcc", ["-static", "-Os", "-s", "-Wall", "-o", out, source], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`gcc -static ${source} failed (${r.error?.message ?? `exit ${String(r.status)}`}): ${r.stderr}; install build-essential`);
+}
+
 async function buildGuestInitramfs(x: string, file: string, root: string): Promise<void> {
   for (const d of ["bin", "proc", "sys", "dev"]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(join(x, "bin/busybox"), join(root, "bin/busybox"));
   symlinkSync("busybox", join(root, "bin/sh"));
+  compileStatic(join(assetsDir, "guest-hvprobe.c"), join(root, "bin/hvprobe"));
   copyFileSync(join(assetsDir, "guest-init.sh"), join(root, "init"));
   chmodSync(join(root, "init"), 0o755);
   await writeInitramfs(root, file, 6, [{ path: "dev/console", major: 5, minor: 1 }]);
