@@ -609,7 +609,13 @@ export class Daemon {
   }
 
   #statusAll(): unknown {
-    const domains = [...this.#known.values()].map((info) => {
+    let infos: DomainInfo[];
+    try {
+      infos = this.xen.listDomains().filter((i) => i.domid !== 0);
+    } catch {
+      infos = [...this.#known.values()];
+    }
+    const domains = infos.map((info) => {
       const dom = this.#domains.get(info.domid);
       return {
         domid: info.domid,

@@ -37,8 +37,8 @@ export function acquirePidLock(path: string, pid: number = process.pid): PidLock
         continue; // removed meanwhile: try again
       }
       const other = /^[0-9]+$/.test(text) ? Number(text) : undefined;
-      if (other !== undefined && other !== pid && alive(other)) {
-        throw new DaemonError("EBUSY", `another fastsuspendd is running (pid ${other}, pid file ${path})`);
+      if (other !== undefined && alive(other)) {
+        throw new DaemonError("EBUSY", `another fastsuspendd is running (pid ${other}${other === pid ? ", this process" : ""}, pid file ${path})`);
       }
       replacedStale = other;
       rmSync(path, { force: true });

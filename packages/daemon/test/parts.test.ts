@@ -1,0 +1,135 @@
+// The pieces: per-key queue, Prometheus text, journal file, pid lock.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+
+import { acquirePidLock, Counter, Gauge, Histogram, isDaemonError, Journal, KeyedQueue, Registry } from "../src";
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "fsd-parts-"));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("KeyedQueue", () => {
+  it("runs one key's tasks one at a time in order, other keys concurrently, and survives a failure", async () => {
+    const q = new KeyedQueue<number>();
+    const log: string[] = [];
+    let inA = 0;
+    let maxInA = 0;
+    const task = (key: number, name: string, ms: number, fail = false) =>
+      q.run(key, async () => {
+        if (key === 1) maxInA = Math.max(maxInA, ++inA);
+        log.push(`start ${name}`);
+        await sleep(ms);
+        log.push(`end ${name}`);
+        if (key === 1) inA--;
+        if (fail) throw new Error(`${name} failed`);
+        return name;
+      });
+    const a1 = task(1, "a1", 30, true);
+    const a2 = task(1, "a2", 5);
+    const b1 = task(2, "b1", 5);
+    expect(q.depth(1)).toBe(2);
+    await expect(a1).rejects.toThrow("a1 failed");
+    await expect(a2).resolves.toBe("a2");
+    await expect(b1).resolves.toBe("b1");
+    expect(maxInA).toBe(1);
+    // b1 ran while a1 was still running; a2 only after a1 ended.
+    expect(log.indexOf("end b1")).toBeLessThan(log.indexOf("end a1"));
+    expect(log.indexOf("start a2")).toBeGreaterThan(log.indexOf("end a1"));
+    await q.idle();
+    expect(q.depth(1)).toBe(0);
+  });
+});
+
+describe("metrics text", () => {
+  it("renders histograms with cumulative buckets, +Inf, sum and count; counters and gauges with labels", () => {
+    const r = new Registry();
+    const h = r.add(new Histogram("x_seconds", "X.", [0.01, 0.1]));
+    h.observe({ path: "xenstore+watch" }, 0.005);
+    h.observe({ path: "xenstore+watch" }, 0.05);
+    h.observe({ path: "xenstore+watch" }, 3);
+    const c = r.add(new Counter("y_total", "Y."));
+    c.inc({ op: "status" });
+    c.inc({ op: "status" }, 2);
+    r.add(new Gauge("z", "Z.", () => [{ labels: { domid: 3, q: 'a"b' }, value: 1.5 }]));
+    const text = r.render();
+    expect(text).toBe(
+      [
+        "# HELP x_seconds X.",
+        "# TYPE x_seconds histogram",
+        'x_seconds_bucket{le="0.01",path="xenstore+watch"} 1',
+        'x_seconds_bucket{le="0.1",path="xenstore+watch"} 2',
+        'x_seconds_bucket{le="+Inf",path="xenstore+watch"} 3',
+        'x_seconds_sum{path="xenstore+watch"} 3.055',
+        'x_seconds_count{path="xenstore+watch"} 3',
+        "# HELP y_total Y.",
+        "# TYPE y_total counter",
+        'y_total{op="status"} 3',
+        "# HELP z Z.",
+        "# TYPE z gauge",
+        'z{domid="3",q="a\\"b"} 1.5',
+        "",
+      ].join("\n"),
+    );
+    expect(c.get({ op: "status" })).toBe(3);
+  });
+});
+
+describe("Journal", () => {
+  it("writes atomically (no tmp file left), reloads what was written, and treats garbage as empty", () => {
+    const p = join(dir, "sub", "journal.json");
+    const j = new Journal(p);
+    j.add(5, "checkpoint");
+    j.add(3, "suspend");
+    j.add(5, "checkpoint"); // same entry: no write
+    expect(j.writes).toBe(2);
+    const back = Journal.load(p);
+    expect(back.problem).toBeUndefined();
+    expect(back.journal.entries().map((e) => [e.domid, e.reason, e.pid])).toEqual([
+      [3, "suspend", process.pid],
+      [5, "checkpoint", process.pid],
+    ]);
+    j.remove(3);
+    expect(Journal.load(p).journal.entries().map((e) => e.domid)).toEqual([5]);
+    expect(existsSync(`${p}.${process.pid}.tmp`)).toBe(false);
+    writeFileSync(p, "{half");
+    const bad = Journal.load(p);
+    expect(bad.problem).toMatch(/not valid JSON/);
+    expect(bad.journal.entries()).toEqual([]);
+    expect(Journal.load(join(dir, "none.json")).journal.entries()).toEqual([]);
+  });
+});
+
+describe("pid lock", () => {
+  it("refuses a second daemon while the first's pid runs, replaces a stale file, and removes its own on release", () => {
+    const p = join(dir, "daemon.pid");
+    const lock = acquirePidLock(p);
+    expect(readFileSync(p, "utf8").trim()).toBe(String(process.pid));
+    // Another live process owns it (pid 1 always runs).
+    writeFileSync(p, "1\n");
+    let err: unknown;
+    try {
+      acquirePidLock(p, 999_999);
+    } catch (e) {
+      err = e;
+    }
+    expect(isDaemonError(err, "EBUSY")).toBe(true);
+    expect((err as Error).message).toMatch(/another fastsuspendd is running \(pid 1/);
+    // A dead pid: stale, replaced.
+    const dead = spawnSync("true").pid;
+    writeFileSync(p, `${dead}\n`);
+    lock.release(); // not ours any more: left alone
+    expect(existsSync(p)).toBe(true);
+    const l2 = acquirePidLock(p);
+    expect(l2.replacedStale).toBe(dead);
+    l2.release();
+    expect(existsSync(p)).toBe(false);
+  });
+});

@@ -1,0 +1,321 @@
+// The whole daemon over a real unix socket, on the coordinator's fake Xen host.
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { FakeWorld } from "@fastsuspend/coordinator/testing";
+
+import { assertRoot, DaemonClient, isDaemonError, startService, type LoopStatus, type RunningService } from "../src";
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let world: FakeWorld;
+let dir: string;
+let svc: RunningService | undefined;
+const clients: DaemonClient[] = [];
+
+async function start(extra: { idleMs?: number; maxLineBytes?: number } = {}): Promise<RunningService> {
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, ...extra });
+  return svc;
+}
+
+async function client(): Promise<DaemonClient> {
+  const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
+  clients.push(c);
+  return c;
+}
+
+async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    if (isDaemonError(err)) return { code: err.code, message: err.message };
+    throw err;
+  }
+  throw new Error("expected an error");
+}
+
+/** Sends raw bytes on a fresh connection; collects response lines until `n` arrived or the socket closed. */
+function raw(text: string, n: number): Promise<{ lines: { id: unknown; ok: boolean; error?: { code: string; message: string } }[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = createConnection(join(dir, "daemon.sock"));
+    let buf = "";
+    const lines: { id: unknown; ok: boolean; error?: { code: string; message: string } }[] = [];
+    let closed = false;
+    const done = (): void => {
+      sock.destroy();
+      resolve({ lines, closed });
+    };
+    sock.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        lines.push(JSON.parse(buf.slice(0, i)) as (typeof lines)[number]);
+        buf = buf.slice(i + 1);
+      }
+      if (lines.length >= n) setTimeout(done, 50);
+    });
+    sock.on("close", () => {
+      closed = true;
+      done();
+    });
+    sock.on("error", () => undefined);
+    sock.write(text);
+  });
+}
+
+beforeEach(async () => {
+  world = await FakeWorld.create();
+  dir = mkdtempSync(join(tmpdir(), "fsd-svc-"));
+});
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await svc?.stop();
+  svc = undefined;
+  await world.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("fastsuspendd on the fake host", () => {
+  it("serves suspend and resume; the socket is mode 0600; stop removes the socket and pid file", async () => {
+    const s = await start();
+    const g = await world.addGuest();
+    expect(statSync(join(dir, "daemon.sock")).mode & 0o777).toBe(0o600);
+    const c = await client();
+    const r = await c.request<{ domid: number; path: string; suspendMs: number }>("suspend", { domid: g.domid });
+    expect(r.domid).toBe(g.domid);
+    expect(r.path).toBe("xenstore+evtchn");
+    expect(world.domainState(g.domid)).toBe("suspended");
+    // Between requests the domain is libxl's: lock free, no subscription.
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+    expect(world.subscription(g.domid)).toBe(0);
+    expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("already suspended") as unknown });
+    const st = await c.request<{ state: string; pathsInUse: string[]; session: { state: string } }>("status", { domid: g.domid });
+    expect(st).toMatchObject({ state: "suspended", pathsInUse: ["xenstore+evtchn"], session: { state: "suspended" } });
+    await c.request("resume", { domid: g.domid });
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "ESTATE" });
+    await s.stop();
+    svc = undefined;
+    expect(existsSync(join(dir, "daemon.sock"))).toBe(false);
+    expect(existsSync(join(dir, "daemon.pid"))).toBe(false);
+    expect(world.boundPorts()).toBe(0);
+  });
+
+  it("unknown domain, dom0 and a second daemon get clear errors", async () => {
+    await start();
+    const c = await client();
+    expect(await errorOf(c.request("suspend", { domid: 77 }))).toMatchObject({ code: "ENODOMAIN", message: expect.stringContaining("no domain 77") as unknown });
+    expect(await errorOf(c.request("status", { domid: 77 }))).toMatchObject({ code: "ENODOMAIN" });
+    expect(await errorOf(c.request("suspend", { domid: 0 }))).toMatchObject({ code: "EINVAL", message: expect.stringContaining("control domain") as unknown });
+    const second = await errorOf(startService({ xen: world.binding(), xs: world.xenstore, runDir: dir }));
+    expect(second).toMatchObject({ code: "EBUSY", message: expect.stringContaining("another fastsuspendd is running") as unknown });
+    // The first still answers.
+    expect(await c.request("metrics")).toEqual(expect.stringContaining("fastsuspend_requests_total"));
+  });
+
+  it("refuses to start as non-root unless allowed", () => {
+    expect(() => { assertRoot(() => 1000, false); }).toThrow(/must run as root \(uid 1000\)/);
+    expect(() => { assertRoot(() => 1000, true); }).not.toThrow();
+    expect(() => { assertRoot(() => 0, false); }).not.toThrow();
+  });
+
+  it("runs a checkpoint loop to its count, warm session reused, with status and metrics", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    const portsBefore = world.boundPorts();
+    const started = await c.request<{ started: boolean; path: string }>("checkpoint.start", { domid: g.domid, intervalMs: 5, count: 8 });
+    expect(started).toMatchObject({ started: true, path: "xenstore+evtchn" });
+    const portsWarm = world.boundPorts();
+    expect(portsWarm).toBeGreaterThan(portsBefore);
+    expect(await errorOf(c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 }))).toMatchObject({ code: "EBUSY" });
+    expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("checkpoint loop") as unknown });
+    let loop: LoopStatus | null = null;
+    for (let i = 0; i < 200; i++) {
+      loop = (await c.request<{ loop: LoopStatus | null }>("status", { domid: g.domid })).loop;
+      if (loop?.running === false) break;
+      await sleep(20);
+    }
+    expect(loop).toMatchObject({ running: false, done: 8, ok: 8, failed: 0, stoppedBy: "count" });
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.boundPorts()).toBe(portsWarm); // same channels all along
+    const st = await c.request<{ rolling: { cycleMs: { n: number; p99: number } }; last: { op: string } }>("status", { domid: g.domid });
+    expect(st.rolling.cycleMs.n).toBe(8);
+    expect(st.rolling.cycleMs.p99).toBeGreaterThan(0);
+    expect(st.last.op).toBe("cycle");
+    const m = await c.request<string>("metrics");
+    expect(m).toContain(`fastsuspend_checkpoint_cycles_total{domid="${g.domid}",result="ok"} 8`);
+    expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_count{path="xenstore+evtchn"} 8');
+    expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_bucket{le="+Inf",path="xenstore+evtchn"} 8');
+    expect(m).toContain("fastsuspend_checkpoint_loops_running 0");
+    expect(m).toMatch(/fastsuspend_sessions_open 1\n/);
+  });
+
+  it("hands the domain over between cycles: another holder of the lock makes cycles skip, not fail; then it resumes", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 10 });
+    await sleep(100);
+    // "xl save" (another process) takes the lock between two cycles: the daemon must let it.
+    const xl = world.binding();
+    let lock;
+    for (let i = 0; i < 100 && lock === undefined; i++) {
+      try {
+        lock = xl.lockSuspend(g.domid);
+      } catch {
+        await sleep(1);
+      }
+    }
+    expect(lock).toBeDefined();
+    expect(world.subscription(g.domid)).toBe(0); // VIRQ_DOM_EXC goes to xenstored while xl has it
+    const before = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    await sleep(150);
+    const during = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(during.ok).toBe(before.ok);
+    expect(during.skipped).toBeGreaterThan(before.skipped);
+    expect(during.failed).toBe(0);
+    expect(during.lastSkip).toMatch(/lock held by another process/);
+    lock?.release();
+    await sleep(150);
+    const after = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(after.ok).toBeGreaterThan(during.ok);
+    const stopped = await c.request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
+    expect(stopped.loop).toMatchObject({ running: false, stoppedBy: "request", failed: 0 });
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(await errorOf(c.request("checkpoint.stop", { domid: g.domid }))).toMatchObject({ code: "ESTATE" });
+  });
+
+  it("a domain suspended by another tool is skipped, not resumed behind its back", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 10 });
+    await sleep(60);
+    // Suspend it as xl would, between cycles (wait for the daemon to hand over first).
+    const xl = world.binding();
+    let lock;
+    for (let i = 0; i < 100 && lock === undefined; i++) {
+      try {
+        lock = xl.lockSuspend(g.domid);
+      } catch {
+        await sleep(1);
+      }
+    }
+    g.guest.suspend();
+    lock?.release();
+    await sleep(100);
+    expect(world.domainState(g.domid)).toBe("suspended");
+    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(st.lastSkip).toMatch(/suspended by another tool/);
+    world.xen.binding(0).resume(g.domid, true);
+    await sleep(80);
+    const st2 = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(st2.ok).toBeGreaterThan(st.ok);
+    await c.request("checkpoint.stop", { domid: g.domid });
+  });
+
+  it("malformed, unknown and oversized requests are refused; the daemon keeps serving", async () => {
+    await start({ maxLineBytes: 1024 });
+    const r = await raw('{bad json\n{"id":1,"op":"explode"}\n{"id":2,"op":"status","domid":"x"}\n\n{"id":3,"op":"metrics"}\n', 4);
+    expect(r.lines.map((l) => [l.id, l.ok, l.error?.code])).toEqual([
+      [null, false, "EPARSE"],
+      [1, false, "EUNKNOWNOP"],
+      [2, false, "EINVAL"],
+      [3, true, undefined],
+    ]);
+    expect(r.closed).toBe(false);
+    const big = await raw(`{"id":9,"op":"status","pad":"${"x".repeat(5000)}"}\n{"id":10,"op":"metrics"}\n`, 1);
+    expect(big.lines).toHaveLength(1);
+    expect(big.lines[0]).toMatchObject({ id: null, ok: false, error: { code: "ETOOBIG" } });
+    expect(big.closed).toBe(true);
+    // No newline at all: refused as soon as the buffer passes the cap.
+    const endless = await raw("x".repeat(3000), 1);
+    expect(endless.lines[0]?.error?.code).toBe("ETOOBIG");
+    expect(endless.closed).toBe(true);
+    const c = await client();
+    const m = await c.request<string>("metrics");
+    expect(m).toContain('fastsuspend_request_errors_total{code="ETOOBIG",op="none"} 2');
+    expect(m).toContain('fastsuspend_request_errors_total{code="EPARSE",op="none"} 1');
+  });
+
+  it("serves many clients at once while one domain's work is serialised", async () => {
+    await start();
+    const g1 = await world.addGuest();
+    const g2 = await world.addGuest();
+    const cs = await Promise.all(Array.from({ length: 12 }, () => client()));
+    // Two suspends of the same domain at once: exactly one wins, the other sees it suspended.
+    const [c0, c1, c2] = cs as [DaemonClient, DaemonClient, DaemonClient];
+    const [a, b] = await Promise.allSettled([c0.request("suspend", { domid: g1.domid }), c1.request("suspend", { domid: g1.domid })]);
+    expect([a.status, b.status].sort()).toEqual(["fulfilled", "rejected"]);
+    const polls = await Promise.all(cs.flatMap((c) => [c.request("status"), c.request("metrics"), c.request("status", { domid: g2.domid })]));
+    expect(polls).toHaveLength(36);
+    const all = polls[0] as { domains: { domid: number; state: string }[] };
+    expect(all.domains.map((d) => [d.domid, d.state])).toEqual([
+      [g1.domid, "suspended"],
+      [g2.domid, "running"],
+    ]);
+    await c2.request("resume", { domid: g1.domid });
+    expect(world.domainState(g1.domid)).toBe("running");
+  });
+
+  it("journal: a domain left suspended by a crashed daemon is resumed at the next start, its subscription reset", async () => {
+    const g = await world.addGuest();
+    const other = await world.addGuest();
+    // What a daemon killed mid-cycle leaves: the guest suspended, a subscription to a dead port, a journal and a pid file.
+    const dead = world.binding();
+    const port = dead.allocUnbound(g.domid, 0);
+    dead.subscribeForSuspend(g.domid, port);
+    g.guest.suspend();
+    other.guest.suspend(); // not ours: not journalled, must stay suspended
+    writeFileSync(join(dir, "journal.json"), JSON.stringify({ version: 1, entries: [{ domid: g.domid, reason: "checkpoint", since: "x", pid: 1 }, { domid: 4242, reason: "checkpoint", since: "x", pid: 1 }] }));
+    writeFileSync(join(dir, "daemon.pid"), "999999\n");
+    const s = await start();
+    expect(s.recovery.map((a) => [a.domid, a.action, a.unsubscribed])).toEqual([
+      [g.domid, "resumed", true],
+      [4242, "gone", false],
+    ]);
+    expect(s.pidLock.replacedStale).toBe(999999);
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.subscription(g.domid)).toBe(0);
+    expect(world.domainState(other.domid)).toBe("suspended");
+    expect(s.daemon.journal.entries()).toEqual([]);
+  });
+
+  it("journal lists a loop's domain while it runs; stop (SIGTERM path) ends the loop with the guest running, within a second", async () => {
+    const s = await start();
+    const g = await world.addGuest({ suspendDelayMs: 20 });
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0 });
+    await sleep(50);
+    expect(s.daemon.journal.entries().map((e) => [e.domid, e.reason])).toEqual([[g.domid, "checkpoint"]]);
+    const t0 = Date.now();
+    await s.stop();
+    svc = undefined;
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.subscription(g.domid)).toBe(0);
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+    expect(world.boundPorts()).toBe(0);
+    expect(existsSync(join(dir, "journal.json"))).toBe(false);
+  });
+
+  it("closes an idle session, and a session whose domain is destroyed", async () => {
+    const s = await start({ idleMs: 100 });
+    const g = await world.addGuest();
+    const g2 = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
+    await c.request("checkpoint.start", { domid: g2.domid, intervalMs: 5 });
+    await sleep(50);
+    expect(world.boundPorts()).toBeGreaterThan(0);
+    world.xen.hv.destroyDomain(g2.domid);
+    world.xsd.destroyDomain(g2.domid);
+    await sleep(400);
+    expect(await c.request<string>("metrics")).toMatch(/fastsuspend_sessions_open 0\n/);
+    expect(world.boundPorts()).toBe(0);
+    expect(s.daemon.journal.entries()).toEqual([]);
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+});
