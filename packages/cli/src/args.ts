@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 
 import { UsageError } from "./exit-codes";
 
-export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "bench-run", "bench"] as const;
+export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "status", "bench-run", "bench"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -22,6 +22,8 @@ export interface CliArgs {
   fallback: boolean;
   xlSave?: number;
   guestKernel?: string;
+  /** Work directly even when fastsuspendd runs. */
+  noDaemon?: boolean;
 }
 
 export const USAGE = `usage: fastsuspend COMMAND DOM [options]
@@ -32,6 +34,7 @@ commands:
   checkpoint DOM --interval MS --count N
                               suspend/resume N times, MS apart (Remus-style, no memory copy)
   info DOM                    capabilities and the paths that would be used
+  status [DOM]                fastsuspendd's view: loops, sessions, latencies (needs the daemon)
   bench-run DOM --cycles N [--paths a,b,...] [--interval MS] --json FILE
                               the in-dom0 half of the benchmark: N cycles per path, xl save -c
   bench                       provided by the host orchestration (boots the lab, runs bench-run)
@@ -44,6 +47,9 @@ options:
   --xs-resume MODE   inline (default), deferred or skip
   --xl-save N        bench-run: times to run \`xl save -c DOM /dev/null\` (default 3; 0 skips)
   --guest-kernel S   bench-run: recorded in the JSON as guestKernel
+  --no-daemon        work directly even when fastsuspendd runs (suspend, resume, checkpoint and
+                     info go through it when its socket, $FASTSUSPEND_SOCKET or
+                     /run/fastsuspend/daemon.sock, answers)
   --help             this text
 
 exit codes: 0 ok, 1 operation failed, 2 bad usage, 3 environment (not root, no /dev/xen,
@@ -86,6 +92,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
         fallback: { type: "boolean" },
         "xl-save": { type: "string" },
         "guest-kernel": { type: "string" },
+        "no-daemon": { type: "boolean" },
       },
     });
   } catch (err) {
@@ -103,7 +110,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
   if (command === undefined) throw new UsageError(`unknown command "${String(cmd)}" (commands: ${COMMANDS.join(", ")})`);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${String(extra[0])}"`);
   if (command === "bench") return { command, domid: -1, json: false, full: false, fallback: false };
-  const domid = parseDomid(dom, command);
+  const domid = command === "status" && dom === undefined ? -1 : parseDomid(dom, command);
 
   // --json is a flag for most commands and takes FILE for bench-run (see normaliseJsonFlag).
   const xsResume = v["xs-resume"];
@@ -125,6 +132,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     ...(xsResume === undefined ? {} : { xsResume }),
     ...(v["xl-save"] === undefined ? {} : { xlSave: intFlag("xl-save", v["xl-save"], 0) }),
     ...(v["guest-kernel"] === undefined ? {} : { guestKernel: v["guest-kernel"] }),
+    ...(v["no-daemon"] === true ? { noDaemon: true } : {}),
   };
   if (command === "bench-run") {
     if (v.json === undefined || v.json === "") throw new UsageError("bench-run: --json FILE is required");

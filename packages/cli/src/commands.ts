@@ -7,6 +7,7 @@ import {
   resumeSuspended,
   SuspendSession,
   summarize,
+  type Capabilities,
   type SessionOptions,
   type Summary,
 } from "@fastsuspend/coordinator";
@@ -55,9 +56,15 @@ export async function cmdInfo(env: XenEnv, a: CliArgs, deps: Deps): Promise<numb
     if (!caps.exists || caps.isDom0 || caps.dying) throw err;
     chosen = `none (${err instanceof Error ? err.message : String(err)})`;
   }
+  printInfo(caps, chosen, a, deps);
+  return EXIT.ok;
+}
+
+/** info's output (also used when fastsuspendd answers). */
+export function printInfo(caps: Capabilities, chosen: string, a: CliArgs, deps: Deps): void {
   if (a.json) {
     deps.stdout(`${JSON.stringify({ ...caps, chosen }, null, 2)}\n`);
-    return EXIT.ok;
+    return;
   }
   const ch = caps.guestChannel;
   deps.stdout(
@@ -70,7 +77,6 @@ export async function cmdInfo(env: XenEnv, a: CliArgs, deps: Deps): Promise<numb
       `would use: ${chosen}`,
     ].join("\n") + "\n",
   );
-  return EXIT.ok;
 }
 
 export async function cmdSuspend(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {

@@ -1,5 +1,6 @@
 // What a command needs from the outside world, injectable so tests run on the fakes.
 import type { SignalSource, XenstoreLike } from "@fastsuspend/coordinator";
+import type { DaemonClient } from "@fastsuspend/daemon";
 import type { XenBinding } from "@fastsuspend/xen";
 
 export interface XenEnv {
@@ -27,4 +28,6 @@ export interface Deps {
   /** Signal source for the guard (default process). */
   signals?: SignalSource;
   exit?: (code: number) => void;
+  /** fastsuspendd if it runs and answers, else undefined (absent: never use the daemon). */
+  connectDaemon?: () => Promise<DaemonClient | undefined>;
 }

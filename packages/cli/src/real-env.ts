@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 
+import { DaemonClient } from "@fastsuspend/daemon";
 import { openXen } from "@fastsuspend/xen";
 import { XenstoreClient } from "@fastsuspend/xenstore";
 
@@ -53,5 +54,6 @@ export function realDeps(): Deps {
       }
     },
     writeFile: (path, text) => { writeFileSync(path, text); },
+    connectDaemon: () => DaemonClient.tryConnect(),
   };
 }

@@ -4,6 +4,7 @@ import { cmdBenchRun } from "./bench-run";
 import { benchOnLab, parseBenchHostArgs } from "./bench-host/command";
 import { cmdCheckpoint, cmdInfo, cmdResume, cmdSuspend } from "./commands";
 import type { Deps, XenEnv } from "./context";
+import { daemonCanServe, viaDaemon } from "./daemon-mode";
 import { errorLine, EXIT, exitCodeFor } from "./exit-codes";
 
 export async function run(argv: readonly string[], deps: Deps): Promise<number> {
@@ -27,6 +28,20 @@ export async function run(argv: readonly string[], deps: Deps): Promise<number> 
   if (args.command === "help") {
     deps.stdout(`${USAGE}\n`);
     return EXIT.ok;
+  }
+  if (daemonCanServe(args) && deps.connectDaemon !== undefined) {
+    const client = await deps.connectDaemon();
+    if (client !== undefined) {
+      try {
+        return await viaDaemon(client, args, deps);
+      } finally {
+        client.close();
+      }
+    }
+  }
+  if (args.command === "status") {
+    deps.stderr("fastsuspend: status: fastsuspendd is not running (or --no-daemon); `fastsuspend info DOM` works without it\n");
+    return EXIT.environment;
   }
   let env: XenEnv | undefined;
   try {

@@ -1,0 +1,121 @@
+// suspend, resume, checkpoint, info and status through fastsuspendd when it runs and answers;
+// the caller falls back to working directly otherwise (or with --no-daemon).
+import type { Capabilities, Summary } from "@fastsuspend/coordinator";
+import type { DaemonClient, LoopStatus } from "@fastsuspend/daemon";
+import { isDaemonError } from "@fastsuspend/daemon";
+
+import type { CliArgs } from "./args";
+import { printInfo } from "./commands";
+import type { Deps } from "./context";
+import { EXIT, type ExitCode } from "./exit-codes";
+
+const ms = (x: number): string => `${x.toFixed(2)} ms`;
+
+/** Whether this invocation can be served by the daemon (flags it cannot honour mean direct). */
+export function daemonCanServe(a: CliArgs): boolean {
+  if (a.noDaemon === true) return false;
+  switch (a.command) {
+    case "suspend":
+    case "checkpoint":
+      return !a.fallback && a.xsResume === undefined;
+    case "resume":
+      return !a.full && a.xsResume === undefined;
+    case "info":
+    case "status":
+      return true;
+    default:
+      return false;
+  }
+}
+
+function codeFor(err: unknown): ExitCode {
+  if (isDaemonError(err, "ENODOMAIN") || (isDaemonError(err, "EINVAL") && /control domain/.test(err.message))) return EXIT.environment;
+  return EXIT.failed;
+}
+
+export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promise<number> {
+  const out = (o: unknown): void => {
+    deps.stdout(`${JSON.stringify(o)}\n`);
+  };
+  try {
+    switch (a.command) {
+      case "suspend": {
+        const r = await c.request<{ path: string; suspendMs: number }>("suspend", {
+          domid: a.domid,
+          ...(a.path === undefined ? {} : { path: a.path }),
+          ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+        });
+        if (a.json) out(r);
+        else deps.stdout(`domain ${a.domid} suspended via ${r.path} in ${ms(r.suspendMs)} (fastsuspendd)\n`);
+        return EXIT.ok;
+      }
+      case "resume": {
+        const r = await c.request<{ resumeMs: number; xsResumeMs: number }>("resume", { domid: a.domid });
+        if (a.json) out({ ...r, full: false });
+        else deps.stdout(`domain ${a.domid} resumed (cooperative) in ${ms(r.resumeMs + r.xsResumeMs)} (fastsuspendd)\n`);
+        return EXIT.ok;
+      }
+      case "info": {
+        const st = await c.request<{ capabilities: Capabilities; chosen: string }>("status", { domid: a.domid });
+        printInfo(st.capabilities, st.chosen, a, deps);
+        return EXIT.ok;
+      }
+      case "status": {
+        const st = await c.request("status", a.domid >= 0 ? { domid: a.domid } : {});
+        deps.stdout(`${JSON.stringify(st, null, a.json ? 0 : 2)}\n`);
+        return EXIT.ok;
+      }
+      case "checkpoint":
+        return await checkpoint(c, a, deps);
+      default:
+        return EXIT.usage;
+    }
+  } catch (err) {
+    deps.stderr(`fastsuspend: ${err instanceof Error ? err.message : String(err)}\n`);
+    return codeFor(err);
+  }
+}
+
+async function checkpoint(c: DaemonClient, a: CliArgs, deps: Deps): Promise<number> {
+  const started = await c.request<{ path: string }>("checkpoint.start", {
+    domid: a.domid,
+    intervalMs: a.intervalMs ?? 0,
+    count: a.count ?? 1,
+    ...(a.path === undefined ? {} : { path: a.path }),
+    ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+  });
+  // Ctrl-C stops the daemon's loop (the guest is left running by the daemon).
+  const interrupted = { yes: false };
+  const onSignal = (): void => {
+    interrupted.yes = true;
+    void c.request("checkpoint.stop", { domid: a.domid }).catch(() => undefined);
+  };
+  const src = deps.signals ?? process;
+  src.on("SIGINT", onSignal);
+  src.on("SIGTERM", onSignal);
+  try {
+    let st: { loop: LoopStatus | null; rolling: { cycleMs: Summary } };
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 250));
+      st = await c.request("status", { domid: a.domid });
+      if (st.loop === null || !st.loop.running) break;
+    }
+    const loop = st.loop;
+    if (loop === null) throw new Error(`domain ${a.domid}: the daemon reports no loop`);
+    if (a.json) {
+      deps.stdout(`${JSON.stringify({ domid: a.domid, ...loop, path: loop.path ?? started.path, cycleMs: st.rolling.cycleMs })}\n`);
+    } else {
+      const s = st.rolling.cycleMs;
+      deps.stdout(
+        `domain ${a.domid}: ${loop.ok}/${loop.count ?? loop.done} checkpoints via ${loop.path ?? started.path} (fastsuspendd${loop.skipped > 0 ? `, ${loop.skipped} skipped while another tool had the domain` : ""}); ` +
+          `cycle median ${ms(s.median)}, avg ${ms(s.avg)}, p99 ${ms(s.p99)} (last ${s.n})\n`,
+      );
+      if (loop.lastError !== null) deps.stderr(`fastsuspend: ${loop.lastError}\n`);
+    }
+    if (interrupted.yes) return 130;
+    return loop.failed > 0 || loop.stoppedBy === "error" ? EXIT.failed : EXIT.ok;
+  } finally {
+    src.off("SIGINT", onSignal);
+    src.off("SIGTERM", onSignal);
+  }
+}

@@ -1,0 +1,87 @@
+// The CLI through fastsuspendd (a real daemon on a unix socket, over the fake host), and its
+// fallback to working directly.
+import { EventEmitter } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { FakeWorld } from "@fastsuspend/coordinator/testing";
+import { DaemonClient, startService, type RunningService } from "@fastsuspend/daemon";
+
+import { EXIT, parseCli, run, type Deps } from "../src";
+
+let world: FakeWorld;
+let dir: string;
+let svc: RunningService;
+
+beforeEach(async () => {
+  world = await FakeWorld.create();
+  dir = mkdtempSync(join(tmpdir(), "fs-cli-daemon-"));
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir });
+});
+afterEach(async () => {
+  await svc.stop();
+  await world.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function deps(): Deps & { out: string[]; err: string[]; direct: number } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const d = {
+    out,
+    err,
+    direct: 0,
+    openEnv: () => {
+      d.direct++;
+      return Promise.resolve({ xen: world.binding(), xs: world.xenstore, close: () => Promise.resolve() });
+    },
+    stdout: (t: string) => out.push(t),
+    stderr: (t: string) => err.push(t),
+    signals: new EventEmitter(),
+    connectDaemon: () => DaemonClient.tryConnect({ socketPath: join(dir, "daemon.sock") }),
+  };
+  return d;
+}
+
+describe("fastsuspend through fastsuspendd", () => {
+  it("parses status [DOM] and --no-daemon", () => {
+    expect(parseCli(["status"])).toMatchObject({ command: "status", domid: -1 });
+    expect(parseCli(["status", "4"])).toMatchObject({ command: "status", domid: 4 });
+    expect(parseCli(["suspend", "4", "--no-daemon"])).toMatchObject({ noDaemon: true });
+  });
+
+  it("suspend, resume, info, checkpoint and status go through the daemon when it answers", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["suspend", String(g.domid)], d)).toBe(EXIT.ok);
+    expect(d.out.join("")).toMatch(/suspended via xenstore\+evtchn in .* \(fastsuspendd\)/);
+    expect(world.domainState(g.domid)).toBe("suspended");
+    expect(await run(["resume", String(g.domid)], d)).toBe(EXIT.ok);
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(await run(["info", String(g.domid), "--json"], d)).toBe(EXIT.ok);
+    expect(JSON.parse(d.out[d.out.length - 1] ?? "")).toMatchObject({ domid: g.domid, chosen: "xenstore+evtchn" });
+    expect(await run(["checkpoint", String(g.domid), "--interval", "1", "--count", "4"], d)).toBe(EXIT.ok);
+    expect(d.out[d.out.length - 1]).toMatch(/4\/4 checkpoints via xenstore\+evtchn \(fastsuspendd\)/);
+    expect(await run(["status", "--json"], d)).toBe(EXIT.ok);
+    expect(JSON.parse(d.out[d.out.length - 1] ?? "")).toMatchObject({ domains: [{ domid: g.domid, state: "running" }] });
+    expect(d.direct).toBe(0);
+    // Daemon errors keep the CLI's exit codes: unknown domain is 3.
+    expect(await run(["suspend", "999"], d)).toBe(EXIT.environment);
+    expect(d.err.join("")).toMatch(/no domain 999/);
+  });
+
+  it("--no-daemon, flags the daemon cannot honour, and no daemon at all: direct", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["suspend", String(g.domid), "--no-daemon"], d)).toBe(EXIT.ok);
+    expect(d.out.join("")).not.toMatch(/fastsuspendd/);
+    expect(await run(["resume", String(g.domid), "--full"], d)).toBe(EXIT.ok);
+    expect(d.direct).toBe(2);
+    await svc.stop();
+    expect(await run(["info", String(g.domid)], d)).toBe(EXIT.ok);
+    expect(d.direct).toBe(3);
+    expect(await run(["status"], d)).toBe(EXIT.environment);
+    expect(d.err.join("")).toMatch(/fastsuspendd is not running/);
+  });
+});
