@@ -57,6 +57,7 @@ export function artefactKey(): string {
     readFileSync(join(assetsDir, "dom0-init.sh")),
     readFileSync(join(assetsDir, "guest-init.sh")),
     readFileSync(join(assetsDir, "guest-hvprobe.c")),
+    readFileSync(join(assetsDir, "guest-xsprobe.c")),
     fileIdentity(process.execPath),
     readFileSync(__filename),
   ]).slice(0, 16);
@@ -177,6 +178,7 @@ async function buildGuestInitramfs(x: string, file: string, root: string): Promi
   copyFileSync(join(x, "bin/busybox"), join(root, "bin/busybox"));
   symlinkSync("busybox", join(root, "bin/sh"));
   compileStatic(join(assetsDir, "guest-hvprobe.c"), join(root, "bin/hvprobe"));
+  compileStatic(join(assetsDir, "guest-xsprobe.c"), join(root, "bin/xsprobe"));
   copyFileSync(join(assetsDir, "guest-init.sh"), join(root, "init"));
   chmodSync(join(root, "init"), 0o755);
   await writeInitramfs(root, file, 6, [{ path: "dev/console", major: 5, minor: 1 }]);
