@@ -4,6 +4,7 @@
 // loops, journals what it may leave suspended, and keeps the metrics.
 import {
   choosePath,
+  controlShutdownKey,
   detect,
   errorText,
   isCoordinatorError,
@@ -308,6 +309,12 @@ export class Daemon {
     if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
   }
 
+  /** control/shutdown's value if another tool's request is pending there (we leave it empty between requests). */
+  async #pendingRequest(domid: number): Promise<string | undefined> {
+    const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
+    return v === undefined || v === "" ? undefined : v.slice(0, 16);
+  }
+
   #activate(domid: number, what: string): void {
     try {
       this.xen.activate(domid);
@@ -391,6 +398,8 @@ export class Daemon {
       this.#activate(d, "suspend");
       try {
         this.#assertRunning(this.#info(d), "suspend");
+        const pending = await this.#pendingRequest(d);
+        if (pending !== undefined) throw new DaemonError("EBUSY", `suspend: another tool's request is pending in domain ${d}'s control/shutdown ("${pending}")`);
         const s = await this.#session(dom, req.path ?? dom.requestedPath);
         this.journal.add(d, "suspend");
         try {
@@ -539,6 +548,10 @@ export class Daemon {
       if (info.shutdown && info.shutdownReasonName !== "suspend") return "gone";
       if (info.shutdown) return skip("domain suspended by another tool (xl save -c?)");
       if (info.paused) return skip("domain paused by another tool");
+      // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
+      // is the only sign. Triggering now would take its suspend from it.
+      const pending = await this.#pendingRequest(d);
+      if (pending !== undefined) return skip(`a request from another tool is pending in control/shutdown ("${pending}")`);
       loop.done++;
       try {
         const s = await this.#session(dom, dom.requestedPath);

@@ -1,0 +1,236 @@
+// fastsuspendd on real Xen, installed from its .deb in the lab's dom0 (busybox dpkg: the dom0 has
+// no Debian package database, hence --force-depends for nodejs and the Xen libraries, which are
+// there as files). Everything runs in dom0 through the installed /usr/sbin/fastsuspendd and
+// /usr/bin/fastsuspend; requests of the test's own go through the installed DaemonClient.
+// Runs only through jest.lab.config.cjs with FASTSUSPEND_LAB naming a running lab.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+import { attachSharedLab, type Guest, type Lab } from "@fastsuspend/lab";
+
+const MINUTE = 60_000;
+const DEB = join(__dirname, "..", "dist-deb", "fastsuspend_0.1.0_amd64.deb");
+const LIB = "/usr/lib/fastsuspend/node_modules/@fastsuspend/daemon";
+const RUN = "/run/fastsuspend";
+const GUEST = "daemon-g";
+
+/** One request through the installed client: prints the result or {error}. */
+const REQ = `const {DaemonClient}=require("${LIB}");(async()=>{const c=await DaemonClient.connect({timeoutMs:120000});try{const r=await c.request(process.argv[1],JSON.parse(process.argv[2]||"{}"));process.stdout.write(JSON.stringify(r)+"\\n")}catch(e){process.stdout.write(JSON.stringify({error:{code:e.code,message:e.message}})+"\\n")}c.close()})()`;
+
+/** Raw lines on one connection, then an oversize line on another; prints what came back. */
+const RAW = `const net=require("net");const send=(t,n)=>new Promise(res=>{const s=net.createConnection("${RUN}/daemon.sock");let b="",out=[],closed=false;const done=()=>{s.destroy();res({out,closed})};s.on("data",d=>{b+=d;let i;while((i=b.indexOf("\\n"))>=0){out.push(JSON.parse(b.slice(0,i)));b=b.slice(i+1)}if(out.length>=n)setTimeout(done,200)});s.on("close",()=>{closed=true;done()});s.on("error",()=>{});s.write(t)});(async()=>{const a=await send('{oops\\n{"id":1,"op":"reboot"}\\n{"id":2,"op":"suspend","domid":"one"}\\n{"id":3,"op":"suspend","domid":0}\\n{"id":4,"op":"status","domid":4242}\\n{"id":5,"op":"metrics"}\\n',6);const big=await send('{"id":6,"op":"status","x":"'+"y".repeat(70000)+'"}\\n',1);process.stdout.write(JSON.stringify({a,big})+"\\n")})()`;
+
+interface LoopJson {
+  running: boolean;
+  ok: number;
+  failed: number;
+  skipped: number;
+  done: number;
+  stoppedBy: string | null;
+  lastSkip: string | null;
+  lastError: string | null;
+  startedAt: string;
+  path: string | null;
+}
+
+describe("fastsuspendd in the lab's dom0", () => {
+  let lab: Lab;
+  let guest: Guest;
+  let debInDom0: string;
+
+  async function request<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
+    const out = await lab.mustExec(["node", "-e", REQ, op, JSON.stringify(params)], { timeoutMs: 3 * MINUTE });
+    return JSON.parse(out) as T;
+  }
+
+  async function xlState(): Promise<string> {
+    return (await lab.mustExec(`xl list ${guest.domid} | awk 'NR==2{print $5}'`)).trim();
+  }
+
+  function expectRunning(state: string): void {
+    // r b p s c d: not paused, not shut down (suspended), not crashed, not dying.
+    expect(state).toMatch(/^[r-][b-]-{4}$/);
+  }
+
+  async function daemonPid(): Promise<number | undefined> {
+    const r = await lab.exec(`cat ${RUN}/daemon.pid`);
+    return r.code === 0 ? Number(r.stdout.trim()) : undefined;
+  }
+
+  /** Starts the installed daemon in the background and waits for its socket to answer. */
+  async function startDaemon(log: string): Promise<void> {
+    await lab.mustExec(`setsid /usr/sbin/fastsuspendd </dev/null >>${log} 2>&1 &`);
+    await lab.mustExec(`i=0; until [ -S ${RUN}/daemon.sock ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 1; usleep 100000; done`, { timeoutMs: 3 * MINUTE });
+    await request("metrics");
+  }
+
+  async function stopDaemon(): Promise<void> {
+    const pid = await daemonPid();
+    if (pid !== undefined) await lab.exec(`kill -TERM ${pid} 2>/dev/null; i=0; while kill -0 ${pid} 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && break; usleep 100000; done; true`, { timeoutMs: MINUTE });
+  }
+
+  beforeAll(async () => {
+    lab = await attachSharedLab();
+    // The package under test, built from this tree's dist (npm run build first).
+    const r = spawnSync("node", [join(__dirname, "..", "scripts", "build-deb.mjs")], { encoding: "utf8" });
+    if (r.status !== 0 || !existsSync(DEB)) throw new Error(`build-deb failed: ${r.stderr}`);
+    debInDom0 = lab.share(DEB);
+    await stopDaemon();
+    await lab.exec(`xl destroy ${GUEST} 2>/dev/null; rm -rf ${RUN}; true`);
+    guest = await lab.createGuest({ name: GUEST, timeoutMs: 5 * MINUTE });
+  }, 10 * MINUTE);
+
+  afterAll(async () => {
+    await stopDaemon();
+    await lab.exec(`xl destroy ${GUEST} 2>/dev/null; true`);
+    lab.disconnect();
+  }, 3 * MINUTE);
+
+  test("the .deb installs with dpkg -i (busybox dpkg; --force-depends: no package database for node and the Xen libraries)", async () => {
+    await lab.mustExec("mkdir -p /var/lib/dpkg/info /var/lib/dpkg/updates && touch /var/lib/dpkg/status && (busybox dpkg -P fastsuspend >/dev/null 2>&1; true)");
+    const strict = await lab.exec(["busybox", "dpkg", "-i", debInDom0], { timeoutMs: 3 * MINUTE });
+    const forced = await lab.exec(["busybox", "dpkg", "-i", "--force-depends", debInDom0], { timeoutMs: 3 * MINUTE });
+    console.log(`dpkg -i without --force-depends: exit ${strict.code} ${strict.stderr.trim().split("\n").slice(-2).join(" | ")}\ndpkg -i --force-depends: exit ${forced.code} (${forced.ms} ms)`);
+    expect(forced.code).toBe(0);
+    expect(await lab.mustExec("busybox dpkg -l | grep fastsuspend")).toMatch(/^ii\s+fastsuspend\s+0\.1\.0/m);
+    await lab.mustExec(`test -x /usr/sbin/fastsuspendd && test -x /usr/bin/fastsuspend && test -f /lib/systemd/system/fastsuspendd.service && test -f ${LIB}/../xen/build/Release/xen.node`);
+    expect(await lab.mustExec("/usr/bin/fastsuspend --help")).toMatch(/--no-daemon/);
+  }, 8 * MINUTE);
+
+  test("the daemon starts: socket 0600, pid file; a second daemon refuses to start; the CLI finds it", async () => {
+    await startDaemon("/tmp/fastsuspendd.log");
+    expect((await lab.mustExec(`stat -c '%a %F' ${RUN}/daemon.sock`)).trim()).toBe("600 socket");
+    const pid = await daemonPid();
+    expect(pid).toBeGreaterThan(1);
+    const second = await lab.exec("/usr/sbin/fastsuspendd", { timeoutMs: 2 * MINUTE });
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/another fastsuspendd is running \(pid \d+/);
+    const status = JSON.parse(await lab.mustExec("/usr/bin/fastsuspend status --json", { timeoutMs: 2 * MINUTE })) as { daemon: { pid: number }; domains: { domid: number; state: string }[] };
+    expect(status.daemon.pid).toBe(pid);
+    expect(status.domains).toEqual(expect.arrayContaining([expect.objectContaining({ domid: guest.domid, state: "running" })]));
+    const info = await lab.mustExec(`/usr/bin/fastsuspend info ${guest.domid} --json`, { timeoutMs: 2 * MINUTE });
+    expect(JSON.parse(info)).toMatchObject({ domid: guest.domid, chosen: "xenstore+evtchn" });
+    const unknown = await lab.exec("/usr/bin/fastsuspend suspend 4242", { timeoutMs: 2 * MINUTE });
+    expect([unknown.code, unknown.stderr.trim()]).toEqual([3, "fastsuspend: no domain 4242 (`xl list` shows the domains)"]);
+  }, 8 * MINUTE);
+
+  test("the CLI drives a 30 s checkpoint loop through the daemon; xl save -c of the same guest in the middle works", async () => {
+    const d = guest.domid;
+    await lab.mustExec(`rm -f /tmp/cp.*; (setsid sh -c '/usr/bin/fastsuspend checkpoint ${d} --interval 200 --count 1000000 --json >/tmp/cp.out 2>/tmp/cp.err; echo $? >/tmp/cp.rc' </dev/null >/dev/null 2>&1 &)`);
+    // Wait for the loop to run (the CLI's node start is slow under TCG).
+    let loop: LoopJson | null = null;
+    for (let i = 0; i < 120 && !(loop?.running === true && loop.ok >= 3); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      loop = (await request<{ loop: LoopJson | null }>("status", { domid: d })).loop;
+    }
+    expect(loop).toMatchObject({ running: true, failed: 0 });
+    const startedAt = Date.parse(loop?.startedAt ?? "");
+    const save = await lab.exec(`xl save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
+    console.log(`xl save -c during the loop: exit ${save.code} in ${save.ms} ms`);
+    expect(save.code).toBe(0);
+    expectRunning(await xlState());
+    // Let the loop reach 30 s (dom0's clock: startedAt is the daemon's).
+    const dom0Now = async (): Promise<number> => Number((await lab.mustExec("date +%s")).trim()) * 1000;
+    while ((await dom0Now()) - startedAt < 31_000) await new Promise((r) => setTimeout(r, 2000));
+    const stopped = await request<{ loop: LoopJson }>("checkpoint.stop", { domid: d });
+    await lab.mustExec("i=0; until [ -f /tmp/cp.rc ]; do i=$((i+1)); [ $i -gt 600 ] && exit 1; usleep 100000; done", { timeoutMs: 2 * MINUTE });
+    const rc = (await lab.mustExec("cat /tmp/cp.rc")).trim();
+    const cli = JSON.parse(await lab.mustExec("cat /tmp/cp.out")) as LoopJson & { cycleMs: { median: number; p99: number } };
+    const stderr = await lab.mustExec("cat /tmp/cp.err");
+    console.log(
+      `checkpoint loop via fastsuspendd: ${cli.ok} ok, ${cli.failed} failed, ${cli.skipped} skipped (${String(cli.lastSkip)}), path ${String(cli.path)}, ` +
+        `cycle median ${cli.cycleMs.median.toFixed(1)} ms p99 ${cli.cycleMs.p99.toFixed(1)} ms; CLI exit ${rc}; ${stderr.trim()}`,
+    );
+    expect(rc).toBe("0");
+    expect(cli).toMatchObject({ running: false, failed: 0, stoppedBy: "request", path: "xenstore+evtchn" });
+    expect(cli.ok).toBeGreaterThanOrEqual(10);
+    expect(stopped.loop.ok).toBe(cli.ok);
+    expectRunning(await xlState());
+    // Nothing of ours held between requests: no lock file, and (checked by xl save above) no subscription.
+    expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
+  }, 15 * MINUTE);
+
+  test("malformed, unknown, badly typed and oversized requests are refused; the daemon stays up", async () => {
+    const out = JSON.parse(await lab.mustExec(["node", "-e", RAW], { timeoutMs: 3 * MINUTE })) as {
+      a: { out: { id: unknown; ok: boolean; error?: { code: string } }[]; closed: boolean };
+      big: { out: { id: unknown; ok: boolean; error?: { code: string } }[]; closed: boolean };
+    };
+    const byId = out.a.out.map((r) => [r.id, r.ok, r.error?.code ?? null]).sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+    expect(byId).toEqual([
+      [1, false, "EUNKNOWNOP"],
+      [2, false, "EINVAL"],
+      [3, false, "EINVAL"],
+      [4, false, "ENODOMAIN"],
+      [5, true, null],
+      [null, false, "EPARSE"],
+    ]);
+    expect(out.a.closed).toBe(false);
+    expect(out.big.out).toEqual([expect.objectContaining({ id: null, ok: false, error: expect.objectContaining({ code: "ETOOBIG" }) as unknown })]);
+    expect(out.big.closed).toBe(true);
+    const m = await request<string>("metrics");
+    expect(m).toMatch(/fastsuspend_request_errors_total\{code="ETOOBIG",op="none"\} 1/);
+    expect((await request<{ state: string }>("status", { domid: guest.domid })).state).toBe("running");
+  }, 8 * MINUTE);
+
+  test("kill -9 of the daemon in the middle of a loop, then a restart, leaves the guest running (and xl save -c still works)", async () => {
+    const d = guest.domid;
+    const outcomes: string[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await request("checkpoint.start", { domid: d, intervalMs: 0 });
+      await lab.mustExec(`i=0; until grep -q '"domid":${d}' ${RUN}/journal.json 2>/dev/null; do i=$((i+1)); [ $i -gt 300 ] && exit 1; usleep 100000; done`, { timeoutMs: MINUTE });
+      // Aim for a moment when the guest is suspended: poll its state, kill as soon as it shows "s".
+      const kill = await lab.mustExec(
+        `p=$(cat ${RUN}/daemon.pid); st=; for i in $(seq 1 100); do st=$(xl list ${d} | awk 'NR==2{print $5}'); case $st in *s*) break;; esac; done; kill -9 $p; ` +
+          `usleep 200000; echo "$st $(xl list ${d} | awk 'NR==2{print $5}') $(cat ${RUN}/journal.json)"`,
+        { timeoutMs: 2 * MINUTE },
+      );
+      const [seen, after] = kill.trim().split(" ");
+      expect(kill).toContain(`"domid":${d}`); // journalled while the loop ran
+      outcomes.push(`attempt ${attempt + 1}: state when killed ${String(seen)}, after ${String(after)}`);
+      await startDaemon("/tmp/fastsuspendd-restart.log");
+      expectRunning(await xlState());
+      if (after?.includes("s") === true) break; // the interesting case happened: it was left suspended
+    }
+    const log = await lab.mustExec("cat /tmp/fastsuspendd-restart.log");
+    console.log(`${outcomes.join("\n")}\nrestart log:\n${log}`);
+    expect(log).toMatch(new RegExp(`replaced a stale pid file`));
+    expect(log).toMatch(new RegExp(`recovery: domain ${d}: (resumed|running), suspend subscription reset`));
+    expect(JSON.parse((await lab.mustExec(`cat ${RUN}/journal.json 2>/dev/null || echo '{"entries":[]}'`)).trim())).toMatchObject({ entries: [] });
+    // The dead daemon's subscription is gone: xl save -c (which waits for @releaseDomain) works.
+    const save = await lab.exec(`xl save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
+    console.log(`xl save -c after recovery: exit ${save.code} in ${save.ms} ms`);
+    expect(save.code).toBe(0);
+    expectRunning(await xlState());
+  }, 20 * MINUTE);
+
+  test("SIGTERM in the middle of a loop: the daemon exits within a second, guest running, socket removed", async () => {
+    const d = guest.domid;
+    await request("checkpoint.start", { domid: d, intervalMs: 0 });
+    await new Promise((r) => setTimeout(r, 3000));
+    const out = await lab.mustExec(
+      `p=$(cat ${RUN}/daemon.pid); t0=$(awk '{print $1}' /proc/uptime); kill -TERM $p; while kill -0 $p 2>/dev/null; do usleep 10000; done; t1=$(awk '{print $1}' /proc/uptime); ` +
+        `awk -v a=$t0 -v b=$t1 'BEGIN{printf "%d\\n", (b-a)*1000}'; ls ${RUN}`,
+      { timeoutMs: MINUTE },
+    );
+    const [msText, ...files] = out.trim().split("\n");
+    const ms = Number(msText);
+    console.log(`SIGTERM to exit: ${ms} ms; left in ${RUN}: ${files.join(" ") || "nothing"}`);
+    expect(ms).toBeLessThanOrEqual(1000);
+    expect(files).not.toContain("daemon.sock");
+    expect(files).not.toContain("daemon.pid");
+    expectRunning(await xlState());
+    expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
+  }, 8 * MINUTE);
+
+  test("load: 16 clients polling status and metrics while a checkpoint loop runs", async () => {
+    await startDaemon("/tmp/fastsuspendd-load.log");
+    const out = await lab.mustExec(`node ${LIB}/dist/bench/load.js --domid ${guest.domid} --clients 16 --count 100 --interval 100 --json`, { timeoutMs: 20 * MINUTE });
+    await lab.mustExec(`mkdir -p /lab/results && printf '%s' '${out.trim()}' > /lab/results/daemon-load.json`);
+    const r = JSON.parse(out) as { quiet: { cycles: number; failed: number; cycleMs: { p99: number } }; loaded: { cycles: number; failed: number; requests: number; requestsPerSecond: number; cycleMs: { p99: number } } };
+    console.log(`load: ${out}`);
+    expect([r.quiet.cycles, r.quiet.failed, r.loaded.cycles, r.loaded.failed]).toEqual([100, 0, 100, 0]);
+    expect(r.loaded.requests).toBeGreaterThan(100);
+    expectRunning(await xlState());
+  }, 25 * MINUTE);
+});
