@@ -216,6 +216,22 @@ describe("fastsuspendd on the fake host", () => {
     await c.request("checkpoint.stop", { domid: g.domid });
   });
 
+  it("a request another tool left pending in control/shutdown (xl save of a channel-less guest) makes cycles skip and suspend refuse", async () => {
+    await start();
+    const g = await world.addGuest({ answersXenstore: false });
+    const c = await client();
+    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "suspend");
+    expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("pending") as unknown });
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+    await sleep(80);
+    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(st).toMatchObject({ ok: 0, failed: 0 });
+    expect(st.skipped).toBeGreaterThan(0);
+    expect(st.lastSkip).toMatch(/pending in control\/shutdown \("suspend"\)/);
+    await c.request("checkpoint.stop", { domid: g.domid });
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+
   it("malformed, unknown and oversized requests are refused; the daemon keeps serving", async () => {
     await start({ maxLineBytes: 1024 });
     const r = await raw('{bad json\n{"id":1,"op":"explode"}\n{"id":2,"op":"status","domid":"x"}\n\n{"id":3,"op":"metrics"}\n', 4);
