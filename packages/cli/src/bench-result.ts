@@ -19,6 +19,18 @@ export interface BenchPathResult {
   errors: string[];
 }
 
+/** `fastsuspend checkpoint DOM --interval 0 --count N --json`, as the bench host keeps it. */
+export interface CheckpointLoopResult {
+  path: string;
+  requested: number;
+  ok: number;
+  failed: number;
+  errors: string[];
+  elapsedMs: number;
+  cyclesPerSecond: number;
+  totalMs: Summary;
+}
+
 export interface BenchResult {
   xen: string;
   guestKernel: string;
@@ -29,4 +41,6 @@ export interface BenchResult {
   paths: BenchPathResult[];
   /** `xl save -c DOM /dev/null`, for scale (null when skipped or failed). */
   xlSaveCMs: (Summary & { samples: number[]; failed: number }) | null;
+  /** Added by the bench host after bench-run (absent when skipped). */
+  checkpointLoop?: CheckpointLoopResult;
 }

@@ -118,7 +118,7 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
     if (a.json) {
       deps.stdout(`${JSON.stringify({ domid: a.domid, path: s.path, ...stats, samples: undefined })}\n`);
     } else {
-      deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${String(s.path)}; cycle ${line(stats.totalMs)}\n`);
+      deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${String(s.path)} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}\n`);
       for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);
     }
     return stats.failed > 0 ? EXIT.failed : EXIT.ok;

@@ -177,7 +177,7 @@ describe("commands on the fake host", () => {
   });
 
   it("bench's flags have the seed's defaults", () => {
-    expect(parseBenchHostArgs(["bench"])).toEqual({ cycles: 100, intervalMs: 20, xlSave: 5, stock: false, jsonFile: "results/bench.json" });
+    expect(parseBenchHostArgs(["bench"])).toEqual({ cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, stock: false, jsonFile: "results/bench.json" });
     expect(parseBenchHostArgs(["bench", "--cycles", "7", "--stock", "--paths", "a,b", "--json", "/tmp/x.json"])).toMatchObject({
       cycles: 7, stock: true, paths: "a,b", jsonFile: "/tmp/x.json",
     });

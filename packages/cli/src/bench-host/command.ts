@@ -1,4 +1,4 @@
-// `fastsuspend bench [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--stock] [--json FILE]`
+// `fastsuspend bench [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N] [--stock] [--json FILE]`
 import { parseArgs } from "node:util";
 import type { Deps } from "../context";
 import { UsageError } from "../exit-codes";
@@ -9,6 +9,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     args: argv.filter((a) => a !== "bench"),
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
+      "checkpoint-count": { type: "string" },
       stock: { type: "boolean" }, json: { type: "string" },
     },
     strict: true,
@@ -23,6 +24,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     cycles: int("cycles", v.cycles, 100, 1),
     intervalMs: int("interval", v.interval, 20, 0),
     xlSave: int("xl-save", v["xl-save"], 5, 0),
+    checkpointCount: int("checkpoint-count", v["checkpoint-count"], 1000, 0),
     stock: v.stock === true,
     jsonFile: v.json ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
-import type { BenchResult } from "../bench-result";
+import type { BenchResult, CheckpointLoopResult } from "../bench-result";
 import { formatTable } from "../format";
 import { latencyCdfSvg } from "./plot";
 
@@ -15,6 +15,8 @@ export interface HostBenchOptions {
   jsonFile: string;
   paths?: string;
   xlSave: number;
+  /** Cycles of `checkpoint --interval 0` for the sustained-rate figure (0: skip). */
+  checkpointCount: number;
   stock: boolean;
   log: (line: string) => void;
 }
@@ -31,6 +33,20 @@ function buildArtefact(repo: string, script: string, args: string[], log: (l: st
     return undefined;
   }
   return last;
+}
+
+/** `fastsuspend checkpoint DOM --interval 0 --count N`: the rate a Remus-style loop sustains. */
+async function checkpointRate(l: Lab, domid: number, o: HostBenchOptions): Promise<CheckpointLoopResult> {
+  o.log(`checkpoint loop: ${o.checkpointCount} cycles, interval 0, default path`);
+  const r = await l.exec(["node", "/fastsuspend/packages/cli/dist/main.js", "checkpoint", String(domid), "--interval", "0",
+    "--count", String(o.checkpointCount), "--timeout", "20000", "--json"], { timeoutMs: 3_600_000 });
+  try {
+    const j = JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as CheckpointLoopResult;
+    o.log(`checkpoint loop: ${j.ok}/${j.requested} via ${j.path} in ${(j.elapsedMs / 1000).toFixed(1)} s = ${j.cyclesPerSecond.toFixed(1)} cycles/s`);
+    return { path: j.path, requested: j.requested, ok: j.ok, failed: j.failed, errors: j.errors, elapsedMs: j.elapsedMs, cyclesPerSecond: j.cyclesPerSecond, totalMs: j.totalMs };
+  } catch {
+    throw new Error(`checkpoint loop exited ${r.code} without its JSON: ${r.stderr.slice(-300)}`);
+  }
 }
 
 export async function benchOnLab(o: HostBenchOptions): Promise<number> {
@@ -65,6 +81,7 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     if (!existsSync(written)) return 1;
     const result = JSON.parse(readFileSync(written, "utf8")) as BenchResult;
     result.xen = `${result.xen} (${hvDesc})`;
+    if (o.checkpointCount > 0) result.checkpointLoop = await checkpointRate(l, g.domid, o);
     mkdirSync(dirname(o.jsonFile), { recursive: true });
     writeFileSync(o.jsonFile, JSON.stringify(result, null, 2) + "\n");
     const svg = o.jsonFile.replace(/\.json$/, "") + ".svg";
