@@ -1,6 +1,7 @@
 // Starting and stopping the whole daemon around injected Xen and xenstore (the real ones in
 // main.ts, the fakes in tests): root check, pid lock, crash recovery from the journal, domain
 // following, the socket.
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 
 import type { SessionOptions, XenstoreLike } from "@fastsuspend/coordinator";
@@ -30,8 +31,10 @@ export interface RunningService {
   server: DaemonServer;
   pidLock: PidLock;
   recovery: RecoveryAction[];
-  /** Stops the daemon, closes the socket (file removed), drops the pid file. Idempotent. */
+  /** Closes the socket (file removed), stops the daemon, drops the pid file. Idempotent. */
   stop(): Promise<void>;
+  /** At a stop deadline: socket and pid file removed now; the journal stays for the next start. */
+  abandon(): void;
 }
 
 /** Refuses to run as non-root unless allowed (tests): the socket API suspends domains. */
@@ -75,11 +78,16 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       server: s,
       pidLock,
       recovery,
+      abandon: () => {
+        rmSync(s.socketPath, { force: true });
+        pidLock.release();
+      },
       stop: () => {
         stopping ??= (async () => {
-          await d.stop();
+          // The socket goes first: clients see the daemon gone at once.
           await s.close();
-          d.journal.unlink();
+          await d.stop();
+          if (d.journal.entries().length === 0) d.journal.unlink();
           pidLock.release();
         })();
         return stopping;

@@ -58,11 +58,22 @@ describe("fastsuspendd in the lab's dom0", () => {
     return r.code === 0 ? Number(r.stdout.trim()) : undefined;
   }
 
-  /** Starts the installed daemon in the background and waits for its socket to answer. */
-  async function startDaemon(log: string): Promise<void> {
-    await lab.mustExec(`setsid /usr/sbin/fastsuspendd </dev/null >>${log} 2>&1 &`);
-    await lab.mustExec(`i=0; until [ -S ${RUN}/daemon.sock ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 1; usleep 100000; done`, { timeoutMs: 3 * MINUTE });
-    await request("metrics");
+  let starts = 0;
+  let lastLog = "";
+
+  /** Starts the installed daemon in the background, waits until it listens; returns its log file. */
+  async function startDaemon(): Promise<string> {
+    const log = `/tmp/fastsuspendd-${++starts}.log`;
+    lastLog = log;
+    await lab.mustExec(`rm -f ${log}; setsid /usr/sbin/fastsuspendd </dev/null >${log} 2>&1 &`);
+    // Not just the socket file: one left by a killed daemon is still there until the new one replaces it.
+    await lab.mustExec(`i=0; until grep -q "listening on" ${log}; do i=$((i+1)); [ $i -gt 1800 ] && { cat ${log}; exit 1; }; usleep 100000; done`, { timeoutMs: 4 * MINUTE });
+    return log;
+  }
+
+  async function ensureDaemon(): Promise<void> {
+    const pid = await daemonPid();
+    if (pid === undefined || (await lab.exec(`kill -0 ${pid}`)).code !== 0) await startDaemon();
   }
 
   async function stopDaemon(): Promise<void> {
@@ -99,7 +110,7 @@ describe("fastsuspendd in the lab's dom0", () => {
   }, 8 * MINUTE);
 
   test("the daemon starts: socket 0600, pid file; a second daemon refuses to start; the CLI finds it", async () => {
-    await startDaemon("/tmp/fastsuspendd.log");
+    await startDaemon();
     expect((await lab.mustExec(`stat -c '%a %F' ${RUN}/daemon.sock`)).trim()).toBe("600 socket");
     const pid = await daemonPid();
     expect(pid).toBeGreaterThan(1);
@@ -176,6 +187,8 @@ describe("fastsuspendd in the lab's dom0", () => {
   test("kill -9 of the daemon in the middle of a loop, then a restart, leaves the guest running (and xl save -c still works)", async () => {
     const d = guest.domid;
     const outcomes: string[] = [];
+    const logs: string[] = [];
+    await ensureDaemon();
     for (let attempt = 0; attempt < 3; attempt++) {
       await request("checkpoint.start", { domid: d, intervalMs: 0 });
       await lab.mustExec(`i=0; until grep -q '"domid":${d}' ${RUN}/journal.json 2>/dev/null; do i=$((i+1)); [ $i -gt 300 ] && exit 1; usleep 100000; done`, { timeoutMs: MINUTE });
@@ -188,12 +201,12 @@ describe("fastsuspendd in the lab's dom0", () => {
       const [seen, after] = kill.trim().split(" ");
       expect(kill).toContain(`"domid":${d}`); // journalled while the loop ran
       outcomes.push(`attempt ${attempt + 1}: state when killed ${String(seen)}, after ${String(after)}`);
-      await startDaemon("/tmp/fastsuspendd-restart.log");
+      logs.push(await startDaemon());
       expectRunning(await xlState());
       if (after?.includes("s") === true) break; // the interesting case happened: it was left suspended
     }
-    const log = await lab.mustExec("cat /tmp/fastsuspendd-restart.log");
-    console.log(`${outcomes.join("\n")}\nrestart log:\n${log}`);
+    const log = await lab.mustExec(`cat ${logs.join(" ")}`);
+    console.log(`${outcomes.join("\n")}\nrestart logs:\n${log}`);
     expect(log).toMatch(new RegExp(`replaced a stale pid file`));
     expect(log).toMatch(new RegExp(`recovery: domain ${d}: (resumed|running), suspend subscription reset`));
     expect(JSON.parse((await lab.mustExec(`cat ${RUN}/journal.json 2>/dev/null || echo '{"entries":[]}'`)).trim())).toMatchObject({ entries: [] });
@@ -204,8 +217,10 @@ describe("fastsuspendd in the lab's dom0", () => {
     expectRunning(await xlState());
   }, 20 * MINUTE);
 
-  test("SIGTERM in the middle of a loop: the daemon exits within a second, guest running, socket removed", async () => {
+  test("SIGTERM in the middle of a loop: the daemon exits within a second, socket and pid file removed, guest running", async () => {
     const d = guest.domid;
+    await ensureDaemon();
+    const log = lastLog;
     await request("checkpoint.start", { domid: d, intervalMs: 0 });
     await new Promise((r) => setTimeout(r, 3000));
     const out = await lab.mustExec(
@@ -215,16 +230,29 @@ describe("fastsuspendd in the lab's dom0", () => {
     );
     const [msText, ...files] = out.trim().split("\n");
     const ms = Number(msText);
-    console.log(`SIGTERM to exit: ${ms} ms; left in ${RUN}: ${files.join(" ") || "nothing"}`);
+    const tail = (await lab.mustExec(`tail -n 2 ${log}`)).trim();
+    const state = await xlState();
+    console.log(`SIGTERM to exit: ${ms} ms; left in ${RUN}: ${files.join(" ") || "nothing"}; guest ${state}; log: ${tail}`);
     expect(ms).toBeLessThanOrEqual(1000);
     expect(files).not.toContain("daemon.sock");
     expect(files).not.toContain("daemon.pid");
-    expectRunning(await xlState());
-    expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
+    if (/stopped in/.test(tail)) {
+      // The cycle in flight finished: nothing left behind.
+      expectRunning(state);
+      expect(files).not.toContain("journal.json");
+      expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
+    } else {
+      // Deadline: the journal is kept and the next start puts the guest back to running.
+      expect(tail).toMatch(/stop deadline after \d+ ms: exiting with the journal kept/);
+      expect(files).toContain("journal.json");
+      const next = await startDaemon();
+      expect(await lab.mustExec(`cat ${next}`)).toMatch(new RegExp(`recovery: domain ${d}: (resumed|running)`));
+      expectRunning(await xlState());
+    }
   }, 8 * MINUTE);
 
   test("load: 16 clients polling status and metrics while a checkpoint loop runs", async () => {
-    await startDaemon("/tmp/fastsuspendd-load.log");
+    await ensureDaemon();
     const out = await lab.mustExec(`node ${LIB}/dist/bench/load.js --domid ${guest.domid} --clients 16 --count 100 --interval 100 --json`, { timeoutMs: 20 * MINUTE });
     await lab.mustExec(`mkdir -p /lab/results && printf '%s' '${out.trim()}' > /lab/results/daemon-load.json`);
     const r = JSON.parse(out) as { quiet: { cycles: number; failed: number; cycleMs: { p99: number } }; loaded: { cycles: number; failed: number; requests: number; requestsPerSecond: number; cycleMs: { p99: number } } };
