@@ -345,6 +345,8 @@ export class Daemon {
       s = undefined;
     }
     if (s === undefined) {
+      // Closing forgot the domain's gate: take the real lock again for the new session's work.
+      this.xen.activate(dom.domid);
       const opts: SessionOptions = { ...this.#opts.session };
       if (path !== undefined) opts.path = path;
       s = new SuspendSession(this.xen, this.xs, dom.domid, opts);

@@ -102,6 +102,23 @@ describe("fastsuspendd on the fake host", () => {
     expect(world.boundPorts()).toBe(0);
   });
 
+  it("a request with another path replaces the warm session; the new one gets the lock and its events", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
+    for (let i = 0; i < 100 && (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.running; i++) await sleep(10);
+    const r = await c.request<{ path: string }>("suspend", { domid: g.domid, path: "xenstore+watch" });
+    expect(r.path).toBe("xenstore+watch");
+    await c.request("resume", { domid: g.domid });
+    const r2 = await c.request<{ path: string }>("suspend", { domid: g.domid, path: "xenstore+evtchn", timeoutMs: 500 });
+    expect(r2.path).toBe("xenstore+evtchn");
+    await c.request("resume", { domid: g.domid });
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+    expect(world.subscription(g.domid)).toBe(0);
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+
   it("unknown domain, dom0 and a second daemon get clear errors", async () => {
     await start();
     const c = await client();
