@@ -315,9 +315,9 @@ export class Daemon {
     return v === undefined || v === "" ? undefined : v.slice(0, 16);
   }
 
-  #activate(domid: number, what: string): void {
+  #activate(domid: number, what: string, opts: { subscribe?: boolean } = {}): void {
     try {
-      this.xen.activate(domid);
+      this.xen.activate(domid, opts);
     } catch (err) {
       if (isXenError(err, "EAGAIN")) {
         this.handovers.inc();
@@ -406,6 +406,7 @@ export class Daemon {
         this.journal.add(d, "suspend");
         try {
           const r = await s.suspend(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs });
+          this.xen.dropSubscription(d);
           dom.userSuspended = true;
           this.suspendSeconds.observe({ path: r.path }, r.suspendMs / 1000);
           this.#push(dom.suspendMs, r.suspendMs);
@@ -434,7 +435,7 @@ export class Daemon {
       let path: string | null = null;
       const s = dom.session;
       if (s?.state === "suspended") {
-        this.#activate(d, "resume");
+        this.#activate(d, "resume", { subscribe: false });
         try {
           r = await s.resume();
           path = s.path ?? null;
@@ -557,7 +558,12 @@ export class Daemon {
       loop.done++;
       try {
         const s = await this.#session(dom, dom.requestedPath);
-        const t: CycleTimings = await s.cycle(undefined, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
+        // While it is suspended (confirmed), before the resume: see HandoverBinding.dropSubscription.
+        const dropSub = (): void => {
+          const p = this.xen.dropSubscription(d);
+          if (p.length > 0) this.#opts.log(p.join("; "));
+        };
+        const t: CycleTimings = await s.cycle(dropSub, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
         loop.ok++;
         loop.consecutiveFailures = 0;
         loop.path = t.path;

@@ -21,6 +21,8 @@ interface DomainGate {
   real: SuspendLock | undefined;
   /** The port the session subscribed (0/undefined: none). */
   port: number | undefined;
+  /** The subscription is applied in Xen right now. */
+  subscribed: boolean;
 }
 
 export class HandoverBinding implements XenBinding {
@@ -46,7 +48,7 @@ export class HandoverBinding implements XenBinding {
   #gate(domid: number): DomainGate {
     let g = this.#gates.get(domid);
     if (g === undefined) {
-      g = { real: undefined, port: undefined };
+      g = { real: undefined, port: undefined, subscribed: false };
       this.#gates.set(domid, g);
     }
     return g;
@@ -56,14 +58,17 @@ export class HandoverBinding implements XenBinding {
     return this.#gates.get(domid)?.real !== undefined;
   }
 
-  /** Takes the real lock (XenError EAGAIN if libxl has it) and re-applies the session's subscription. */
-  activate(domid: number): void {
+  /**
+   * Takes the real lock (XenError EAGAIN if libxl has it) and, unless told not to (a resume needs
+   * no notification), re-applies the session's subscription.
+   */
+  activate(domid: number, opts: { subscribe?: boolean } = {}): void {
     const g = this.#gate(domid);
-    if (g.real !== undefined) return;
-    g.real = this.#inner.lockSuspend(domid);
-    if (g.port !== undefined) {
+    if (g.real === undefined) g.real = this.#inner.lockSuspend(domid);
+    if ((opts.subscribe ?? true) && g.port !== undefined && !g.subscribed) {
       try {
         this.#inner.subscribeForSuspend(domid, g.port);
+        g.subscribed = true;
         this.toggles++;
       } catch (err) {
         g.real.release();
@@ -73,19 +78,30 @@ export class HandoverBinding implements XenBinding {
     }
   }
 
+  /**
+   * Drops the subscription now, lock kept: called as soon as the guest is confirmed suspended, so
+   * that a suspend request another tool queued meanwhile (xl save writing control/shutdown while
+   * our cycle ran) is reported the normal way (VIRQ_DOM_EXC, @releaseDomain) when the guest acts on
+   * it right after our resume. Never throws.
+   */
+  dropSubscription(domid: number): string[] {
+    const g = this.#gates.get(domid);
+    if (g === undefined || !g.subscribed) return [];
+    g.subscribed = false;
+    try {
+      this.#inner.subscribeForSuspend(domid, 0);
+      this.toggles++;
+      return [];
+    } catch (err) {
+      return isXenError(err, "ESRCH") ? [] : [`unsubscribe dom${domid}: ${err instanceof Error ? err.message : String(err)}`];
+    }
+  }
+
   /** Drops the subscription (VIRQ_DOM_EXC back to xenstored) and the real lock. Never throws. */
   deactivate(domid: number): string[] {
-    const problems: string[] = [];
     const g = this.#gates.get(domid);
-    if (g?.real === undefined) return problems;
-    if (g.port !== undefined) {
-      try {
-        this.#inner.subscribeForSuspend(domid, 0);
-        this.toggles++;
-      } catch (err) {
-        if (!isXenError(err, "ESRCH")) problems.push(`unsubscribe dom${domid}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
+    if (g?.real === undefined) return [];
+    const problems = this.dropSubscription(domid);
     try {
       g.real.release();
     } catch (err) {
@@ -94,6 +110,11 @@ export class HandoverBinding implements XenBinding {
     g.real = undefined;
     if (g.port === undefined) this.#gates.delete(domid);
     return problems;
+  }
+
+  /** Whether the subscription is applied in Xen (tests). */
+  isSubscribed(domid: number): boolean {
+    return this.#gates.get(domid)?.subscribed === true;
   }
 
   /** Forget a domain (its session closed). */
@@ -124,11 +145,15 @@ export class HandoverBinding implements XenBinding {
     const g = this.#gate(domid);
     if (port === 0) {
       g.port = undefined;
+      g.subscribed = false;
       this.#inner.subscribeForSuspend(domid, 0);
       return;
     }
     g.port = port;
-    if (g.real !== undefined) this.#inner.subscribeForSuspend(domid, port);
+    if (g.real !== undefined) {
+      this.#inner.subscribeForSuspend(domid, port);
+      g.subscribed = true;
+    }
   }
 
   openEvtchn(opts?: OpenEvtchnOptions): EvtchnHandle {

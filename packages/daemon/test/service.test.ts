@@ -204,6 +204,19 @@ describe("fastsuspendd on the fake host", () => {
     expect(await errorOf(c.request("checkpoint.stop", { domid: g.domid }))).toMatchObject({ code: "ESTATE" });
   });
 
+  it("each cycle drops its subscription before resuming (a request queued meanwhile by xl is reported to xenstored)", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    const atResume: number[] = [];
+    g.guest.onResume(() => {
+      atResume.push(world.subscription(g.domid));
+    });
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 5 });
+    for (let i = 0; i < 100 && (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.running; i++) await sleep(10);
+    expect(atResume).toEqual([0, 0, 0, 0, 0]);
+  });
+
   it("a domain suspended by another tool is skipped, not resumed behind its back", async () => {
     await start();
     const g = await world.addGuest();
