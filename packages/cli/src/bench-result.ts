@@ -22,6 +22,8 @@ export interface BenchPathResult {
 /** `fastsuspend checkpoint DOM --interval 0 --count N --json`, as the bench host keeps it. */
 export interface CheckpointLoopResult {
   path: string;
+  /** When XS_RESUME was sent: in the cycle, or after it (off the critical path). */
+  xsResume: "inline" | "deferred";
   requested: number;
   ok: number;
   failed: number;
@@ -42,5 +44,5 @@ export interface BenchResult {
   /** `xl save -c DOM /dev/null`, for scale (null when skipped or failed). */
   xlSaveCMs: (Summary & { samples: number[]; failed: number }) | null;
   /** Added by the bench host after bench-run (absent when skipped). */
-  checkpointLoop?: CheckpointLoopResult;
+  checkpointLoops?: CheckpointLoopResult[];
 }

@@ -249,9 +249,7 @@ export class SuspendSession {
   }
 
   async #suspend(timeoutMs: number): Promise<SuspendResult> {
-    const tw = now();
-    if (this.#pendingXsResume !== undefined) await this.#pendingXsResume;
-    const xsResumeWaitMs = msSince(tw);
+    let xsResumeWaitMs = 0;
     if (this.#rebind) {
       // After a full resume the guest's ports are new: set the path up again.
       this.#rebind = false;
@@ -262,6 +260,14 @@ export class SuspendSession {
     for (;;) {
       const path = this.#path;
       if (path === undefined) throw new CoordinatorError("ESTATE", this.domid, `no path set up for domain ${this.domid}`);
+      // A deferred XS_RESUME re-arms xenstored's @releaseDomain for this domain, so only the watch
+      // notification has to wait for it. Other paths let it overlap this suspend: xenstored
+      // handles one connection's requests in order, so it still precedes a xenstore trigger.
+      if (this.#pendingXsResume !== undefined && parsePath(path)?.notification === "watch") {
+        const tw = now();
+        await this.#pendingXsResume;
+        xsResumeWaitMs += msSince(tw);
+      }
       try {
         const r = await this.#suspendOnce(path, timeoutMs);
         this.#state = "suspended";

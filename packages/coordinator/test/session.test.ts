@@ -279,6 +279,17 @@ describe("failures", () => {
     expect((await s.close()).problems).toEqual([]);
   });
 
+  it("deferred XS_RESUME does not hold up an event-channel path's next suspend", async () => {
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+evtchn", xsResume: "deferred" });
+    await s.open();
+    await s.cycle();
+    const r = await s.suspend();
+    expect(r.xsResumeWaitMs).toBe(0);
+    await s.resume();
+    expect((await s.close()).problems).toEqual([]);
+    expectNothingHeld(domid);
+  });
+
   it("skipping XS_RESUME: the next watch-path suspend only sees the domain at its final check", async () => {
     const { s } = await setup({}, { path: "xenstore+watch", xsResume: "skip" });
     await s.open();
