@@ -22,6 +22,7 @@ import {
 import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 
 import { HandoverBinding } from "./handover";
+import { toolstackUser } from "./toolstack";
 import { Journal } from "./journal";
 import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { KeyedQueue } from "./queue";
@@ -40,6 +41,11 @@ export interface DaemonOptions {
   /** A loop stops after this many failed cycles in a row (default 10). */
   maxConsecutiveFailures?: number;
   log?: (line: string) => void;
+  /**
+   * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
+   * see toolstack.ts); tests pass their own.
+   */
+  toolstackUser?: (domid: number, name: string | undefined) => string | undefined;
 }
 
 export interface LoopStatus {
@@ -122,6 +128,7 @@ export class Daemon {
   readonly registry = new Registry();
   readonly startedAt = Date.now();
   readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log">> & { session: SessionOptions; log: (line: string) => void };
+  readonly #names = new Map<number, string | undefined>();
   readonly #queue = new KeyedQueue<number>();
   readonly #domains = new Map<number, DomainState>();
   /** Domains seen in the last listing (domid -> info), dom0 excluded. */
@@ -151,6 +158,7 @@ export class Daemon {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 10,
       session: opts.session ?? {},
       log: opts.log ?? (() => undefined),
+      toolstackUser: opts.toolstackUser ?? toolstackUser,
     };
     const r = this.registry;
     r.add(this.suspendSeconds);
@@ -238,6 +246,7 @@ export class Daemon {
   async #dropDomain(dom: DomainState, why: LoopStatus["stoppedBy"]): Promise<void> {
     if (this.#domains.get(dom.domid) !== dom) return;
     this.#domains.delete(dom.domid);
+    this.#names.delete(dom.domid);
     if (dom.loop?.running === true) {
       dom.loop.stoppedBy = why;
       dom.loop.stop.abort();
@@ -309,10 +318,16 @@ export class Daemon {
     if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
   }
 
-  /** control/shutdown's value if another tool's request is pending there (we leave it empty between requests). */
-  async #pendingRequest(domid: number): Promise<string | undefined> {
+  /**
+   * Another tool at work on the domain: its request pending in control/shutdown (we leave it empty
+   * between requests), or an xl/libxl-save-helper process naming it.
+   */
+  async #otherTool(domid: number): Promise<string | undefined> {
     const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
-    return v === undefined || v === "" ? undefined : v.slice(0, 16);
+    if (v !== undefined && v !== "") return `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}")`;
+    if (!this.#names.has(domid)) this.#names.set(domid, await this.xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined));
+    const p = this.#opts.toolstackUser(domid, this.#names.get(domid));
+    return p === undefined ? undefined : `the toolstack is working on it: ${p}`;
   }
 
   #activate(domid: number, what: string, opts: { subscribe?: boolean } = {}): void {
@@ -400,8 +415,8 @@ export class Daemon {
       this.#activate(d, "suspend");
       try {
         this.#assertRunning(this.#info(d), "suspend");
-        const pending = await this.#pendingRequest(d);
-        if (pending !== undefined) throw new DaemonError("EBUSY", `suspend: another tool's request is pending in domain ${d}'s control/shutdown ("${pending}")`);
+        const other = await this.#otherTool(d);
+        if (other !== undefined) throw new DaemonError("EBUSY", `suspend: domain ${d}: ${other}`);
         const s = await this.#session(dom, req.path ?? dom.requestedPath);
         this.journal.add(d, "suspend");
         try {
@@ -553,8 +568,8 @@ export class Daemon {
       if (info.paused) return skip("domain paused by another tool");
       // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
       // is the only sign. Triggering now would take its suspend from it.
-      const pending = await this.#pendingRequest(d);
-      if (pending !== undefined) return skip(`a request from another tool is pending in control/shutdown ("${pending}")`);
+      const other = await this.#otherTool(d);
+      if (other !== undefined) return skip(other);
       loop.done++;
       try {
         const s = await this.#session(dom, dom.requestedPath);

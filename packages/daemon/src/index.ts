@@ -9,3 +9,4 @@ export { acquirePidLock, type PidLock } from "./pidlock";
 export { KeyedQueue } from "./queue";
 export { Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS, labelText, type Labels } from "./metrics";
 export * from "./protocol";
+export { toolstackUser } from "./toolstack";

@@ -24,6 +24,7 @@ export interface ServiceOptions {
   session?: SessionOptions;
   maxLineBytes?: number;
   log?: (line: string) => void;
+  toolstackUser?: (domid: number, name: string | undefined) => string | undefined;
 }
 
 export interface RunningService {
@@ -66,6 +67,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       log,
       ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
       ...(opts.session === undefined ? {} : { session: opts.session }),
+      ...(opts.toolstackUser === undefined ? {} : { toolstackUser: opts.toolstackUser }),
     });
     await daemon.start();
     server = new DaemonServer(daemon, { socketPath, log, ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }) });

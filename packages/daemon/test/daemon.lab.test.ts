@@ -76,6 +76,15 @@ describe("fastsuspendd in the lab's dom0", () => {
     if (pid === undefined || (await lab.exec(`kill -0 ${pid}`)).code !== 0) await startDaemon();
   }
 
+  /** A test that failed may have left the guest crashed: later tests get a fresh one (said in the log). */
+  async function ensureGuest(): Promise<void> {
+    const st = await lab.exec(`xl list ${GUEST} | awk 'NR==2{print $5}'`);
+    if (st.code === 0 && /^[r-][b-]-{4}$/.test(st.stdout.trim())) return;
+    console.log(`guest ${GUEST} was "${st.stdout.trim()}": recreating it`);
+    await lab.exec(`xl destroy ${GUEST} 2>/dev/null; true`);
+    guest = await lab.createGuest({ name: GUEST, timeoutMs: 5 * MINUTE });
+  }
+
   async function stopDaemon(): Promise<void> {
     const pid = await daemonPid();
     if (pid !== undefined) await lab.exec(`kill -TERM ${pid} 2>/dev/null; i=0; while kill -0 ${pid} 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && break; usleep 100000; done; true`, { timeoutMs: MINUTE });
@@ -163,6 +172,7 @@ describe("fastsuspendd in the lab's dom0", () => {
   }, 15 * MINUTE);
 
   test("malformed, unknown, badly typed and oversized requests are refused; the daemon stays up", async () => {
+    await ensureGuest();
     const out = JSON.parse(await lab.mustExec(["node", "-e", RAW], { timeoutMs: 3 * MINUTE })) as {
       a: { out: { id: unknown; ok: boolean; error?: { code: string } }[]; closed: boolean };
       big: { out: { id: unknown; ok: boolean; error?: { code: string } }[]; closed: boolean };
@@ -185,6 +195,7 @@ describe("fastsuspendd in the lab's dom0", () => {
   }, 8 * MINUTE);
 
   test("kill -9 of the daemon in the middle of a loop, then a restart, leaves the guest running (and xl save -c still works)", async () => {
+    await ensureGuest();
     const d = guest.domid;
     const outcomes: string[] = [];
     const logs: string[] = [];
@@ -218,6 +229,7 @@ describe("fastsuspendd in the lab's dom0", () => {
   }, 20 * MINUTE);
 
   test("SIGTERM in the middle of a loop: the daemon exits within a second, socket and pid file removed, guest running", async () => {
+    await ensureGuest();
     const d = guest.domid;
     await ensureDaemon();
     const log = lastLog;
@@ -252,6 +264,7 @@ describe("fastsuspendd in the lab's dom0", () => {
   }, 8 * MINUTE);
 
   test("load: 16 clients polling status and metrics while a checkpoint loop runs", async () => {
+    await ensureGuest();
     await ensureDaemon();
     const out = await lab.mustExec(`node ${LIB}/dist/bench/load.js --domid ${guest.domid} --clients 16 --count 100 --interval 100 --json`, { timeoutMs: 20 * MINUTE });
     await lab.mustExec(`mkdir -p /lab/results && printf '%s' '${out.trim()}' > /lab/results/daemon-load.json`);

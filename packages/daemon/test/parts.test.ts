@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
-import { acquirePidLock, Counter, Gauge, Histogram, isDaemonError, Journal, KeyedQueue, Registry } from "../src";
+import { acquirePidLock, Counter, Gauge, Histogram, isDaemonError, Journal, KeyedQueue, Registry, toolstackUser } from "../src";
+import { mkdirSync } from "node:fs";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -131,5 +132,25 @@ describe("pid lock", () => {
     expect(l2.replacedStale).toBe(dead);
     l2.release();
     expect(existsSync(p)).toBe(false);
+  });
+});
+
+describe("toolstackUser", () => {
+  it("finds xl save / libxl-save-helper naming the domain by id or name, and nothing else", () => {
+    const proc = (pid: number, argv: string[]): void => {
+      mkdirSync(join(dir, String(pid)));
+      writeFileSync(join(dir, String(pid), "cmdline"), `${argv.join("\0")}\0`);
+    };
+    proc(10, ["/usr/sbin/xl", "list"]);
+    proc(11, ["xl", "save", "-c", "7", "/dev/null"]);
+    proc(12, ["/usr/lib/xen-4.17/bin/libxl-save-helper", "--save-domain", "9", "12", "0", "0", "guestname"]);
+    proc(13, ["node", "save", "5"]);
+    writeFileSync(join(dir, "self"), "x");
+    expect(toolstackUser(7, undefined, dir)).toMatch(/^xl \(pid 11\): save -c 7/);
+    expect(toolstackUser(12, undefined, dir)).toMatch(/^libxl-save-helper \(pid 12\)/);
+    expect(toolstackUser(4, "guestname", dir)).toMatch(/libxl-save-helper/);
+    expect(toolstackUser(5, undefined, dir)).toBeUndefined(); // not a toolstack binary
+    expect(toolstackUser(8, "other", dir)).toBeUndefined();
+    expect(toolstackUser(8, undefined, join(dir, "none"))).toBeUndefined();
   });
 });

@@ -15,8 +15,12 @@ let dir: string;
 let svc: RunningService | undefined;
 const clients: DaemonClient[] = [];
 
+let xlAt: { domid: number; what: string } | undefined;
+
 async function start(extra: { idleMs?: number; maxLineBytes?: number } = {}): Promise<RunningService> {
-  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, ...extra });
+  xlAt = undefined;
+  const toolstackUser = (d: number): string | undefined => (xlAt?.domid === d ? xlAt.what : undefined);
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser, ...extra });
   return svc;
 }
 
@@ -260,6 +264,26 @@ describe("fastsuspendd on the fake host", () => {
     expect(st.lastSkip).toMatch(/pending in control\/shutdown \("suspend"\)/);
     await c.request("checkpoint.stop", { domid: g.domid });
     expect(world.domainState(g.domid)).toBe("running");
+  });
+
+  it("while xl works on the domain (its process seen), cycles are skipped and suspend refused", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+    await sleep(60);
+    xlAt = { domid: g.domid, what: "xl (pid 42): save -c 1 /dev/null" };
+    await sleep(30);
+    const a = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    await sleep(80);
+    const b = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(b.ok).toBe(a.ok);
+    expect(b.skipped).toBeGreaterThan(a.skipped);
+    expect(b.lastSkip).toBe("the toolstack is working on it: xl (pid 42): save -c 1 /dev/null");
+    xlAt = undefined;
+    await sleep(80);
+    expect((await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.ok).toBeGreaterThan(b.ok);
+    await c.request("checkpoint.stop", { domid: g.domid });
   });
 
   it("malformed, unknown and oversized requests are refused; the daemon keeps serving", async () => {
