@@ -276,7 +276,7 @@ export class Daemon {
     if (s === undefined) return;
     if (!opts.force) {
       try {
-        this.xen.activate(dom.domid);
+        this.xen.activate(dom.domid, { subscribe: false });
       } catch (err) {
         if (isXenError(err, "EAGAIN")) return; // libxl has it: try again later
         if (!isXenError(err, "ESRCH")) this.#opts.log(`close session dom${dom.domid}: ${errorText(err)}`);
@@ -412,11 +412,12 @@ export class Daemon {
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
     return this.#queue.run(d, async () => {
       dom.lastUsed = Date.now();
-      this.#activate(d, "suspend");
+      this.#activate(d, "suspend", { subscribe: false });
       try {
         this.#assertRunning(this.#info(d), "suspend");
         const other = await this.#otherTool(d);
         if (other !== undefined) throw new DaemonError("EBUSY", `suspend: domain ${d}: ${other}`);
+        this.xen.activate(d);
         const s = await this.#session(dom, req.path ?? dom.requestedPath);
         this.journal.add(d, "suspend");
         try {
@@ -476,7 +477,7 @@ export class Daemon {
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
     // Set up (or reuse) the session now, so that no path / a held lock is this request's error.
     const path = await this.#queue.run(d, async () => {
-      this.#activate(d, "checkpoint.start");
+      this.#activate(d, "checkpoint.start", { subscribe: false });
       try {
         this.#assertRunning(this.#info(d), "checkpoint.start");
         return (await this.#session(dom, req.path ?? dom.requestedPath)).path;
@@ -548,7 +549,8 @@ export class Daemon {
       return "skipped";
     };
     try {
-      this.xen.activate(d);
+      // The lock only: the subscription would take a suspend that xl is waiting for while we look.
+      this.xen.activate(d, { subscribe: false });
     } catch (err) {
       if (isXenError(err, "EAGAIN")) return skip("suspend lock held by another process (xl save/migrate/remus?)");
       if (isXenError(err, "ESRCH")) return "gone";
@@ -572,6 +574,7 @@ export class Daemon {
       if (other !== undefined) return skip(other);
       loop.done++;
       try {
+        this.xen.activate(d); // now the subscription, right before the trigger
         const s = await this.#session(dom, dom.requestedPath);
         // While it is suspended (confirmed), before the resume: see HandoverBinding.dropSubscription.
         const dropSub = (): void => {

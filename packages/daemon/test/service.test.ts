@@ -221,6 +221,25 @@ describe("fastsuspendd on the fake host", () => {
     expect(atResume).toEqual([0, 0, 0, 0, 0]);
   });
 
+  it("a skipped cycle never subscribes: a suspend another tool causes meanwhile reaches xenstored", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 2 });
+    await sleep(40);
+    xlAt = { domid: g.domid, what: "xl save" };
+    await sleep(20); // the cycle in flight ends
+    const seen: number[] = [];
+    const t = setInterval(() => seen.push(world.subscription(g.domid)), 1);
+    await sleep(100);
+    clearInterval(t);
+    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(st.lastSkip).toMatch(/toolstack/);
+    expect(seen.length).toBeGreaterThan(20);
+    expect(seen.filter((p) => p !== 0)).toEqual([]);
+    await c.request("checkpoint.stop", { domid: g.domid });
+  });
+
   it("a domain suspended by another tool is skipped, not resumed behind its back", async () => {
     await start();
     const g = await world.addGuest();
