@@ -45,7 +45,7 @@ export interface DaemonOptions {
    * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
    * see toolstack.ts); tests pass their own.
    */
-  toolstackUser?: (domid: number, name: string | undefined) => string | undefined;
+  toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
 }
 
 export interface LoopStatus {
@@ -326,7 +326,7 @@ export class Daemon {
     const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
     if (v !== undefined && v !== "") return `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}")`;
     if (!this.#names.has(domid)) this.#names.set(domid, await this.xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined));
-    const p = this.#opts.toolstackUser(domid, this.#names.get(domid));
+    const p = await this.#opts.toolstackUser(domid, this.#names.get(domid));
     return p === undefined ? undefined : `the toolstack is working on it: ${p}`;
   }
 

@@ -24,7 +24,7 @@ export interface ServiceOptions {
   session?: SessionOptions;
   maxLineBytes?: number;
   log?: (line: string) => void;
-  toolstackUser?: (domid: number, name: string | undefined) => string | undefined;
+  toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
 }
 
 export interface RunningService {
@@ -82,6 +82,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       recovery,
       abandon: () => {
         rmSync(s.socketPath, { force: true });
+        if (d.journal.entries().length === 0) d.journal.unlink();
         pidLock.release();
       },
       stop: () => {

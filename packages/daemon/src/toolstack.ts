@@ -5,16 +5,20 @@
 // see it: it waits for @releaseDomain, and on its 60 s timeout resumes a running guest, which
 // crashes it). A heuristic: it closes the window except for an xl started within the few ms
 // between this check and our trigger (xl itself needs far longer to reach its own request).
-import { readdirSync, readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 
 const TOOLS = new Set(["xl", "libxl-save-helper"]);
 const VERBS = new Set(["save", "migrate", "remus", "migrate-receive", "--save-domain", "--restore-domain", "suspend", "pause", "shutdown", "destroy", "reboot"]);
 
-/** Describes a toolstack process working on the domain (by id or name), or undefined. */
-export function toolstackUser(domid: number, name: string | undefined, procDir = "/proc"): string | undefined {
+/**
+ * Describes a toolstack process working on the domain (by id or name), or undefined. Asynchronous:
+ * a /proc scan costs a syscall per process, which is slow under emulation, and must not hold up
+ * the event loop (a SIGTERM, the socket).
+ */
+export async function toolstackUser(domid: number, name: string | undefined, procDir = "/proc"): Promise<string | undefined> {
   let pids: string[];
   try {
-    pids = readdirSync(procDir).filter((p) => /^[0-9]+$/.test(p));
+    pids = (await readdir(procDir)).filter((p) => /^[0-9]+$/.test(p));
   } catch {
     return undefined;
   }
@@ -22,7 +26,7 @@ export function toolstackUser(domid: number, name: string | undefined, procDir =
   for (const pid of pids) {
     let argv: string[];
     try {
-      argv = readFileSync(`${procDir}/${pid}/cmdline`, "latin1").split("\0").filter((a) => a !== "");
+      argv = (await readFile(`${procDir}/${pid}/cmdline`, "latin1")).split("\0").filter((a) => a !== "");
     } catch {
       continue; // gone meanwhile
     }

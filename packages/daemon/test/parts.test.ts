@@ -136,7 +136,7 @@ describe("pid lock", () => {
 });
 
 describe("toolstackUser", () => {
-  it("finds xl save / libxl-save-helper naming the domain by id or name, and nothing else", () => {
+  it("finds xl save / libxl-save-helper naming the domain by id or name, and nothing else", async () => {
     const proc = (pid: number, argv: string[]): void => {
       mkdirSync(join(dir, String(pid)));
       writeFileSync(join(dir, String(pid), "cmdline"), `${argv.join("\0")}\0`);
@@ -146,11 +146,11 @@ describe("toolstackUser", () => {
     proc(12, ["/usr/lib/xen-4.17/bin/libxl-save-helper", "--save-domain", "9", "12", "0", "0", "guestname"]);
     proc(13, ["node", "save", "5"]);
     writeFileSync(join(dir, "self"), "x");
-    expect(toolstackUser(7, undefined, dir)).toMatch(/^xl \(pid 11\): save -c 7/);
-    expect(toolstackUser(12, undefined, dir)).toMatch(/^libxl-save-helper \(pid 12\)/);
-    expect(toolstackUser(4, "guestname", dir)).toMatch(/libxl-save-helper/);
-    expect(toolstackUser(5, undefined, dir)).toBeUndefined(); // not a toolstack binary
-    expect(toolstackUser(8, "other", dir)).toBeUndefined();
-    expect(toolstackUser(8, undefined, join(dir, "none"))).toBeUndefined();
+    expect(await toolstackUser(7, undefined, dir)).toMatch(/^xl \(pid 11\): save -c 7/);
+    expect(await toolstackUser(12, undefined, dir)).toMatch(/^libxl-save-helper \(pid 12\)/);
+    expect(await toolstackUser(4, "guestname", dir)).toMatch(/libxl-save-helper/);
+    expect(await toolstackUser(5, undefined, dir)).toBeUndefined(); // not a toolstack binary
+    expect(await toolstackUser(8, "other", dir)).toBeUndefined();
+    expect(await toolstackUser(8, undefined, join(dir, "none"))).toBeUndefined();
   });
 });
