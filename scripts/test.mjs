@@ -62,10 +62,12 @@ try {
     }
     writeFileSync(join(results, "series.json"), JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: 0 }));
   });
-  // Two labs, not three: the oxenstored one boots the patched hypervisor (when it built), so the
-  // hypervisor series' tests share it, and the cxenstored one keeps Debian's stock Xen, which
-  // is where "the patch is absent" is checked. Each idle TCG lab still costs CPU on 2 cores.
-  const patchedHv = inputs.env.FASTSUSPEND_HYPERVISOR_PATCHED;
+  // FASTSUSPEND_SHARED_PATCHED_HV=1 boots the oxenstored lab with the patched hypervisor, so that
+  // the hypervisor series' tests share it (two labs instead of three; each idle TCG lab costs
+  // CPU). Off by default: on the patched hypervisor, xenstore-triggered suspends of a domain that
+  // has registrations still fail in the lab (docs/hypervisor.md), and the other files are verified
+  // on Debian's Xen.
+  const patchedHv = process.env.FASTSUSPEND_SHARED_PATCHED_HV === "1" ? inputs.env.FASTSUSPEND_HYPERVISOR_PATCHED : undefined;
   await stage(`lab up (${labName}: oxenstored, ${patchedHv ? "patched" : "Debian"} Xen; ${labNameCx}: cxenstored, Debian Xen)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
     const gk = guestKernel ? ["--guest-kernel", guestKernel] : [];

@@ -27,7 +27,7 @@ interface ProbeLine {
 const parseLines = (text: string): ProbeLine[] =>
   text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as ProbeLine);
 
-interface Summary { n: number; median: number; p99: number; min: number }
+interface Summary { n: number; median: number | null; p99: number | null; min: number | null }
 interface BenchPath { name: string; n: number; ok: number; failed: number; errors: string[]; totalMs: Summary; suspendMs: Summary }
 
 async function xlState(lab: Lab, domid: number): Promise<string> {
@@ -240,15 +240,18 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
       if (p === undefined) throw new Error(`bench-run did not run ${n}`);
       return p;
     };
+    // Summaries of a path with no good cycle are null: print "-" and let the assertions say why.
+    const f = (x: number | null): string => (x === null ? "-" : x.toFixed(1));
     const base = by("xenstore+watch").totalMs.median;
     const table = [
       `xen ${json.xen} (patched), ${json.xenstored}, patched guest kernel, domid ${a.domid}, 100 cycles per path, 20 ms apart`,
       "",
-      "| path | cycle median (ms) | p99 | min | suspend median | median vs xenstore+watch | ok |",
-      "|---|---:|---:|---:|---:|---:|---:|",
+      "| path | cycle median (ms) | p99 | min | suspend median | median vs xenstore+watch | ok | first error |",
+      "|---|---:|---:|---:|---:|---:|---:|---|",
       ...paths.map((n) => {
         const p = by(n);
-        return `| \`${n}\` | ${p.totalMs.median.toFixed(1)} | ${p.totalMs.p99.toFixed(1)} | ${p.totalMs.min.toFixed(1)} | ${p.suspendMs.median.toFixed(1)} | ${(p.totalMs.median / base).toFixed(2)} | ${p.ok}/${p.n} |`;
+        const ratio = p.totalMs.median === null || base === null ? "-" : (p.totalMs.median / base).toFixed(2);
+        return `| \`${n}\` | ${f(p.totalMs.median)} | ${f(p.totalMs.p99)} | ${f(p.totalMs.min)} | ${f(p.suspendMs.median)} | ${ratio} | ${p.ok}/${p.n} | ${p.errors[0] ?? ""} |`;
       }),
     ].join("\n");
     console.log(table);
