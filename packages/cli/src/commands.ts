@@ -109,6 +109,8 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
   });
   try {
     await s.open();
+    // Scripts (and the lab test) wait for this line before they signal the loop.
+    deps.stderr(`fastsuspend: checkpoint loop on domain ${a.domid} via ${String(s.path)} started\n`);
     const stats = await checkpointLoop(s, {
       intervalMs: a.intervalMs ?? 0,
       count: a.count ?? 1,

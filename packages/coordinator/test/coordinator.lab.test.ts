@@ -94,8 +94,10 @@ describe("coordinator on real Xen", () => {
     for (const g of guests) {
       const d = g.guest.domid;
       const out = await lab.mustExec(
-        `${CLI} checkpoint ${d} --interval 0 --count 100000 >/tmp/coord-ck.log 2>&1 & pid=$!; ` +
-          `sleep 4; kill -INT $pid; wait $pid; echo "exit=$?"; cat /tmp/coord-ck.log`,
+        // Signal only once the loop runs (Node's start under a loaded TCG host can take seconds).
+        `rm -f /tmp/coord-ck.log; ${CLI} checkpoint ${d} --interval 0 --count 100000 >/tmp/coord-ck.log 2>&1 & pid=$!; ` +
+          `i=0; until grep -q 'checkpoint loop on domain' /tmp/coord-ck.log; do i=$((i+1)); [ $i -gt 1200 ] && break; sleep 0.1; done; ` +
+          `sleep 2; kill -INT $pid; wait $pid; echo "exit=$?"; cat /tmp/coord-ck.log`,
         { timeoutMs: 2 * MINUTE },
       );
       expect(out).toMatch(/exit=130/);
