@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
+import type { SuspendLock } from "@fastsuspend/xen";
 
 import { assertRoot, DaemonClient, isDaemonError, startService, type LoopStatus, type RunningService } from "../src";
 
@@ -28,6 +29,19 @@ async function client(): Promise<DaemonClient> {
   const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
   clients.push(c);
   return c;
+}
+
+/** Takes the domain's suspend lock from another binding, as xl would: retried until the daemon hands over. */
+async function takeLockAsXl(domid: number): Promise<SuspendLock | undefined> {
+  const xl = world.binding();
+  for (let i = 0; i < 100; i++) {
+    try {
+      return xl.lockSuspend(domid);
+    } catch {
+      await sleep(1);
+    }
+  }
+  return undefined;
 }
 
 async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -180,15 +194,7 @@ describe("fastsuspendd on the fake host", () => {
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 10 });
     await sleep(100);
     // "xl save" (another process) takes the lock between two cycles: the daemon must let it.
-    const xl = world.binding();
-    let lock;
-    for (let i = 0; i < 100 && lock === undefined; i++) {
-      try {
-        lock = xl.lockSuspend(g.domid);
-      } catch {
-        await sleep(1);
-      }
-    }
+    const lock = await takeLockAsXl(g.domid);
     expect(lock).toBeDefined();
     expect(world.subscription(g.domid)).toBe(0); // VIRQ_DOM_EXC goes to xenstored while xl has it
     const before = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
@@ -247,15 +253,7 @@ describe("fastsuspendd on the fake host", () => {
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 10 });
     await sleep(60);
     // Suspend it as xl would, between cycles (wait for the daemon to hand over first).
-    const xl = world.binding();
-    let lock;
-    for (let i = 0; i < 100 && lock === undefined; i++) {
-      try {
-        lock = xl.lockSuspend(g.domid);
-      } catch {
-        await sleep(1);
-      }
-    }
+    const lock = await takeLockAsXl(g.domid);
     g.guest.suspend();
     lock?.release();
     await sleep(100);
