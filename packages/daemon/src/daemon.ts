@@ -11,6 +11,7 @@ import {
   isSuspended,
   resumeSuspended,
   summarize,
+  suspendChannelKey,
   SuspendSession,
   type Capabilities,
   type CycleTimings,
@@ -21,8 +22,11 @@ import {
 } from "@fastsuspend/coordinator";
 import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 
+import { parsePort } from "@fastsuspend/xenstore";
+
+import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
-import { toolstackUser } from "./toolstack";
+import { ToolstackScanner } from "./toolstack";
 import { Journal } from "./journal";
 import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { KeyedQueue } from "./queue";
@@ -43,9 +47,16 @@ export interface DaemonOptions {
   log?: (line: string) => void;
   /**
    * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
-   * see toolstack.ts); tests pass their own.
+   * see toolstack.ts); tests pass their own. Not asked for a guest with a suspend channel (xl
+   * takes the suspend lock for those, and the lock is checked first).
    */
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
+  /**
+   * Longest time a `status` or `metrics` request waits for time-critical work in flight (a
+   * checkpoint cycle and its checks, a suspend, a resume) before it is answered anyway (default
+   * 500 ms). See gate.ts.
+   */
+  maxRequestHoldMs?: number;
 }
 
 export interface LoopStatus {
@@ -127,7 +138,10 @@ export class Daemon {
   readonly journal: Journal;
   readonly registry = new Registry();
   readonly startedAt = Date.now();
-  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log">> & { session: SessionOptions; log: (line: string) => void };
+  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs">> & { session: SessionOptions; log: (line: string) => void };
+  /** Time-critical work first: status and metrics wait for it (bounded). */
+  readonly gate: CriticalGate;
+  readonly scanner = new ToolstackScanner();
   readonly #names = new Map<number, string | undefined>();
   readonly #queue = new KeyedQueue<number>();
   readonly #domains = new Map<number, DomainState>();
@@ -147,6 +161,8 @@ export class Daemon {
   readonly requestErrors = new Counter("fastsuspend_request_errors_total", "API requests answered with an error, per op and code.");
   readonly cycles = new Counter("fastsuspend_checkpoint_cycles_total", "Checkpoint cycles per domain and result (ok, failed, skipped).");
   readonly handovers = new Counter("fastsuspend_lock_handover_total", "Times the daemon found a domain held or suspended by another tool (xl) and left it alone.");
+  readonly requestsHeld = new Counter("fastsuspend_requests_held_total", "status/metrics requests that waited for time-critical work in flight, by how they were let go (after-work, hold-limit).");
+  readonly toolstackChecks = new Counter("fastsuspend_toolstack_checks_total", "Checks for an xl process at work on a domain before a cycle or suspend: how=scan (/proc), how=lock (guest with a suspend channel: the lock check suffices).");
 
   constructor(opts: DaemonOptions) {
     this.xen = new HandoverBinding(opts.xen);
@@ -158,8 +174,9 @@ export class Daemon {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 10,
       session: opts.session ?? {},
       log: opts.log ?? (() => undefined),
-      toolstackUser: opts.toolstackUser ?? toolstackUser,
+      toolstackUser: opts.toolstackUser ?? ((domid, name) => this.scanner.user(domid, name)),
     };
+    this.gate = new CriticalGate(opts.maxRequestHoldMs ?? 500);
     const r = this.registry;
     r.add(this.suspendSeconds);
     r.add(this.resumeSeconds);
@@ -168,6 +185,8 @@ export class Daemon {
     r.add(this.requestErrors);
     r.add(this.cycles);
     r.add(this.handovers);
+    r.add(this.toolstackChecks);
+    r.add(this.requestsHeld);
     r.add(new Gauge("fastsuspend_checkpoint_loops_running", "Checkpoint loops running.", () => [{ labels: {}, value: this.#loops().length }]));
     r.add(new Gauge("fastsuspend_checkpoint_loop_interval_seconds", "Interval of each running checkpoint loop.", () => this.#loops().map((d) => ({ labels: { domid: d.domid }, value: (d.loop?.intervalMs ?? 0) / 1000 }))));
     r.add(new Gauge("fastsuspend_checkpoint_loop_cycles", "Cycles done by each running checkpoint loop.", () => this.#loops().map((d) => ({ labels: { domid: d.domid }, value: d.loop?.done ?? 0 }))));
@@ -322,9 +341,23 @@ export class Daemon {
    * Another tool at work on the domain: its request pending in control/shutdown (we leave it empty
    * between requests), or an xl/libxl-save-helper process naming it.
    */
-  async #otherTool(domid: number): Promise<string | undefined> {
-    const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
+  async #otherTool(dom: DomainState): Promise<string | undefined> {
+    const domid = dom.domid;
+    // A guest whose suspend channel we verified (binding it) and which still advertises it: libxl
+    // uses that channel, and takes the suspend lock before anything else (checked by the caller),
+    // so the /proc scan would add nothing but its cost.
+    const caps = dom.session?.capabilities ?? dom.caps;
+    const channel = caps?.guestChannel.status === "ok" ? caps.guestChannel.port : undefined;
+    const [v, advertised] = await Promise.all([
+      this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined),
+      channel === undefined ? Promise.resolve(undefined) : this.xs.tryReadString(suspendChannelKey(domid)).catch(() => undefined),
+    ]);
     if (v !== undefined && v !== "") return `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}")`;
+    if (channel !== undefined && advertised !== undefined && parsePort(advertised) === channel) {
+      this.toolstackChecks.inc({ how: "lock" });
+      return undefined;
+    }
+    this.toolstackChecks.inc({ how: "scan" });
     if (!this.#names.has(domid)) this.#names.set(domid, await this.xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined));
     const p = await this.#opts.toolstackUser(domid, this.#names.get(domid));
     return p === undefined ? undefined : `the toolstack is working on it: ${p}`;
@@ -384,6 +417,11 @@ export class Daemon {
     this.requests.inc({ op: req.op });
     try {
       if (this.stopping && req.op !== "status" && req.op !== "metrics") throw new DaemonError("ESHUTDOWN", "the daemon is stopping");
+      if (req.op === "status" || req.op === "metrics") {
+        // Read-only: after the time-critical work in flight (see gate.ts).
+        const how = await this.gate.wait();
+        if (how !== "free") this.requestsHeld.inc({ released: how });
+      }
       switch (req.op) {
         case "suspend":
           return await this.#suspend(req);
@@ -410,12 +448,12 @@ export class Daemon {
     this.#info(d);
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
-    return this.#queue.run(d, async () => {
+    return this.#queue.run(d, () => this.gate.critical(async () => {
       dom.lastUsed = Date.now();
       this.#activate(d, "suspend", { subscribe: false });
       try {
         this.#assertRunning(this.#info(d), "suspend");
-        const other = await this.#otherTool(d);
+        const other = await this.#otherTool(dom);
         if (other !== undefined) throw new DaemonError("EBUSY", `suspend: domain ${d}: ${other}`);
         this.xen.activate(d);
         const s = await this.#session(dom, req.path ?? dom.requestedPath);
@@ -436,14 +474,14 @@ export class Daemon {
         this.#deactivate(d);
         dom.lastUsed = Date.now();
       }
-    });
+    }));
   }
 
   async #resume(d: number): Promise<unknown> {
     this.#info(d);
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `resume: a checkpoint loop is running on domain ${d} (it resumes the domain itself)`);
-    return this.#queue.run(d, async () => {
+    return this.#queue.run(d, () => this.gate.critical(async () => {
       dom.lastUsed = Date.now();
       const info = this.#info(d);
       if (!(info.shutdown && info.shutdownReasonName === "suspend")) throw new DaemonError("ESTATE", `domain ${d} is not suspended: nothing to resume`);
@@ -467,7 +505,7 @@ export class Daemon {
       dom.last = { op: "resume", at: new Date().toISOString(), path, timings: { resumeMs: r.resumeMs, xsResumeMs: r.xsResumeMs } };
       dom.lastUsed = Date.now();
       return { domid: d, ...r };
-    });
+    }));
   }
 
   async #checkpointStart(req: CheckpointStartRequest): Promise<unknown> {
@@ -514,7 +552,7 @@ export class Daemon {
     const d = dom.domid;
     try {
       while (!loop.stop.signal.aborted && (loop.count === null || loop.done < loop.count)) {
-        const outcome = await this.#queue.run(d, () => this.#cycleOnce(dom, loop));
+        const outcome = await this.#queue.run(d, () => this.gate.critical(() => this.#cycleOnce(dom, loop)));
         if (outcome === "gone") {
           loop.stoppedBy ??= "domain-gone";
           break;
@@ -570,7 +608,7 @@ export class Daemon {
       if (info.paused) return skip("domain paused by another tool");
       // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
       // is the only sign. Triggering now would take its suspend from it.
-      const other = await this.#otherTool(d);
+      const other = await this.#otherTool(dom);
       if (other !== undefined) return skip(other);
       loop.done++;
       try {
@@ -712,6 +750,7 @@ export class Daemon {
   }
 
   async #stop(): Promise<void> {
+    this.gate.releaseAll();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     const doms = [...this.#domains.values()];

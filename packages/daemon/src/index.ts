@@ -9,4 +9,5 @@ export { acquirePidLock, type PidLock } from "./pidlock";
 export { KeyedQueue } from "./queue";
 export { Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS, labelText, type Labels } from "./metrics";
 export * from "./protocol";
-export { toolstackUser } from "./toolstack";
+export { toolstackUser, matchToolstackUser, ToolstackScanner, type ToolProcess, type ScannerOptions } from "./toolstack";
+export { CriticalGate } from "./gate";

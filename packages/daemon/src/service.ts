@@ -25,6 +25,7 @@ export interface ServiceOptions {
   maxLineBytes?: number;
   log?: (line: string) => void;
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
+  maxRequestHoldMs?: number;
 }
 
 export interface RunningService {
@@ -68,6 +69,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
       ...(opts.session === undefined ? {} : { session: opts.session }),
       ...(opts.toolstackUser === undefined ? {} : { toolstackUser: opts.toolstackUser }),
+      ...(opts.maxRequestHoldMs === undefined ? {} : { maxRequestHoldMs: opts.maxRequestHoldMs }),
     });
     await daemon.start();
     server = new DaemonServer(daemon, { socketPath, log, ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }) });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
-import { acquirePidLock, Counter, Gauge, Histogram, isDaemonError, Journal, KeyedQueue, Registry, toolstackUser } from "../src";
+import { acquirePidLock, Counter, CriticalGate, Gauge, Histogram, isDaemonError, Journal, KeyedQueue, Registry, ToolstackScanner, toolstackUser } from "../src";
 import { mkdirSync } from "node:fs";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -135,12 +135,15 @@ describe("pid lock", () => {
   });
 });
 
+/** A fake /proc entry: comm as Linux shows it (base name of the executable, cut to 15 bytes) and cmdline. */
+function proc(pid: number, argv: string[], comm = (argv[0] ?? "").split("/").pop()?.slice(0, 15) ?? ""): void {
+  mkdirSync(join(dir, String(pid)));
+  writeFileSync(join(dir, String(pid), "comm"), `${comm}\n`);
+  writeFileSync(join(dir, String(pid), "cmdline"), `${argv.join("\0")}\0`);
+}
+
 describe("toolstackUser", () => {
   it("finds xl save / libxl-save-helper naming the domain by id or name, and nothing else", async () => {
-    const proc = (pid: number, argv: string[]): void => {
-      mkdirSync(join(dir, String(pid)));
-      writeFileSync(join(dir, String(pid), "cmdline"), `${argv.join("\0")}\0`);
-    };
     proc(10, ["/usr/sbin/xl", "list"]);
     proc(11, ["xl", "save", "-c", "7", "/dev/null"]);
     proc(12, ["/usr/lib/xen-4.17/bin/libxl-save-helper", "--save-domain", "9", "12", "0", "0", "guestname"]);
@@ -152,5 +155,87 @@ describe("toolstackUser", () => {
     expect(await toolstackUser(5, undefined, dir)).toBeUndefined(); // not a toolstack binary
     expect(await toolstackUser(8, "other", dir)).toBeUndefined();
     expect(await toolstackUser(8, undefined, join(dir, "none"))).toBeUndefined();
+  });
+});
+
+describe("ToolstackScanner", () => {
+  it("reads comm of every process but cmdline only of toolstack binaries (libxl-save-helper's comm is cut to 15 bytes)", async () => {
+    for (let pid = 100; pid < 160; pid++) proc(pid, ["/bin/sh", "-c", "sleep 1"]);
+    proc(200, ["/usr/lib/xen-4.17/bin/xl", "save", "-c", "7", "/dev/null"]);
+    proc(201, ["/usr/lib/xen-4.17/bin/libxl-save-helper", "--save-domain", "9", "12", "0", "0", "guestname"]);
+    proc(202, ["xl", "save", "8", "/tmp/x"], "bash"); // comm says bash: not looked at
+    writeFileSync(join(dir, "self"), "x");
+    const sc = new ToolstackScanner({ procDir: dir, concurrency: 4 });
+    const procs = await sc.scan();
+    expect(procs.map((p) => [p.pid, p.tool])).toEqual([
+      ["200", "xl"],
+      ["201", "libxl-save-helper"],
+    ]);
+    expect([sc.scans, sc.commReads, sc.cmdlineReads]).toEqual([1, 63, 2]);
+    expect(await sc.user(7, undefined)).toMatch(/^xl \(pid 200\): save -c 7/);
+    expect(await sc.user(4, "guestname")).toMatch(/^libxl-save-helper \(pid 201\)/);
+    expect(await sc.user(8, undefined)).toBeUndefined();
+  });
+
+  it("callers share a scan in flight; a finished scan is reused only within maxAgeMs", async () => {
+    proc(10, ["xl", "list"]);
+    let now = 1000;
+    const sc = new ToolstackScanner({ procDir: dir, maxAgeMs: 50, now: () => now });
+    const [a, b, c] = await Promise.all([sc.user(3, undefined), sc.user(3, undefined), sc.scan()]);
+    expect([a, b, c.map((p) => p.pid)]).toEqual([undefined, undefined, ["10"]]);
+    expect(sc.scans).toBe(1);
+    proc(11, ["xl", "migrate", "3", "host2"]);
+    now += 50;
+    expect(await sc.user(3, undefined)).toBeUndefined(); // the earlier scan, still fresh enough
+    expect(sc.scans).toBe(1);
+    now += 1;
+    expect(await sc.user(3, undefined)).toMatch(/^xl \(pid 11\): migrate 3 host2/);
+    expect(sc.scans).toBe(2);
+    // Default maxAgeMs 0: every call after a finished scan scans again.
+    const fresh = new ToolstackScanner({ procDir: dir, now: () => now });
+    await fresh.scan();
+    await fresh.scan();
+    expect(fresh.scans).toBe(2);
+  });
+});
+
+describe("CriticalGate", () => {
+  it("lets requests through at once when idle, holds them while critical work runs, releases them when it is done", async () => {
+    const g = new CriticalGate(10_000);
+    expect(await g.wait()).toBe("free");
+    const order: string[] = [];
+    let finish = (): void => undefined;
+    const work = g.critical(
+      () =>
+        new Promise<void>((r) => {
+          finish = () => {
+            order.push("work done");
+            r();
+          };
+        }),
+    );
+    const held = [g.wait(), g.wait()].map((p) => p.then((how) => order.push(`request ${how}`)));
+    await sleep(20);
+    expect([g.active, g.waiting, order]).toEqual([1, 2, []]);
+    finish();
+    await work;
+    await Promise.all(held);
+    expect(order).toEqual(["work done", "request after-work", "request after-work"]);
+    expect([g.active, g.waiting, g.held, g.releasedByLimit]).toEqual([0, 0, 2, 0]);
+  });
+
+  it("releases a held request after maxHoldMs even while work goes on; a failing task leaves the gate open", async () => {
+    const g = new CriticalGate(30);
+    const work = g.critical(() => sleep(300));
+    const t0 = Date.now();
+    expect(await g.wait()).toBe("hold-limit");
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(25);
+    expect(waited).toBeLessThan(250);
+    expect(g.active).toBe(1);
+    await work;
+    await expect(g.critical(() => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    expect(g.active).toBe(0);
+    expect(await g.wait()).toBe("free");
   });
 });

@@ -18,9 +18,18 @@ const clients: DaemonClient[] = [];
 
 let xlAt: { domid: number; what: string } | undefined;
 
-async function start(extra: { idleMs?: number; maxLineBytes?: number } = {}): Promise<RunningService> {
+/** Domains the toolstack check (the /proc scan stand-in) was asked about, in order. */
+let scanned: number[] = [];
+
+async function start(
+  extra: { idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> } = {},
+): Promise<RunningService> {
   xlAt = undefined;
-  const toolstackUser = (d: number): string | undefined => (xlAt?.domid === d ? xlAt.what : undefined);
+  scanned = [];
+  const toolstackUser = (d: number): string | undefined => {
+    scanned.push(d);
+    return xlAt?.domid === d ? xlAt.what : undefined;
+  };
   svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser, ...extra });
   return svc;
 }
@@ -300,6 +309,90 @@ describe("fastsuspendd on the fake host", () => {
     xlAt = undefined;
     await sleep(80);
     expect((await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.ok).toBeGreaterThan(b.ok);
+    await c.request("checkpoint.stop", { domid: g.domid });
+  });
+
+  it("no /proc scan for a guest with a suspend channel (xl takes the lock for it); scanned again once the channel is no longer advertised", async () => {
+    await start();
+    const g = await world.addGuest({ channel: "ok" });
+    const plain = await world.addGuest();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 6 });
+    await c.request("checkpoint.start", { domid: plain.domid, intervalMs: 0, count: 6 });
+    for (let i = 0; i < 200; i++) {
+      const [a, b] = await Promise.all([g, plain].map((x) => c.request<{ loop: LoopStatus }>("status", { domid: x.domid })));
+      if (a?.loop.running === false && b?.loop.running === false) break;
+      await sleep(10);
+    }
+    expect(scanned.filter((d) => d === g.domid)).toEqual([]);
+    expect(scanned.filter((d) => d === plain.domid)).toHaveLength(6);
+    const m = await c.request<string>("metrics");
+    expect(m).toContain('fastsuspend_toolstack_checks_total{how="lock"} 6');
+    expect(m).toContain('fastsuspend_toolstack_checks_total{how="scan"} 6');
+    // The guest empties its key (e.g. a kernel without the channel after kexec): libxl would take no lock.
+    await world.xenstore.write(`/local/domain/${g.domid}/device/suspend/event-channel`, "");
+    xlAt = { domid: g.domid, what: "xl (pid 7): save 1 /tmp/x" };
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
+    await sleep(50);
+    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    expect(st.lastSkip).toBe("the toolstack is working on it: xl (pid 7): save 1 /tmp/x");
+    expect(scanned).toContain(g.domid);
+    await c.request("checkpoint.stop", { domid: g.domid });
+  });
+
+  it("status and metrics from many clients never run while a cycle (or its checks) is in flight", async () => {
+    const s = await start({
+      maxRequestHoldMs: 10_000,
+      toolstackUser: async () => {
+        // A slow check that awaits often, like the /proc scan: no request may be answered meanwhile.
+        const before = s.server.answered;
+        for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+        during.push(s.server.answered - before);
+        return undefined;
+      },
+    });
+    const during: number[] = [];
+    const g = await world.addGuest();
+    const ctl = await client();
+    const cs = await Promise.all(Array.from({ length: 8 }, () => client()));
+    let stop = false;
+    let answered = 0;
+    const pollers = cs.map(async (c, i) => {
+      for (let k = 0; !stop; k++) {
+        await c.request((i + k) % 2 === 0 ? "metrics" : "status", (i + k) % 2 === 0 ? {} : { domid: g.domid });
+        answered++;
+      }
+    });
+    await ctl.request("checkpoint.start", { domid: g.domid, intervalMs: 2, count: 10 });
+    let loop: LoopStatus | null = null;
+    for (let i = 0; i < 300 && loop?.running !== false; i++) {
+      await sleep(10);
+      loop = (await ctl.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    }
+    stop = true;
+    await Promise.all(pollers);
+    expect(loop).toMatchObject({ running: false, ok: 10, failed: 0 });
+    expect(during).toHaveLength(10);
+    expect(during).toEqual(Array.from({ length: 10 }, () => 0));
+    expect(answered).toBeGreaterThan(8); // answered between the cycles
+    expect(s.daemon.gate.held).toBeGreaterThan(0);
+    expect(await ctl.request<string>("metrics")).toMatch(/fastsuspend_requests_held_total\{released="after-work"\} [1-9]/);
+  });
+
+  it("a request held by a long cycle is answered after maxRequestHoldMs anyway", async () => {
+    const s = await start({ maxRequestHoldMs: 50 });
+    const g = await world.addGuest({ suspendDelayMs: 400 });
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 1 });
+    await sleep(30); // the cycle waits for the guest's 400 ms
+    expect(s.daemon.gate.active).toBe(1);
+    const t0 = Date.now();
+    const st = await c.request<{ loop: LoopStatus }>("status", { domid: g.domid });
+    const ms = Date.now() - t0;
+    expect(st.loop).toMatchObject({ running: true, ok: 0 });
+    expect(ms).toBeGreaterThanOrEqual(40);
+    expect(ms).toBeLessThan(300);
+    expect(s.daemon.gate.releasedByLimit).toBe(1);
     await c.request("checkpoint.stop", { domid: g.domid });
   });
 
