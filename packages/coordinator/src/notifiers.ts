@@ -207,7 +207,16 @@ export class HvNotifyNotifier implements Notifier {
     const { xen, domid, selfDomid, suppressDomExc } = this.#ctx;
     const h = this.#ctx.evtchn();
     this.#xenPort = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, suppressDomExc ? HV_NOTIFY_F_NO_DOM_EXC : 0);
-    this.#local = h.bindInterdomain(selfDomid, this.#xenPort);
+    try {
+      this.#local = h.bindInterdomain(selfDomid, this.#xenPort);
+    } catch (err) {
+      // A registration that was never bound outlives this process (Xen drops a registration
+      // when its binding closes, and there is none): remove it before giving up.
+      const port = this.#xenPort;
+      this.#xenPort = 0;
+      attempt([], `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port); }, ["ENOENT", "ESRCH"]);
+      throw err;
+    }
     await swallowBindEvent(h, this.#local);
   }
 

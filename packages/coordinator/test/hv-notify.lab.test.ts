@@ -183,6 +183,31 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     expect(lines.at(-1)).toMatchObject({ done: true, events: 1, eventsAfterUnregister: 0 });
   }, 5 * MINUTE);
 
+  test("a registration ends with its binding: kill -9 of the listener leaves nothing registered", async () => {
+    // The registrant is the domain, but the consumer is a process; when it dies its event-channel
+    // device closes the local end, and Xen drops the registration (patch 0004).
+    const out = await L().mustExec(
+      [
+        "set -e",
+        "for k in 1 2 3; do",
+        "rm -f /tmp/hv-l1.log",
+        startListener("/tmp/hv-l1.log", a.domid, EV_SUSPEND | EV_DYING, 600, "p1"),
+        `${PROBE} query ${a.domid} | sed "s/^/armed$k: /"`,
+        "kill -9 $p1; wait $p1 2>/dev/null || true",
+        `${PROBE} query ${a.domid} | sed "s/^/killed$k: /"`,
+        "done",
+        cycle(a.domid),
+      ].join("\n"),
+      { timeoutMs: 4 * MINUTE },
+    );
+    for (const k of [1, 2, 3]) {
+      const armed = JSON.parse(new RegExp(`^armed${k}: (.*)$`, "m").exec(out)?.[1] ?? "{}") as { regs?: { registrant: number; mask: number }[] };
+      expect(armed.regs?.map((r) => [r.registrant, r.mask])).toEqual([[0, EV_SUSPEND | EV_DYING]]);
+      expect(out).toMatch(new RegExp(`^killed${k}: \\{"regs":\\[\\]\\}$`, "m"));
+    }
+    expectRunning(await xlState(L(), a.domid)); // and the target still suspends and resumes
+  }, 5 * MINUTE);
+
   test("at most 8 registrations per target: the 9th REGISTER is EBUSY; QUERY lists them in order", async () => {
     const r = JSON.parse((await L().mustExec(`${PROBE} bound ${a.domid}`)).trim()) as {
       registered: number; ninth: string; query: { registrant: number; mask: number; port: number }[];

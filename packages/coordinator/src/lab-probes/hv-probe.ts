@@ -88,7 +88,9 @@ async function listen(xen: XenBinding, dom: number, mask: number, seconds: numbe
   const local = h.bindInterdomain(0, port);
   let bindEvent = false;
   try {
-    await h.wait(local, { timeoutMs: 2000 });
+    // Xen sets the bind event synchronously; the generous timeout only covers a loaded machine,
+    // where a late bind event would otherwise be counted as a notification.
+    await h.wait(local, { timeoutMs: 10_000 });
     bindEvent = true;
   } catch (err) {
     if (!isXenError(err, "ETIMEDOUT")) throw err;
