@@ -37,7 +37,11 @@ static const char *request(int fd, uint32_t type, const char *a, const char *b)
 	static uint32_t req_id;
 	char msg[sizeof(struct xsd_sockmsg) + 512];
 	struct xsd_sockmsg h = { .type = type, .req_id = ++req_id };
-	size_t la = strlen(a) + (b ? 1 : 0), lb = b ? strlen(b) : 0;
+	/*
+	 * The path is always sent with its NUL (oxenstored refuses a bare
+	 * path with EINVAL); a written value follows it without one.
+	 */
+	size_t la = strlen(a) + 1, lb = b ? strlen(b) : 0;
 	ssize_t n;
 
 	h.len = la + lb;

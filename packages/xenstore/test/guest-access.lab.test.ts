@@ -13,7 +13,7 @@ const client = (body: string): string[] => [
   "node", "-e",
   `const { XenstoreClient } = require("/fastsuspend/node_modules/@fastsuspend/xenstore");
    (async () => { const xs = await XenstoreClient.connect(); try { ${body} } finally { await xs.close(); } })()
-     .catch((e) => { console.log(JSON.stringify({ fatal: String(e && e.code || e) })); process.exit(1); });`,
+     .catch((e) => { console.log(JSON.stringify({ fatal: String(e && (e.errno || e.code) || e) })); process.exit(1); });`,
 ];
 
 describe.each(flavours)("a guest's xenstore access on real $flavour", ({ flavour, env }) => {
@@ -56,7 +56,7 @@ describe.each(flavours)("a guest's xenstore access on real $flavour", ({ flavour
        const ms = Date.now() - t0;
        await w.close();
        let home = "present";
-       try { await xs.read("/local/domain/${String(domid)}"); } catch (e) { home = String(e.code); }
+       try { await xs.read("/local/domain/${String(domid)}"); } catch (e) { home = String(e.errno); } // XenstoreError keeps the errno name
        console.log(JSON.stringify({ destroyed, fired: fire !== "timeout", path: fire === "timeout" ? null : fire.value.path, ms, home }));`,
     ), { timeoutMs: 120_000 });
     const r = JSON.parse(out.trim().split("\n").pop() ?? "{}") as { destroyed: number; fired: boolean; path: string; home: string };
