@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+
 import { XenstoreClient } from "../client/client";
 import type { XenstoreWatch } from "../client/watch";
 
@@ -14,10 +16,23 @@ export interface LatencyStats {
   maxMs: number;
 }
 
+/**
+ * libxenstore's read latency, from the `xenstore-read` tool: one process reading the same node
+ * 1 time and N times over one connection; (T(N) - T(1)) / (N - 1) is the cost of one more read
+ * without the process start-up, which dominates a single `xenstore-read` under emulation.
+ */
+export interface LibxenstoreReadReport {
+  tool: string;
+  readsPerProcess: number;
+  perReadMs: LatencyStats; // one estimate per repetition
+  processMs: LatencyStats; // a whole `xenstore-read PATH` (start-up included)
+}
+
 export interface LatencyReport {
   endpoint: string | undefined;
   read: LatencyStats;
   watchFire: LatencyStats;
+  libxenstoreRead?: LibxenstoreReadReport | { unavailable: string };
 }
 
 function stats(samples: number[]): LatencyStats {
@@ -41,6 +56,32 @@ async function nextPath(watch: XenstoreWatch, path: string): Promise<void> {
     if (result.done === true) throw new Error("watch ended");
     if (result.value.path === path) return;
   }
+}
+
+function timedRun(tool: string, args: string[]): number {
+  const start = nowMs();
+  const r = spawnSync(tool, args, { stdio: ["ignore", "ignore", "pipe"], timeout: 60_000 });
+  const ms = nowMs() - start;
+  if (r.error !== undefined) throw r.error;
+  if (r.status !== 0) throw new Error(`${tool} exited ${String(r.status)}: ${r.stderr.toString().trim()}`);
+  return ms;
+}
+
+/** Measures libxenstore (through `xenstore-read`) reading `path`, for comparison with our client. */
+export function measureLibxenstoreRead(path: string, repetitions = 10, readsPerProcess = 200, tool = "xenstore-read"): LibxenstoreReadReport | { unavailable: string } {
+  const perRead: number[] = [];
+  const process1: number[] = [];
+  try {
+    for (let i = 0; i < repetitions; i += 1) {
+      const one = timedRun(tool, [path]);
+      const many = timedRun(tool, Array<string>(readsPerProcess).fill(path));
+      process1.push(one);
+      perRead.push(Math.max(0, (many - one) / (readsPerProcess - 1)));
+    }
+  } catch (err) {
+    return { unavailable: err instanceof Error ? err.message : String(err) };
+  }
+  return { tool, readsPerProcess, perReadMs: stats(perRead), processMs: stats(process1) };
 }
 
 /** Measures `iterations` reads and write→watch-event round trips under `prefix` (created and removed). */
@@ -73,7 +114,8 @@ export async function measureLatency(
     } finally {
       await watch.return();
     }
-    return { endpoint: client.endpoint, read: stats(reads), watchFire: stats(fires) };
+    const libxenstoreRead = measureLibxenstoreRead(`${prefix}/read`);
+    return { endpoint: client.endpoint, read: stats(reads), watchFire: stats(fires), libxenstoreRead };
   } finally {
     await client.rm(prefix).catch(() => undefined);
   }

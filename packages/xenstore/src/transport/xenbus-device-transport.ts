@@ -4,6 +4,8 @@ import { nulTerminated } from "../protocol/payload";
 import { XsType } from "../protocol/wire-types";
 import type { Transport, TransportEvents, TransportFactory } from "./transport";
 
+const HEADER_BYTES = 16; // struct xsd_sockmsg: type, req_id, tx_id, len
+
 /**
  * /dev/xen/xenbus: the kernel's xenbus device. It speaks the same framing as
  * the socket (the kernel relays to xenstored over the ring), which is how a
@@ -19,6 +21,15 @@ import type { Transport, TransportEvents, TransportFactory } from "./transport";
  * by an unrelated open() that the pending read would then consume. So close()
  * only marks the transport closed and sends a harmless request
  * (GET_DOMAIN_PATH 0); its reply wakes the read, and the read loop closes the fd.
+ *
+ * One request in flight, as libxenstore does on this device: Linux (6.1) queues
+ * a request with its payload still pointing into the file's write buffer, and
+ * copies it to the ring only when the ring has room. The next write(2)
+ * overwrites that buffer, so a pipelined request can reach xenstored with a
+ * later request's payload: in the lab, oxenstored (which drains the ring more
+ * slowly) acknowledged 48 pipelined writes and applied 17-46 of them, some to
+ * the wrong node. So each request is written only after the previous one's
+ * reply has been read; watch events, which are not replies, do not count.
  */
 export class XenbusDeviceTransport implements Transport {
   readonly description: string;
@@ -58,7 +69,9 @@ export class XenbusDeviceTransport implements Transport {
         this.release(new Error(`${this.description}: end of file`));
         return;
       }
-      this.events.onData(Buffer.from(this.buffer.subarray(0, bytesRead)));
+      const data = Buffer.from(this.buffer.subarray(0, bytesRead));
+      this.countReplies(data);
+      this.events.onData(data);
       this.readLoop();
     });
   }
@@ -75,14 +88,40 @@ export class XenbusDeviceTransport implements Transport {
     this.events.onClose(error);
   }
 
-  // One frame at a time: concurrent writes from the threadpool let the kernel device see frames
-  // interleaved, and it then fails pipelined requests with EINVAL (seen on Linux 6.1 dom0).
+  // Frames not yet complete in the reply stream, and the sender waiting for the next reply.
+  private partial: Buffer = Buffer.alloc(0);
+  private replyWaiters: (() => void)[] = [];
+
+  /** Releases one waiting sender per complete reply frame (watch events are not replies). */
+  private countReplies(data: Buffer): void {
+    this.partial = this.partial.length === 0 ? data : Buffer.concat([this.partial, data]);
+    while (this.partial.length >= HEADER_BYTES) {
+      const end = HEADER_BYTES + this.partial.readUInt32LE(12);
+      if (this.partial.length < end) break;
+      if (this.partial.readUInt32LE(0) !== XsType.WATCH_EVENT) this.replyWaiters.shift()?.();
+      this.partial = this.partial.subarray(end);
+    }
+  }
+
+  // One request at a time, each written whole and only once the previous one has its reply (see
+  // the class comment). Concurrent writes from the threadpool would also interleave frames.
   private writes: Promise<void> = Promise.resolve();
 
   send(frame: Buffer): Promise<void> {
     if (this.closing) return Promise.reject(new Error(`${this.description}: closed`));
-    const next = this.writes.then(() => this.writeWhole(frame));
-    this.writes = next.catch(() => undefined);
+    let replied: () => void = () => undefined;
+    const reply = new Promise<void>((resolve) => { replied = resolve; });
+    const next = this.writes.then(() => {
+      if (this.closing) throw new Error(`${this.description}: closed`);
+      this.replyWaiters.push(replied);
+      return this.writeWhole(frame).catch((err: unknown) => {
+        // Refused by the device: no reply will come for it.
+        this.replyWaiters.splice(this.replyWaiters.indexOf(replied), 1);
+        replied();
+        throw err;
+      });
+    });
+    this.writes = next.then(() => reply, () => undefined);
     return next;
   }
 
@@ -107,6 +146,8 @@ export class XenbusDeviceTransport implements Transport {
     const wake = encodeFrame({ type: XsType.GET_DOMAIN_PATH, reqId: 0, txId: 0, payload: nulTerminated("0") });
     this.writeWhole(wake).catch(() => undefined);
     this.closing = true;
+    // Senders queued behind a reply that will not come now fail (send() checks `closing`).
+    for (const w of this.replyWaiters.splice(0)) w();
     // Pending requests are failed now; the fd itself is released when the read returns.
     this.reportClose();
   }
