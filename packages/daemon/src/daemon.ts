@@ -74,9 +74,14 @@ export interface LoopStatus {
   lastError: string | null;
   lastSkip: string | null;
   stoppedBy: "count" | "request" | "error" | "domain-gone" | "shutdown" | null;
+  /** This loop's own cycles (the last `rollingWindow` of them), unlike `rolling` in status. */
+  cycleMs: Summary;
+  suspendMs: Summary;
 }
 
-interface Loop extends LoopStatus {
+interface Loop extends Omit<LoopStatus, "cycleMs" | "suspendMs"> {
+  cycleSamples: number[];
+  suspendSamples: number[];
   stop: AbortController;
   finished: Promise<void>;
   timeoutMs: number | undefined;
@@ -537,6 +542,8 @@ export class Daemon {
       lastError: null,
       lastSkip: null,
       stoppedBy: null,
+      cycleSamples: [],
+      suspendSamples: [],
       stop: new AbortController(),
       finished: Promise.resolve(),
       timeoutMs: req.timeoutMs,
@@ -629,6 +636,8 @@ export class Daemon {
         this.cycleSeconds.observe({ path: t.path }, t.totalMs / 1000);
         this.#push(dom.suspendMs, t.suspendMs);
         this.#push(dom.cycleMs, t.totalMs);
+        this.#push(loop.suspendSamples, t.suspendMs);
+        this.#push(loop.cycleSamples, t.totalMs);
         const { path, ...timings } = t;
         dom.last = { op: "cycle", at: new Date().toISOString(), path, timings };
         return "ok";
@@ -657,6 +666,7 @@ export class Daemon {
     return {
       running: loop.running, intervalMs: loop.intervalMs, count: loop.count, path: loop.path, startedAt: loop.startedAt,
       done: loop.done, ok: loop.ok, failed: loop.failed, skipped: loop.skipped, lastError: loop.lastError, lastSkip: loop.lastSkip, stoppedBy: loop.stoppedBy,
+      cycleMs: summarize(loop.cycleSamples), suspendMs: summarize(loop.suspendSamples),
     };
   }
 

@@ -188,10 +188,19 @@ describe("fastsuspendd on the fake host", () => {
     expect(st.rolling.cycleMs.n).toBe(8);
     expect(st.rolling.cycleMs.p99).toBeGreaterThan(0);
     expect(st.last.op).toBe("cycle");
+    expect([loop?.cycleMs.n, loop?.suspendMs.n]).toEqual([8, 8]);
+    // A second loop's summary holds its own cycles only; the domain's rolling window holds both.
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 3 });
+    for (let i = 0; i < 200 && (loop?.running !== false || loop.done !== 3); i++) {
+      await sleep(10);
+      loop = (await c.request<{ loop: LoopStatus | null }>("status", { domid: g.domid })).loop;
+    }
+    const st2 = await c.request<{ loop: LoopStatus; rolling: { cycleMs: { n: number } } }>("status", { domid: g.domid });
+    expect([st2.loop.cycleMs.n, st2.loop.suspendMs.n, st2.rolling.cycleMs.n]).toEqual([3, 3, 11]);
     const m = await c.request<string>("metrics");
-    expect(m).toContain(`fastsuspend_checkpoint_cycles_total{domid="${g.domid}",result="ok"} 8`);
-    expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_count{path="xenstore+evtchn"} 8');
-    expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_bucket{le="+Inf",path="xenstore+evtchn"} 8');
+    expect(m).toContain(`fastsuspend_checkpoint_cycles_total{domid="${g.domid}",result="ok"} 11`);
+    expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_count{path="xenstore+evtchn"} 11');
+    expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_bucket{le="+Inf",path="xenstore+evtchn"} 11');
     expect(m).toContain("fastsuspend_checkpoint_loops_running 0");
     expect(m).toMatch(/fastsuspend_sessions_open 1\n/);
   });

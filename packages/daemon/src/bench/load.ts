@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Load on fastsuspendd: a checkpoint loop of COUNT cycles alone, then the same loop while CLIENTS
 // connections poll status and metrics back to back. Prints requests/s and the checkpoint p99 of both
-// runs (the daemon's rolling window, which holds exactly the COUNT cycles of each run).
+// runs (each from its own loop's summary in status; the domain's rolling window would mix the two).
 //   node dist/bench/load.js --domid D [--clients 16] [--count 100] [--interval 100] [--socket PATH] [--json]
 import { parseArgs } from "node:util";
 
@@ -61,8 +61,8 @@ async function runLoop(ctl: DaemonClient, domid: number, count: number, interval
     requests,
     requestsPerSecond: requests / seconds,
     requestMs: summarize(lat),
-    cycleMs: st.rolling.cycleMs,
-    suspendMs: st.rolling.suspendMs,
+    cycleMs: st.loop?.cycleMs ?? st.rolling.cycleMs,
+    suspendMs: st.loop?.suspendMs ?? st.rolling.suspendMs,
   };
 }
 
