@@ -31,6 +31,8 @@ export interface CheckpointLoopResult {
   elapsedMs: number;
   cyclesPerSecond: number;
   totalMs: Summary;
+  /** Cycle median of each block of 100 cycles, in order: shows a rate that drifts over the loop. */
+  totalMsPerHundred?: number[];
 }
 
 export interface BenchResult {

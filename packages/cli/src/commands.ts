@@ -96,6 +96,15 @@ export async function cmdResume(env: XenEnv, a: CliArgs, deps: Deps): Promise<nu
   return EXIT.ok;
 }
 
+/** The median of each block of `size` values (the last block may be shorter), rounded to 0.1. */
+export function mediansPerBlock(values: number[], size: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < values.length; i += size) {
+    out.push(Math.round(summarize(values.slice(i, i + size)).median * 10) / 10);
+  }
+  return out;
+}
+
 export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
   const stop = new AbortController();
   const s = new SuspendSession(env.xen, env.xs, a.domid, sessionOptions(a));
@@ -118,7 +127,7 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
       ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
     });
     if (a.json) {
-      deps.stdout(`${JSON.stringify({ domid: a.domid, path: s.path, ...stats, samples: undefined })}\n`);
+      deps.stdout(`${JSON.stringify({ domid: a.domid, path: s.path, ...stats, samples: undefined, totalMsPerHundred: mediansPerBlock(stats.samples.map((t) => t.totalMs), 100) })}\n`);
     } else {
       deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${String(s.path)} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}\n`);
       for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);

@@ -35,6 +35,7 @@ export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & P
   if (x !== null) lines.push(`xl save -c (to /dev/null): median ${fmt(x.median)} ms, min ${fmt(x.min)}, max ${fmt(x.max)} (n=${x.n})`);
   for (const c of result.checkpointLoops ?? []) {
     lines.push(`checkpoint --interval 0 --count ${c.requested} --xs-resume ${c.xsResume}: ${c.ok} ok, ${c.failed} failed via ${c.path}, ${fmt(c.cyclesPerSecond)} cycles/s (cycle median ${fmt(c.totalMs.median)} ms, p99 ${fmt(c.totalMs.p99)})`);
+    if (c.totalMsPerHundred !== undefined && c.totalMsPerHundred.length > 1) lines.push(`  cycle median per 100 cycles: ${c.totalMsPerHundred.map((m) => fmt(m)).join(", ")} ms`);
   }
   for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
   return lines.join("\n");

@@ -8,6 +8,7 @@ import { XenUnavailableError } from "@fastsuspend/xen";
 
 import { EXIT, formatTable, parseCli, run, type BenchResult, type Deps } from "../src";
 import { EnvironmentError } from "../src/exit-codes";
+import { mediansPerBlock } from "../src/commands";
 
 let world: FakeWorld;
 beforeEach(async () => {
@@ -214,5 +215,14 @@ describe("summarize", () => {
     expect(summarize(xs)).toEqual({ n: 100, avg: 50.5, min: 1, max: 100, median: 50.5, p99: 99 });
     expect(summarize([3, 1, 2]).median).toBe(2);
     expect(summarize([5]).p99).toBe(5);
+  });
+});
+
+describe("mediansPerBlock (the checkpoint loop's drift per 100 cycles)", () => {
+  it("gives each block's median in order, the last block possibly shorter", () => {
+    const values = [...Array<number>(100).fill(30), ...Array<number>(100).fill(60), 200, 100, 300];
+    expect(mediansPerBlock(values, 100)).toEqual([30, 60, 200]);
+    expect(mediansPerBlock([], 100)).toEqual([]);
+    expect(mediansPerBlock([1.234, 1.25], 1)).toEqual([1.2, 1.3]);
   });
 });
