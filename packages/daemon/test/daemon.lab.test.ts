@@ -38,6 +38,8 @@ describe("fastsuspendd in the lab's dom0", () => {
   let lab: Lab;
   let guest: Guest;
   let debInDom0: string;
+  // The path the daemon picks for the stock guest, read from `info` in the first test.
+  let fastestStockPath = "xenstore+evtchn";
 
   async function request<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
     const out = await lab.mustExec(["node", "-e", REQ, op, JSON.stringify(params)], { timeoutMs: 3 * MINUTE });
@@ -130,7 +132,11 @@ describe("fastsuspendd in the lab's dom0", () => {
     expect(status.daemon.pid).toBe(pid);
     expect(status.domains).toEqual(expect.arrayContaining([expect.objectContaining({ domid: guest.domid, state: "running" })]));
     const info = await lab.mustExec(`/usr/bin/fastsuspend info ${guest.domid} --json`, { timeoutMs: 2 * MINUTE });
-    expect(JSON.parse(info)).toMatchObject({ domid: guest.domid, chosen: "xenstore+evtchn" });
+    // A stock guest: xenstore trigger; the notification is the hypervisor patch's where the lab
+    // runs it (npm test's oxenstored lab), else a subscribed port.
+    const caps = JSON.parse(info) as { hvNotify: { available: boolean } };
+    fastestStockPath = caps.hvNotify.available ? "xenstore+virq" : "xenstore+evtchn";
+    expect(caps).toMatchObject({ domid: guest.domid, chosen: fastestStockPath });
     const unknown = await lab.exec("/usr/bin/fastsuspend suspend 4242", { timeoutMs: 2 * MINUTE });
     expect([unknown.code, unknown.stderr.trim()]).toEqual([3, "fastsuspend: no domain 4242 (`xl list` shows the domains)"]);
   }, 8 * MINUTE);
@@ -163,7 +169,7 @@ describe("fastsuspendd in the lab's dom0", () => {
         `cycle median ${cli.cycleMs.median.toFixed(1)} ms p99 ${cli.cycleMs.p99.toFixed(1)} ms; CLI exit ${rc}; ${stderr.trim()}`,
     );
     expect(rc).toBe("0");
-    expect(cli).toMatchObject({ running: false, failed: 0, stoppedBy: "request", path: "xenstore+evtchn" });
+    expect(cli).toMatchObject({ running: false, failed: 0, stoppedBy: "request", path: fastestStockPath });
     expect(cli.ok).toBeGreaterThanOrEqual(10);
     expect(stopped.loop.ok).toBe(cli.ok);
     expectRunning(await xlState());
