@@ -1,10 +1,8 @@
 import * as fs from "node:fs";
-import { encodeFrame } from "../protocol/frame";
+import { encodeFrame, FrameDecoder } from "../protocol/frame";
 import { nulTerminated } from "../protocol/payload";
 import { XsType } from "../protocol/wire-types";
 import type { Transport, TransportEvents, TransportFactory } from "./transport";
-
-const HEADER_BYTES = 16; // struct xsd_sockmsg: type, req_id, tx_id, len
 
 /**
  * /dev/xen/xenbus: the kernel's xenbus device. It speaks the same framing as
@@ -88,19 +86,19 @@ export class XenbusDeviceTransport implements Transport {
     this.events.onClose(error);
   }
 
-  // Frames not yet complete in the reply stream, and the sender waiting for the next reply.
-  private partial: Buffer = Buffer.alloc(0);
+  // The reply stream, reassembled only to count replies, and the sender waiting for the next one.
+  private readonly replies = new FrameDecoder();
   private replyWaiters: (() => void)[] = [];
 
   /** Releases one waiting sender per complete reply frame (watch events are not replies). */
   private countReplies(data: Buffer): void {
-    this.partial = this.partial.length === 0 ? data : Buffer.concat([this.partial, data]);
-    while (this.partial.length >= HEADER_BYTES) {
-      const end = HEADER_BYTES + this.partial.readUInt32LE(12);
-      if (this.partial.length < end) break;
-      if (this.partial.readUInt32LE(0) !== XsType.WATCH_EVENT) this.replyWaiters.shift()?.();
-      this.partial = this.partial.subarray(end);
+    let frames;
+    try {
+      frames = this.replies.push(data);
+    } catch {
+      return; // an oversize frame: the client's own decoder reports it and closes the connection
     }
+    for (const f of frames) if (f.type !== XsType.WATCH_EVENT) this.replyWaiters.shift()?.();
   }
 
   // One request at a time, each written whole and only once the previous one has its reply (see
