@@ -53,6 +53,11 @@ async function takeLockAsXl(domid: number): Promise<SuspendLock | undefined> {
   return undefined;
 }
 
+/** The checkpoint loop's status of a domain, as `status` reports it. */
+async function loopOf(c: DaemonClient, domid: number): Promise<LoopStatus> {
+  return (await c.request<{ loop: LoopStatus }>("status", { domid })).loop;
+}
+
 async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
     await p;
@@ -134,7 +139,7 @@ describe("fastsuspendd on the fake host", () => {
     const g = await world.addGuest();
     const c = await client();
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
-    for (let i = 0; i < 100 && (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.running; i++) await sleep(10);
+    for (let i = 0; i < 100 && (await loopOf(c, g.domid)).running; i++) await sleep(10);
     const r = await c.request<{ path: string }>("suspend", { domid: g.domid, path: "xenstore+watch" });
     expect(r.path).toBe("xenstore+watch");
     await c.request("resume", { domid: g.domid });
@@ -215,16 +220,16 @@ describe("fastsuspendd on the fake host", () => {
     const lock = await takeLockAsXl(g.domid);
     expect(lock).toBeDefined();
     expect(world.subscription(g.domid)).toBe(0); // VIRQ_DOM_EXC goes to xenstored while xl has it
-    const before = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const before = await loopOf(c, g.domid);
     await sleep(150);
-    const during = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const during = await loopOf(c, g.domid);
     expect(during.ok).toBe(before.ok);
     expect(during.skipped).toBeGreaterThan(before.skipped);
     expect(during.failed).toBe(0);
     expect(during.lastSkip).toMatch(/lock held by another process/);
     lock?.release();
     await sleep(150);
-    const after = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const after = await loopOf(c, g.domid);
     expect(after.ok).toBeGreaterThan(during.ok);
     const stopped = await c.request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
     expect(stopped.loop).toMatchObject({ running: false, stoppedBy: "request", failed: 0 });
@@ -241,7 +246,7 @@ describe("fastsuspendd on the fake host", () => {
       atResume.push(world.subscription(g.domid));
     });
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 5 });
-    for (let i = 0; i < 100 && (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.running; i++) await sleep(10);
+    for (let i = 0; i < 100 && (await loopOf(c, g.domid)).running; i++) await sleep(10);
     expect(atResume).toEqual([0, 0, 0, 0, 0]);
   });
 
@@ -257,7 +262,7 @@ describe("fastsuspendd on the fake host", () => {
     const t = setInterval(() => seen.push(world.subscription(g.domid)), 1);
     await sleep(100);
     clearInterval(t);
-    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const st = await loopOf(c, g.domid);
     expect(st.lastSkip).toMatch(/toolstack/);
     expect(seen.length).toBeGreaterThan(20);
     expect(seen.filter((p) => p !== 0)).toEqual([]);
@@ -276,11 +281,11 @@ describe("fastsuspendd on the fake host", () => {
     lock?.release();
     await sleep(100);
     expect(world.domainState(g.domid)).toBe("suspended");
-    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const st = await loopOf(c, g.domid);
     expect(st.lastSkip).toMatch(/suspended by another tool/);
     world.xen.binding(0).resume(g.domid, true);
     await sleep(80);
-    const st2 = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const st2 = await loopOf(c, g.domid);
     expect(st2.ok).toBeGreaterThan(st.ok);
     await c.request("checkpoint.stop", { domid: g.domid });
   });
@@ -293,7 +298,7 @@ describe("fastsuspendd on the fake host", () => {
     expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("pending") as unknown });
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
     await sleep(80);
-    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const st = await loopOf(c, g.domid);
     expect(st).toMatchObject({ ok: 0, failed: 0 });
     expect(st.skipped).toBeGreaterThan(0);
     expect(st.lastSkip).toMatch(/pending in control\/shutdown \("suspend"\)/);
@@ -309,15 +314,15 @@ describe("fastsuspendd on the fake host", () => {
     await sleep(60);
     xlAt = { domid: g.domid, what: "xl (pid 42): save -c 1 /dev/null" };
     await sleep(30);
-    const a = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const a = await loopOf(c, g.domid);
     await sleep(80);
-    const b = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const b = await loopOf(c, g.domid);
     expect(b.ok).toBe(a.ok);
     expect(b.skipped).toBeGreaterThan(a.skipped);
     expect(b.lastSkip).toBe("the toolstack is working on it: xl (pid 42): save -c 1 /dev/null");
     xlAt = undefined;
     await sleep(80);
-    expect((await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop.ok).toBeGreaterThan(b.ok);
+    expect((await loopOf(c, g.domid)).ok).toBeGreaterThan(b.ok);
     await c.request("checkpoint.stop", { domid: g.domid });
   });
 
@@ -343,7 +348,7 @@ describe("fastsuspendd on the fake host", () => {
     xlAt = { domid: g.domid, what: "xl (pid 7): save 1 /tmp/x" };
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
     await sleep(50);
-    const st = (await c.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+    const st = await loopOf(c, g.domid);
     expect(st.lastSkip).toBe("the toolstack is working on it: xl (pid 7): save 1 /tmp/x");
     expect(scanned).toContain(g.domid);
     await c.request("checkpoint.stop", { domid: g.domid });
@@ -376,7 +381,7 @@ describe("fastsuspendd on the fake host", () => {
     let loop: LoopStatus | null = null;
     for (let i = 0; i < 300 && loop?.running !== false; i++) {
       await sleep(10);
-      loop = (await ctl.request<{ loop: LoopStatus }>("status", { domid: g.domid })).loop;
+      loop = await loopOf(ctl, g.domid);
     }
     stop = true;
     await Promise.all(pollers);
