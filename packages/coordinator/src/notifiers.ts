@@ -107,6 +107,13 @@ export class WatchNotifier implements Notifier {
   }
 
   async open(): Promise<void> {
+    const { xen, domid } = this.#ctx;
+    // @releaseDomain fires only if Xen raises VIRQ_DOM_EXC, which it does not while a port is
+    // subscribed for the domain's suspend. libxl subscribes the guest's channel for every save,
+    // checkpoint or migration of a guest that has one, and never unsubscribes
+    // (xc_suspend_evtchn_release): after any `xl save -c` the guest's suspends stay silent. The
+    // session holds the suspend lock, so no one else is using that subscription: reset it.
+    xen.subscribeForSuspend(domid, 0);
     this.#watch = await this.#ctx.xs.watch("@releaseDomain");
   }
 

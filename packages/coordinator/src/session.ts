@@ -33,6 +33,13 @@ export interface SessionOptions {
   lateSuspendGraceMs?: number;
   /** suspend() timeout when none is given (default 10000 ms). */
   defaultTimeoutMs?: number;
+  /**
+   * How long the guest's suspend channel stays bound (evtchn trigger): "session" (default) from
+   * open() to close(); "operation" only while a suspend is in flight, so that between operations
+   * libxl (`xl save`, `xl migrate`, `xl remus`) can bind it. A daemon that keeps sessions warm
+   * across a checkpoint loop needs "operation".
+   */
+  hold?: "session" | "operation";
 }
 
 export interface SuspendOptions {
@@ -121,6 +128,7 @@ export class SuspendSession {
       suppressDomExc: opts.suppressDomExc ?? false,
       lateSuspendGraceMs: opts.lateSuspendGraceMs ?? 1000,
       defaultTimeoutMs: opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+      hold: opts.hold ?? "session",
     };
   }
 
@@ -199,7 +207,7 @@ export class SuspendSession {
     };
     this.#path = name;
     this.#notifier = makeNotifier(p.notification, ctx);
-    this.#trigger = makeTrigger(p.trigger, ctx);
+    this.#trigger = makeTrigger(p.trigger, { ...ctx, hold: this.#opts.hold });
     await this.#notifier.open();
     await this.#trigger.open();
   }
@@ -250,12 +258,7 @@ export class SuspendSession {
 
   async #suspend(timeoutMs: number): Promise<SuspendResult> {
     let xsResumeWaitMs = 0;
-    if (this.#rebind) {
-      // After a full resume the guest's ports are new: set the path up again.
-      this.#rebind = false;
-      await this.#tearDownPath();
-      await this.#setUp(this.#path ?? choosePath(this.#capsOrThrow(), this.#opts.path));
-    }
+    if (this.#rebind) await this.#setUpAgain();
     const failedPaths: SuspendResult["failedPaths"] = [];
     for (;;) {
       const path = this.#path;
@@ -287,6 +290,39 @@ export class SuspendSession {
     }
   }
 
+  /**
+   * After a full resume (the guest's ports are new) or a route found gone (a channel withdrawn or
+   * renewed): set the path up again from what the guest advertises now. With fallback, a path that
+   * no longer works gives way to the fastest one that does. Left to retry at the next suspend if
+   * nothing works.
+   */
+  async #setUpAgain(): Promise<void> {
+    await this.#tearDownPath();
+    const want = this.#path ?? choosePath(this.#capsOrThrow(), this.#opts.path);
+    try {
+      await this.#setUp(want);
+      this.#rebind = false;
+      return;
+    } catch (err) {
+      await this.#tearDownPath();
+      if (!this.#opts.fallback) throw err;
+    }
+    const caps = await detect(this.#xen, this.#xs, this.domid, { lockHeld: true });
+    this.#caps = caps;
+    let lastErr: unknown = new CoordinatorError("ENOPATH", this.domid, `no suspend path left for domain ${this.domid}`);
+    for (const p of caps.paths) {
+      try {
+        await this.#setUp(p);
+        this.#rebind = false;
+        return;
+      } catch (err) {
+        lastErr = err;
+        await this.#tearDownPath();
+      }
+    }
+    throw lastErr;
+  }
+
   #capsOrThrow(): Capabilities {
     if (this.#caps === undefined) throw new CoordinatorError("ESTATE", this.domid, `session for domain ${this.domid} is not open`);
     return this.#caps;
@@ -296,10 +332,25 @@ export class SuspendSession {
     const trigger = this.#trigger;
     const notifier = this.#notifier;
     if (trigger === undefined || notifier === undefined) throw new CoordinatorError("ESTATE", this.domid, "path not set up");
+    domainWaitState(this.#xen, this.domid, "before the suspend request"); // refuse a domain already gone
+    try {
+      await trigger.arm();
+    } catch (err) {
+      // The route is gone (e.g. the guest renewed its channel): set the path up again next time.
+      this.#rebind = true;
+      throw err;
+    }
+    try {
+      return await this.#requestAndWait(path, timeoutMs, trigger, notifier);
+    } finally {
+      this.#deferredProblems.push(...(await trigger.release()));
+    }
+  }
+
+  async #requestAndWait(path: PathName, timeoutMs: number, trigger: TriggerImpl, notifier: Notifier): Promise<Omit<SuspendResult, "path" | "xsResumeWaitMs" | "failedPaths">> {
     const d = this.domid;
     const signal = this.#abort.signal;
     const while_ = `while waiting for it to suspend (${path})`;
-    domainWaitState(this.#xen, d, "before the suspend request"); // refuse a domain already gone
     notifier.drain();
     const t0 = now();
     await trigger.fire();
@@ -324,6 +375,10 @@ export class SuspendSession {
       if (now() >= deadline || signal.aborted) break;
     }
     const err = await this.#cancelAfterTimeout(path, timeoutMs, trigger, notifier);
+    // Xen drops a notification to a port whose guest end was closed without an error, and a
+    // renewed channel may even get the same port number: after a timeout on the guest's channel,
+    // set the path up again from what the guest advertises now (a bind proves it is ours).
+    if (trigger.kind === "evtchn") this.#rebind = true;
     if (signal.aborted) {
       throw new CoordinatorError("ESTATE", d, `suspend of domain ${d} interrupted (${path}); it is left running`, { cause: err });
     }

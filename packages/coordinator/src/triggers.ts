@@ -1,5 +1,5 @@
 // How the suspend request reaches the guest.
-import type { EvtchnHandle, XenBinding } from "@fastsuspend/xen";
+import { isXenError, type EvtchnHandle, type XenBinding } from "@fastsuspend/xen";
 
 import { readGuestChannel } from "./detect";
 import { CoordinatorError } from "./errors";
@@ -19,7 +19,15 @@ export interface CancelOutcome {
 export interface TriggerImpl {
   readonly kind: Trigger;
   open(): Promise<void>;
+  /** Right before fire(): take what it needs (with hold "operation", the guest's channel binding). */
+  arm(): Promise<void>;
   fire(): Promise<void>;
+  /**
+   * Once the suspend is over (confirmed, or given up): with hold "operation", let go of what arm()
+   * took, so that libxl can bind the guest's channel between our operations. Never throws.
+   */
+  release(): Promise<string[]>;
+
   /** After a timeout: withdraw the request if it can be. */
   cancel(): Promise<CancelOutcome>;
   close(): Promise<string[]>;
@@ -30,12 +38,23 @@ export interface TriggerContext {
   xs: XenstoreLike;
   domid: number;
   evtchn: () => EvtchnHandle;
+  /**
+   * How long the guest's suspend channel stays bound: "session" from open() to close(), or
+   * "operation" only from arm() to release() (a daemon between checkpoint cycles: libxl's
+   * xc_suspend_evtchn_init_* must find the guest's port unbound, or `xl save` fails).
+   */
+  hold: "session" | "operation";
 }
 
-/** Notify the guest's own suspend channel (device/suspend/event-channel), bound once. */
+/**
+ * Notify the guest's own suspend channel (device/suspend/event-channel). The port is read and
+ * verified once in open(); the binding lives for the session or for one operation (ctx.hold).
+ */
 export class EvtchnTrigger implements TriggerImpl {
   readonly kind = "evtchn" as const;
   readonly #ctx: TriggerContext;
+  /** The guest's advertised port (validated in open()). */
+  #guestPort = -1;
   #local = -1;
 
   constructor(ctx: TriggerContext) {
@@ -49,9 +68,28 @@ export class EvtchnTrigger implements TriggerImpl {
     if (ch.status !== "ok" || ch.port === undefined) {
       throw new CoordinatorError("ENOPATH", domid, `domain ${domid} has no usable suspend event channel (${ch.status}${ch.detail !== undefined ? `: ${ch.detail}` : ""})`);
     }
+    this.#guestPort = ch.port;
+    if (this.#ctx.hold === "session") await this.#bind();
+  }
+
+  async #bind(): Promise<void> {
+    const { domid } = this.#ctx;
     const h = this.#ctx.evtchn();
-    this.#local = h.bindInterdomain(domid, ch.port);
+    try {
+      this.#local = h.bindInterdomain(domid, this.#guestPort);
+    } catch (err) {
+      // EINVAL: the port is no longer offered to dom0 (the guest withdrew or renewed its channel,
+      // kexec'd, or another process bound it). The session sets the path up again from the key.
+      if (isXenError(err, "EINVAL")) {
+        throw new CoordinatorError("ENOPATH", domid, `domain ${domid}'s suspend event channel (port ${this.#guestPort}) can no longer be bound from dom0: withdrawn or renewed by the guest?`, { cause: err });
+      }
+      throw err;
+    }
     await swallowBindEvent(h, this.#local);
+  }
+
+  async arm(): Promise<void> {
+    if (this.#local < 0) await this.#bind();
   }
 
   fire(): Promise<void> {
@@ -66,15 +104,23 @@ export class EvtchnTrigger implements TriggerImpl {
     return Promise.resolve({ withdrawn: false, acked: false, unrevocable: true });
   }
 
+  release(): Promise<string[]> {
+    return Promise.resolve(this.#ctx.hold === "operation" ? this.#unbind() : []);
+  }
+
   close(): Promise<string[]> {
-    if (this.#local < 0) return Promise.resolve([]);
+    return Promise.resolve(this.#unbind());
+  }
+
+  #unbind(): string[] {
+    if (this.#local < 0) return [];
     const local = this.#local;
     this.#local = -1;
     try {
       this.#ctx.evtchn().unbind(local);
-      return Promise.resolve([]);
+      return [];
     } catch (err) {
-      return Promise.resolve([`unbind guest channel port ${local}: ${err instanceof Error ? err.message : String(err)}`]);
+      return [`unbind guest channel port ${local}: ${err instanceof Error ? err.message : String(err)}`];
     }
   }
 }
@@ -107,6 +153,14 @@ export class XenstoreTrigger implements TriggerImpl {
     return { withdrawn, acked: !withdrawn, unrevocable: false };
   }
 
+  arm(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  release(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
   close(): Promise<string[]> {
     return Promise.resolve([]);
   }
@@ -132,6 +186,14 @@ export class ShutdownTrigger implements TriggerImpl {
 
   cancel(): Promise<CancelOutcome> {
     return Promise.resolve({ withdrawn: false, acked: true, unrevocable: true });
+  }
+
+  arm(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  release(): Promise<string[]> {
+    return Promise.resolve([]);
   }
 
   close(): Promise<string[]> {

@@ -361,3 +361,90 @@ describe("signal guard and checkpoint loop", () => {
 it("XenError from the binding is typed (sanity)", () => {
   expect(isXenError(new Error("x"))).toBe(false);
 });
+
+describe("the guest's suspend channel between operations (hold)", () => {
+  /** What libxl's xc_suspend_evtchn_init_sane does first: bind the guest's advertised port. */
+  function libxlCanBind(domid: number): boolean {
+    const port = world.guests.get(domid)?.channelPort;
+    if (port === undefined) throw new Error("guest has no channel");
+    const h = world.binding().openEvtchn({ poll: false });
+    try {
+      h.unbind(h.bindInterdomain(domid, port));
+      return true;
+    } catch (err) {
+      if (isXenError(err, "EINVAL")) return false;
+      throw err;
+    } finally {
+      h.close();
+    }
+  }
+
+  it('hold "operation" leaves the port unbound between cycles, so libxl can bind it ("session" keeps it)', async () => {
+    const op = await setup({ channel: "ok" }, { path: "evtchn+poll", hold: "operation" });
+    await op.s.open();
+    expect(libxlCanBind(op.domid)).toBe(true);
+    for (let i = 0; i < 3; i++) {
+      await op.s.cycle();
+      expect(libxlCanBind(op.domid)).toBe(true);
+    }
+    // Suspended and still suspended: nothing of ours is bound either.
+    await op.s.suspend();
+    expect(libxlCanBind(op.domid)).toBe(true);
+    await op.s.resume();
+    // A timed-out request also lets go of the binding.
+    guestOpts(op.domid).answersChannel = false;
+    await expect(op.s.suspend({ timeoutMs: 30 })).rejects.toBeInstanceOf(SuspendTimeoutError);
+    expect(libxlCanBind(op.domid)).toBe(true);
+
+    const ses = await setup({ channel: "ok" }, { path: "evtchn+poll" });
+    await ses.s.open();
+    await ses.s.cycle();
+    expect(libxlCanBind(ses.domid)).toBe(false);
+  });
+
+  it.each(["session", "operation"] as const)("hold %s: a guest that renews its channel is followed (the path is set up again)", async (hold) => {
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+poll", hold });
+    await s.open();
+    await s.cycle();
+    const newPort = await world.renewChannel(domid);
+    expect(newPort).toBeDefined();
+    // The first request after the renewal may fail (a notification to a closed peer is dropped,
+    // or the old port cannot be bound): the session must see it and use the new port after that.
+    await s.cycle(undefined, { timeoutMs: 50 }).catch((err: unknown) => {
+      expect(err).toBeInstanceOf(CoordinatorError);
+    });
+    await s.cycle(undefined, { timeoutMs: 500 });
+    await s.cycle(undefined, { timeoutMs: 500 });
+    expect(world.domainState(domid)).toBe("running");
+  });
+
+  it("with fallback, a guest that withdraws its channel is served over xenstore", async () => {
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+poll", hold: "operation", fallback: true });
+    await s.open();
+    await s.cycle();
+    await world.renewChannel(domid, { withdraw: true });
+    await s.cycle(undefined, { timeoutMs: 200 }).catch(() => undefined);
+    const t = await s.cycle(undefined, { timeoutMs: 500 });
+    expect(t.path.startsWith("xenstore+")).toBe(true);
+  });
+});
+
+it("a *+watch path works after libxl left the guest's port subscribed (xc_suspend_evtchn_release never unsubscribes)", async () => {
+  const g = await world.addGuest({ channel: "ok" });
+  // What `xl save -c` of a guest with a channel leaves behind: its channel subscribed, libxl gone.
+  const xl = world.binding();
+  const h = xl.openEvtchn({ poll: false });
+  h.bindInterdomain(g.domid, g.channelPort ?? -1);
+  xl.subscribeForSuspend(g.domid, g.channelPort ?? -1);
+  h.close();
+  expect(world.subscription(g.domid)).not.toBe(0);
+  for (const path of ["xenstore+watch", "evtchn+watch"] as const) {
+    const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { path, defaultTimeoutMs: 500, lateSuspendGraceMs: 100 });
+    sessions.push(s);
+    await s.open();
+    const t = await s.cycle();
+    expect(t.path).toBe(path);
+    await s.close();
+  }
+  expect(world.subscription(g.domid)).toBe(0);
+});

@@ -27,7 +27,7 @@ import { parsePort } from "@fastsuspend/xenstore";
 import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
-import { Journal } from "./journal";
+import { Journal, otherToolAt } from "./journal";
 import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { KeyedQueue } from "./queue";
 import { DaemonError, type CheckpointStartRequest, type Request, type SuspendRequest } from "./protocol";
@@ -400,7 +400,10 @@ export class Daemon {
     if (s === undefined) {
       // Closing forgot the domain's gate: take the real lock again for the new session's work.
       this.xen.activate(dom.domid);
-      const opts: SessionOptions = { ...this.#opts.session };
+      // "operation": the guest's suspend channel is bound only while a suspend is in flight, so
+      // that libxl can bind it between our cycles (xl save -c failed while a loop ran, see
+      // docs/daemon.md).
+      const opts: SessionOptions = { ...this.#opts.session, hold: "operation" };
       if (path !== undefined) opts.path = path;
       s = new SuspendSession(this.xen, this.xs, dom.domid, opts);
       await s.open();
@@ -454,6 +457,8 @@ export class Daemon {
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
     return this.#queue.run(d, () => this.gate.critical(async () => {
+      // checkpoint.start queued before us may have started a loop meanwhile: it owns the domain.
+      if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
       dom.lastUsed = Date.now();
       this.#activate(d, "suspend", { subscribe: false });
       try {
@@ -473,7 +478,7 @@ export class Daemon {
           return { domid: d, ...r };
         } finally {
           // Suspended as asked (the client owns that now), or left running on failure.
-          this.journal.remove(d);
+          this.journal.remove(d, "suspend");
         }
       } finally {
         this.#deactivate(d);
@@ -493,17 +498,21 @@ export class Daemon {
       let r: { resumeMs: number; xsResumeMs: number };
       let path: string | null = null;
       const s = dom.session;
-      if (s?.state === "suspended") {
-        this.#activate(d, "resume", { subscribe: false });
-        try {
+      // The checks a cycle makes, with or without a session: resuming a domain that xl is saving or
+      // migrating (its lock, its request pending in control/shutdown, its process) would split it.
+      this.#activate(d, "resume", { subscribe: false });
+      try {
+        const other = await this.#otherTool(dom);
+        if (other !== undefined) throw new DaemonError("EBUSY", `resume: domain ${d}: ${other}: leaving it alone`);
+        if (s?.state === "suspended") {
           r = await s.resume();
           path = s.path ?? null;
-        } finally {
-          this.#deactivate(d);
+        } else {
+          // Suspended by someone else (or before we started): resume it as `xl` would, no session.
+          r = await resumeSuspended(this.xen, this.xs, d, { fast: true });
         }
-      } else {
-        // Suspended by someone else (or before we started): resume it as `xl` would, no session.
-        r = await resumeSuspended(this.xen, this.xs, d, { fast: true });
+      } finally {
+        this.#deactivate(d);
       }
       dom.userSuspended = false;
       this.resumeSeconds.observe({ path: path ?? "none" }, (r.resumeMs + r.xsResumeMs) / 1000);
@@ -518,17 +527,24 @@ export class Daemon {
     this.#info(d);
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
-    // Set up (or reuse) the session now, so that no path / a held lock is this request's error.
-    const path = await this.#queue.run(d, async () => {
+    // Set up (or reuse) the session now, so that no path / a held lock is this request's error. The
+    // loop is in place before the queued set-up ends: a request queued behind it (suspend) sees it.
+    const loop = await this.#queue.run(d, async () => {
+      let path: string | undefined;
       this.#activate(d, "checkpoint.start", { subscribe: false });
       try {
         this.#assertRunning(this.#info(d), "checkpoint.start");
-        return (await this.#session(dom, req.path ?? dom.requestedPath)).path;
+        path = (await this.#session(dom, req.path ?? dom.requestedPath)).path;
       } finally {
         this.#deactivate(d);
       }
+      if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d}`);
+      return this.#newLoop(dom, req, path);
     });
-    if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d}`);
+    return { domid: d, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
+  }
+
+  #newLoop(dom: DomainState, req: CheckpointStartRequest, path: string | undefined): Loop {
     const loop: Loop = {
       running: true,
       intervalMs: req.intervalMs,
@@ -550,9 +566,9 @@ export class Daemon {
       consecutiveFailures: 0,
     };
     dom.loop = loop;
-    this.journal.add(d, "checkpoint");
+    // Journalled per cycle (#cycleOnce), not for the loop's life.
     loop.finished = this.#runLoop(dom, loop);
-    return { domid: d, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
+    return loop;
   }
 
   async #runLoop(dom: DomainState, loop: Loop): Promise<void> {
@@ -578,8 +594,6 @@ export class Daemon {
     } finally {
       loop.running = false;
       dom.lastUsed = Date.now();
-      // Every cycle resumes the domain: the loop no longer leaves anything suspended.
-      if (!(this.#domains.get(d)?.userSuspended ?? false)) this.journal.remove(d);
     }
   }
 
@@ -626,7 +640,17 @@ export class Daemon {
           const p = this.xen.dropSubscription(d);
           if (p.length > 0) this.#opts.log(p.join("; "));
         };
-        const t: CycleTimings = await s.cycle(dropSub, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
+        // Journalled right before the trigger, until the guest is resumed: a crash in between leaves
+        // the domain to the next start's recovery. Kept when a failed cycle leaves it suspended.
+        this.journal.add(d, "checkpoint");
+        let t: CycleTimings;
+        try {
+          t = await s.cycle(dropSub, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
+        } catch (err) {
+          if (!this.#suspendedNow(d)) this.journal.remove(d, "checkpoint");
+          throw err;
+        }
+        this.journal.remove(d, "checkpoint");
         loop.ok++;
         loop.consecutiveFailures = 0;
         loop.path = t.path;
@@ -658,6 +682,14 @@ export class Daemon {
       }
     } finally {
       this.#deactivate(d);
+    }
+  }
+
+  #suspendedNow(domid: number): boolean {
+    try {
+      return isSuspended(this.xen, domid);
+    } catch {
+      return false;
     }
   }
 
@@ -779,14 +811,30 @@ export class Daemon {
       await this.#closeSession(dom, { force: true });
       this.xen.forget(dom.domid);
     }
-    for (const e of this.journal.entries()) {
+    for (const d of this.journal.domids()) {
+      // The checks recovery makes: another process's lock, a request pending in control/shutdown,
+      // an xl process at work on it. Left alone, the entry stays for the next start to check again.
+      let lock;
       try {
-        if (isSuspended(this.xen, e.domid)) await resumeSuspended(this.xen, this.xs, e.domid, { fast: true });
+        if (!isSuspended(this.xen, d)) {
+          this.journal.remove(d);
+          continue;
+        }
+        lock = this.xen.lockSuspend(d);
+        const other = await otherToolAt(this.xs, d, this.#opts.toolstackUser);
+        if (other !== undefined) {
+          this.#opts.log(`stop: domain ${d} left alone, suspended: ${other}`);
+          continue;
+        }
+        await resumeSuspended(this.xen, this.xs, d, { fast: true });
+        this.journal.remove(d);
       } catch (err) {
-        this.#opts.log(`resume dom${e.domid} on stop: ${errorText(err)}`);
+        this.#opts.log(`resume dom${d} on stop: ${errorText(err)}${isXenError(err, "EAGAIN") ? " (another process holds its suspend lock: left alone)" : ""}`);
+        if (isXenError(err, "ESRCH")) this.journal.remove(d);
+      } finally {
+        lock?.release();
       }
     }
-    if (this.journal.entries().length > 0) this.journal.clear();
     await Promise.all(this.#watches.map((w) => w.close().catch(() => undefined)));
   }
 }

@@ -153,6 +153,23 @@ export class FakeWorld {
     }
   }
 
+  /**
+   * The guest closes its suspend channel and, unless `withdraw`, advertises a new one (what a
+   * kexec'd or reinstalled guest kernel does); returns the new port (undefined when withdrawn).
+   */
+  async renewChannel(domid: number, opts: { withdraw?: boolean } = {}): Promise<number | undefined> {
+    const entry = this.guests.get(domid);
+    if (entry === undefined) throw new Error(`no guest ${domid}`);
+    if (entry.channelPort !== undefined) entry.guest.closePort(entry.channelPort);
+    entry.channelPort = undefined;
+    if (opts.withdraw === true) {
+      await this.xs.write(suspendChannelKey(domid), "");
+      return undefined;
+    }
+    await this.#advertiseChannel(entry);
+    return entry.channelPort;
+  }
+
   #pausedOrGone(domid: number): boolean {
     const d = this.xen.hv.domains.get(domid);
     return d === undefined || d.paused || d.dying || d.shutdown;

@@ -1,0 +1,103 @@
+// A patched guest (one that advertises its suspend channel) under fastsuspendd: between the
+// daemon's cycles, libxl must be able to do what `xl save -c` does first: take the suspend lock
+// and bind the guest's channel (xc_suspend_evtchn_init_exclusive). In the lab, a daemon that kept
+// the channel bound for the whole loop made `xl save -c` fail with "failed to bind suspend event
+// channel" while the loop reported every cycle ok.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { FakeWorld } from "@fastsuspend/coordinator/testing";
+
+import { DaemonClient, startService, type LoopStatus, type RunningService } from "../src";
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let world: FakeWorld;
+let dir: string;
+let svc: RunningService | undefined;
+let c: DaemonClient | undefined;
+
+beforeEach(async () => {
+  world = await FakeWorld.create();
+  dir = mkdtempSync(join(tmpdir(), "fsd-chan-"));
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser: () => undefined });
+  c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
+});
+afterEach(async () => {
+  c?.close();
+  await svc?.stop();
+  svc = undefined;
+  await world.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function loopOf(domid: number): Promise<LoopStatus> {
+  return (await (c as DaemonClient).request<{ loop: LoopStatus }>("status", { domid })).loop;
+}
+
+/**
+ * libxl's xc_suspend_evtchn_init_exclusive, retried while the daemon is mid-cycle (it holds the
+ * lock only then): lock, bind the guest's port, subscribe it. Returns how it ended.
+ */
+async function libxlTakesChannel(domid: number, port: number): Promise<{ ok: boolean; error?: string; release?: () => void }> {
+  const xl = world.binding();
+  let lastErr = "";
+  for (let i = 0; i < 200; i++) {
+    let lock;
+    try {
+      lock = xl.lockSuspend(domid);
+    } catch (err) {
+      lastErr = String(err);
+      await sleep(1);
+      continue;
+    }
+    const h = xl.openEvtchn({ poll: false });
+    try {
+      const local = h.bindInterdomain(domid, port);
+      xl.subscribeForSuspend(domid, port);
+      return {
+        ok: true,
+        release: () => {
+          h.unbind(local);
+          h.close();
+          lock.release();
+        },
+      };
+    } catch (err) {
+      h.close();
+      lock.release();
+      return { ok: false, error: String(err) };
+    }
+  }
+  return { ok: false, error: `lock never free: ${lastErr}` };
+}
+
+it("between the cycles of a loop the guest's channel is unbound: libxl can take it, the loop skips meanwhile, then goes on", async () => {
+  const g = await world.addGuest({ channel: "ok" });
+  const port = g.channelPort ?? -1;
+  const started = await (c as DaemonClient).request<{ path: string }>("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+  expect(started.path.startsWith("evtchn+")).toBe(true);
+  for (let i = 0; i < 200 && (await loopOf(g.domid)).ok < 3; i++) await sleep(5);
+  const xl = await libxlTakesChannel(g.domid, port);
+  expect(xl.error).toBeUndefined();
+  expect(xl).toMatchObject({ ok: true });
+  // While xl has the domain, the daemon's cycles are skipped, not failed.
+  const okBefore = (await loopOf(g.domid)).ok;
+  await sleep(60);
+  const during = await loopOf(g.domid);
+  expect(during.ok).toBe(okBefore);
+  expect(during.skipped).toBeGreaterThan(0);
+  expect(during.failed).toBe(0);
+  xl.release?.();
+  // xl's leftover subscription must not stop the loop; it goes on over the same channel.
+  for (let i = 0; i < 200 && (await loopOf(g.domid)).ok < okBefore + 3; i++) await sleep(5);
+  const after = await (c as DaemonClient).request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
+  expect(after.loop.ok).toBeGreaterThanOrEqual(okBefore + 3);
+  expect(after.loop.failed).toBe(0);
+  expect(world.domainState(g.domid)).toBe("running");
+  // Stopped: nothing of ours bound to the guest's channel either.
+  const again = await libxlTakesChannel(g.domid, port);
+  expect(again).toMatchObject({ ok: true });
+  again.release?.();
+});
