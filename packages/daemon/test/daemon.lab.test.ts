@@ -14,6 +14,7 @@ const DEB = join(__dirname, "..", "dist-deb", "fastsuspend_0.1.0_amd64.deb");
 const LIB = "/usr/lib/fastsuspend/node_modules/@fastsuspend/daemon";
 const RUN = "/run/fastsuspend";
 const GUEST = "daemon-g";
+const PATCHED = "daemon-pg";
 
 /** One request through the installed client: prints the result or {error}. */
 const REQ = `const {DaemonClient}=require("${LIB}");(async()=>{const c=await DaemonClient.connect({timeoutMs:120000});try{const r=await c.request(process.argv[1],JSON.parse(process.argv[2]||"{}"));process.stdout.write(JSON.stringify(r)+"\\n")}catch(e){process.stdout.write(JSON.stringify({error:{code:e.code,message:e.message}})+"\\n")}c.close()})()`;
@@ -175,6 +176,49 @@ describe("fastsuspendd in the lab's dom0", () => {
     expectRunning(await xlState());
     // Nothing of ours held between requests: no lock file, and (checked by xl save above) no subscription.
     expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
+  }, 15 * MINUTE);
+
+  test("a patched guest (suspend channel): xl save -c in the middle of a loop works, the loop skips while xl has it, nothing of ours stays bound", async () => {
+    // The defect this guards: the daemon kept the guest's channel bound for the whole loop, and
+    // libxl (xc_suspend_evtchn_init_exclusive) failed to bind it: "failed to bind suspend event
+    // channel ... Failed to save domain", while the loop reported every cycle ok.
+    const kernel = process.env.FASTSUSPEND_GUEST_KERNEL_PATCHED;
+    if (kernel === undefined || kernel === "") throw new Error("FASTSUSPEND_GUEST_KERNEL_PATCHED is not set: this test needs the patched guest kernel (npm test builds it)");
+    await ensureDaemon();
+    await lab.exec(`xl destroy ${PATCHED} 2>/dev/null; true`);
+    const pg = await lab.createGuest({ name: PATCHED, kernel, timeoutMs: 5 * MINUTE });
+    const d = pg.domid;
+    try {
+      const port = Number((await lab.mustExec(`xenstore-read /local/domain/${d}/device/suspend/event-channel`)).trim());
+      expect(port).toBeGreaterThan(0);
+      await request("checkpoint.start", { domid: d, intervalMs: 100 });
+      let loop: LoopJson | null = null;
+      for (let i = 0; i < 120 && !(loop?.running === true && loop.ok >= 3); i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        loop = (await request<{ loop: LoopJson | null }>("status", { domid: d })).loop;
+      }
+      expect(loop).toMatchObject({ running: true, failed: 0 });
+      expect(loop?.path ?? "").toMatch(/^evtchn\+/);
+      const saves: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const save = await lab.exec(`xl -vvv save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
+        const viaChannel = /event channel/i.test(save.stderr);
+        saves.push(`exit ${save.code} in ${save.ms} ms${viaChannel ? " (libxl used the guest's channel)" : ""}${save.code === 0 ? "" : `: ${save.stderr.trim().split("\n").slice(-3).join(" | ")}`}`);
+        expect(save.code).toBe(0);
+        const st = (await lab.mustExec(`xl list ${d} | awk 'NR==2{print $5}'`)).trim();
+        expectRunning(st);
+      }
+      const stopped = await request<{ loop: LoopJson }>("checkpoint.stop", { domid: d });
+      console.log(`patched guest: xl save -c during the daemon's loop: ${saves.join("; ")}\nloop: ${stopped.loop.ok} ok, ${stopped.loop.failed} failed, ${stopped.loop.skipped} skipped (${String(stopped.loop.lastSkip)}), path ${String(stopped.loop.path)}`);
+      expect(stopped.loop.failed).toBe(0);
+      expect(stopped.loop.ok).toBeGreaterThanOrEqual(3);
+      // After the loop, nothing of ours is bound to the guest's channel: a plain xl save -c works too.
+      const after = await lab.exec(`xl save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
+      expect(after.code).toBe(0);
+      expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
+    } finally {
+      await lab.exec(`xl destroy ${PATCHED} 2>/dev/null; true`);
+    }
   }, 15 * MINUTE);
 
   test("malformed, unknown, badly typed and oversized requests are refused; the daemon stays up", async () => {
