@@ -1,17 +1,22 @@
 // The crash journal: domains the daemon may leave suspended if it dies (kill -9) in the middle of
-// a suspend request or a checkpoint loop. Written atomically (tmp file + rename) so a crash while
-// writing leaves the previous version. On the next start, every journalled domain that still
-// exists and is shut down with reason suspend is resumed, and its suspend subscription (which
-// pointed at a port of the dead process) is reset, unless another process holds its suspend lock.
+// a suspend request or a checkpoint cycle. One entry per (domid, owner op): a checkpoint cycle
+// adds its entry right before its trigger and removes it once the guest is resumed; a suspend
+// request adds its own for the time of the suspend. Written atomically (tmp file + rename) so a
+// crash while writing leaves the previous version. On the next start, every journalled domain that
+// still exists has its suspend subscription reset (it pointed at a port of the dead process) and,
+// if it is shut down with reason suspend, is resumed, unless another tool is at work on it: another
+// process holds its suspend lock, a request is pending in its control/shutdown, or an xl /
+// libxl-save-helper process names it (`xl save`/`migrate` of a guest without a suspend channel
+// takes no lock). Resuming a domain that xl is saving or migrating would split it in two.
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
-import { errorText, resumeSuspended, type XenstoreLike } from "@fastsuspend/coordinator";
+import { controlShutdownKey, errorText, resumeSuspended, type XenstoreLike } from "@fastsuspend/coordinator";
 import { isXenError, type XenBinding } from "@fastsuspend/xen";
 
 export interface JournalEntry {
   domid: number;
-  /** What put it there: a suspend request in flight, or a running checkpoint loop. */
+  /** What put it there (its owner): a suspend request in flight, or a checkpoint cycle in flight. */
   reason: "suspend" | "checkpoint";
   /** ISO time it was added. */
   since: string;
@@ -24,9 +29,12 @@ interface JournalFile {
   entries: JournalEntry[];
 }
 
+const key = (domid: number, reason: JournalEntry["reason"]): string => `${domid}:${reason}`;
+
 export class Journal {
   readonly path: string;
-  readonly #entries = new Map<number, JournalEntry>();
+  /** Keyed by `${domid}:${reason}`: a suspend request and a loop's cycle never share an entry. */
+  readonly #entries = new Map<string, JournalEntry>();
   /** Number of writes (tests, metrics). */
   writes = 0;
 
@@ -47,7 +55,10 @@ export class Journal {
     try {
       const f = JSON.parse(text) as Partial<JournalFile>;
       for (const e of Array.isArray(f.entries) ? f.entries : []) {
-        if (Number.isInteger(e.domid) && e.domid > 0) j.#entries.set(e.domid, e);
+        if (Number.isInteger(e.domid) && e.domid > 0) {
+          const reason = e.reason === "suspend" ? "suspend" : "checkpoint";
+          j.#entries.set(key(e.domid, reason), { ...e, reason });
+        }
       }
       return { journal: j };
     } catch (err) {
@@ -56,23 +67,32 @@ export class Journal {
   }
 
   entries(): JournalEntry[] {
-    return [...this.#entries.values()].sort((a, b) => a.domid - b.domid);
+    return [...this.#entries.values()].sort((a, b) => a.domid - b.domid || a.reason.localeCompare(b.reason));
   }
 
-  has(domid: number): boolean {
-    return this.#entries.has(domid);
+  /** Domids with at least one entry, ascending. */
+  domids(): number[] {
+    return [...new Set(this.entries().map((e) => e.domid))];
+  }
+
+  /** Any entry for the domain (or the one of `reason`). */
+  has(domid: number, reason?: JournalEntry["reason"]): boolean {
+    if (reason !== undefined) return this.#entries.has(key(domid, reason));
+    return this.entries().some((e) => e.domid === domid);
   }
 
   add(domid: number, reason: JournalEntry["reason"]): void {
-    const cur = this.#entries.get(domid);
-    if (cur?.reason === reason) return;
-    this.#entries.set(domid, { domid, reason, since: new Date().toISOString(), pid: process.pid });
+    const k = key(domid, reason);
+    if (this.#entries.has(k)) return;
+    this.#entries.set(k, { domid, reason, since: new Date().toISOString(), pid: process.pid });
     this.#write();
   }
 
-  remove(domid: number): void {
-    if (!this.#entries.delete(domid)) return;
-    this.#write();
+  /** Removes the owner's entry (`reason`), or every entry of the domain (it is gone). */
+  remove(domid: number, reason?: JournalEntry["reason"]): void {
+    let changed = false;
+    for (const r of reason === undefined ? (["suspend", "checkpoint"] as const) : [reason]) changed = this.#entries.delete(key(domid, r)) || changed;
+    if (changed) this.#write();
   }
 
   clear(): void {
@@ -97,21 +117,43 @@ export class Journal {
 
 export interface RecoveryAction {
   domid: number;
-  action: "resumed" | "running" | "gone" | "failed" | "locked-by-other";
+  /**
+   * resumed; running (nothing to resume); gone; failed; locked-by-other (another process holds its
+   * suspend lock); left-alone (suspended, and another tool is at work on it: see `detail`).
+   */
+  action: "resumed" | "running" | "gone" | "failed" | "locked-by-other" | "left-alone";
   /** The suspend subscription was reset to none (port 0). */
   unsubscribed: boolean;
   detail?: string;
 }
 
+/** Whether the toolstack (xl save/migrate/remus) works on a domain: the daemon's /proc scan, see toolstack.ts. */
+export type ToolstackUser = (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
+
 /**
- * After a crash: resume every journalled domain left suspended and reset its suspend subscription,
- * then clear the journal. A domain whose suspend lock another process holds (xl save in progress)
- * is left alone: it is that process's now.
+ * Another tool at work on a domain, as far as a process that holds the domain's suspend lock can
+ * tell: its request pending in control/shutdown (a suspended guest cannot ack it; we leave the key
+ * empty between our requests), or an xl / libxl-save-helper process naming it. undefined: none seen.
  */
-export async function recoverJournal(journal: Journal, xen: XenBinding, xs: XenstoreLike): Promise<RecoveryAction[]> {
+export async function otherToolAt(xs: XenstoreLike, domid: number, toolstackUser: ToolstackUser | undefined): Promise<string | undefined> {
+  const v = await xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
+  if (v !== undefined && v !== "") return `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}")`;
+  if (toolstackUser === undefined) return undefined;
+  const name = await xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined);
+  const p = await toolstackUser(domid, name);
+  return p === undefined ? undefined : `the toolstack is working on it: ${p}`;
+}
+
+/**
+ * After a crash: for every journalled domain, reset its suspend subscription and resume it if it
+ * is left suspended, then clear the journal. Left alone: a domain whose suspend lock another process
+ * holds (xl save/migrate of a guest with a suspend channel), and a suspended domain another tool is
+ * at work on (`otherToolAt`: xl save/migrate of a stock guest takes no lock, finds the guest already
+ * suspended and copies it; resuming it then would run the guest twice after a migration).
+ */
+export async function recoverJournal(journal: Journal, xen: XenBinding, xs: XenstoreLike, opts: { toolstackUser?: ToolstackUser } = {}): Promise<RecoveryAction[]> {
   const actions: RecoveryAction[] = [];
-  for (const e of journal.entries()) {
-    const d = e.domid;
+  for (const d of journal.domids()) {
     let info;
     try {
       info = xen.getInfo(d);
@@ -140,6 +182,11 @@ export async function recoverJournal(journal: Journal, xen: XenBinding, xs: Xens
         /* best effort */
       }
       if (info.shutdown && info.shutdownReasonName === "suspend") {
+        const other = await otherToolAt(xs, d, opts.toolstackUser).catch((err: unknown) => `cannot tell whether another tool works on it (${errorText(err)})`);
+        if (other !== undefined) {
+          actions.push({ domid: d, action: "left-alone", unsubscribed, detail: `suspended, not resumed: ${other}` });
+          continue;
+        }
         try {
           await resumeSuspended(xen, xs, d, { fast: true });
           actions.push({ domid: d, action: "resumed", unsubscribed });

@@ -10,6 +10,7 @@ import type { XenBinding } from "@fastsuspend/xen";
 import { Daemon } from "./daemon";
 import { Journal, recoverJournal, type RecoveryAction } from "./journal";
 import { acquirePidLock, type PidLock } from "./pidlock";
+import { ToolstackScanner } from "./toolstack";
 import { DaemonError, DEFAULT_RUN_DIR } from "./protocol";
 import { DaemonServer } from "./server";
 
@@ -59,7 +60,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   try {
     const loaded = Journal.load(join(runDir, "journal.json"));
     if (loaded.problem !== undefined) log(loaded.problem);
-    const recovery = await recoverJournal(loaded.journal, opts.xen, opts.xs);
+    // The same checks a cycle makes before touching the guest (the /proc scan included: xl save or
+    // migrate of a stock guest takes no lock).
+    const scanner = new ToolstackScanner();
+    const recovery = await recoverJournal(loaded.journal, opts.xen, opts.xs, { toolstackUser: opts.toolstackUser ?? ((d, n) => scanner.user(d, n)) });
     for (const a of recovery) log(`recovery: domain ${a.domid}: ${a.action}${a.unsubscribed ? ", suspend subscription reset" : ""}${a.detail !== undefined ? ` (${a.detail})` : ""}`);
     daemon = new Daemon({
       xen: opts.xen,

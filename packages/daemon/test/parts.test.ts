@@ -108,6 +108,25 @@ describe("Journal", () => {
   });
 });
 
+describe("Journal entries per (domid, owner op)", () => {
+  it("a suspend request's entry and a loop's entry for one domain coexist; removing one leaves the other", () => {
+    const p = join(dir, "journal.json");
+    const j = new Journal(p);
+    j.add(5, "checkpoint");
+    j.add(5, "suspend");
+    expect(j.entries().map((e) => [e.domid, e.reason])).toEqual([
+      [5, "checkpoint"],
+      [5, "suspend"],
+    ]);
+    j.remove(5, "suspend");
+    expect(j.entries().map((e) => [e.domid, e.reason])).toEqual([[5, "checkpoint"]]);
+    expect(Journal.load(p).journal.entries().map((e) => [e.domid, e.reason])).toEqual([[5, "checkpoint"]]);
+    expect(j.has(5)).toBe(true);
+    j.remove(5, "checkpoint");
+    expect(j.has(5)).toBe(false);
+  });
+});
+
 describe("pid lock", () => {
   it("refuses a second daemon while the first's pid runs, replaces a stale file, and removes its own on release", () => {
     const p = join(dir, "daemon.pid");

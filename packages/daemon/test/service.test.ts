@@ -1,5 +1,5 @@
 // The whole daemon over a real unix socket, on the coordinator's fake Xen host.
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import type { SuspendLock } from "@fastsuspend/xen";
 
-import { assertRoot, DaemonClient, isDaemonError, startService, type LoopStatus, type RunningService } from "../src";
+import { assertRoot, DaemonClient, isDaemonError, Journal, startService, type LoopStatus, type RunningService } from "../src";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -22,7 +22,7 @@ let xlAt: { domid: number; what: string } | undefined;
 let scanned: number[] = [];
 
 async function start(
-  extra: { idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> } = {},
+  extra: { idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> | string | undefined; log?: (line: string) => void } = {},
 ): Promise<RunningService> {
   xlAt = undefined;
   scanned = [];
@@ -493,6 +493,109 @@ describe("fastsuspendd on the fake host", () => {
     expect(world.xen.suspendLockExists(g.domid)).toBe(false);
     expect(world.boundPorts()).toBe(0);
     expect(existsSync(join(dir, "journal.json"))).toBe(false);
+  });
+
+  it("journals each cycle (entry added right before the trigger, removed once resumed), nothing between cycles", async () => {
+    const s = await start();
+    const g = await world.addGuest({ suspendDelayMs: 5 });
+    const c = await client();
+    const atResume: string[][] = [];
+    g.guest.onResume(() => {
+      atResume.push(s.daemon.journal.entries().map((e) => `${e.domid}:${e.reason}`));
+    });
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 150, count: 3 });
+    for (let i = 0; i < 100 && atResume.length < 1; i++) await sleep(5);
+    await sleep(30); // in the interval after the first cycle
+    expect(await loopOf(c, g.domid)).toMatchObject({ running: true, ok: 1 });
+    expect(s.daemon.journal.entries()).toEqual([]);
+    expect(existsSync(join(dir, "journal.json")) ? (JSON.parse(readFileSync(join(dir, "journal.json"), "utf8")) as { entries: unknown[] }).entries : []).toEqual([]);
+    for (let i = 0; i < 200 && (await loopOf(c, g.domid)).running; i++) await sleep(10);
+    expect(atResume).toEqual([0, 1, 2].map(() => [`${g.domid}:checkpoint`]));
+    expect(s.daemon.journal.entries()).toEqual([]);
+  });
+
+  it("recovery leaves a journalled domain alone while another tool works on it (pending control/shutdown request, xl process), and logs why", async () => {
+    const stock = await world.addGuest({ answersXenstore: false });
+    const migrating = await world.addGuest();
+    const ours = await world.addGuest();
+    const dead = world.binding();
+    for (const g of [stock, migrating, ours]) {
+      dead.subscribeForSuspend(g.domid, dead.allocUnbound(g.domid, 0));
+      g.guest.suspend(); // suspended by the daemon that was killed mid-cycle
+    }
+    // Then `xl save` of the stock guest (no suspend channel: no lock) wrote its request and found it suspended.
+    await world.xenstore.write(`/local/domain/${stock.domid}/control/shutdown`, "suspend");
+    const entries = [stock, migrating, ours].map((g) => ({ domid: g.domid, reason: "checkpoint", since: "x", pid: 1 }));
+    writeFileSync(join(dir, "journal.json"), JSON.stringify({ version: 1, entries }));
+    const logs: string[] = [];
+    const s = await start({ log: (l) => logs.push(l), toolstackUser: (d) => (d === migrating.domid ? "xl (pid 9): migrate 5 otherhost" : undefined) });
+    expect(s.recovery.map((a) => [a.domid, a.action, a.unsubscribed])).toEqual([
+      [stock.domid, "left-alone", true],
+      [migrating.domid, "left-alone", true],
+      [ours.domid, "resumed", true],
+    ]);
+    expect(world.domainState(stock.domid)).toBe("suspended");
+    expect(world.domainState(migrating.domid)).toBe("suspended");
+    expect(world.domainState(ours.domid)).toBe("running");
+    expect(logs.join("\n")).toMatch(new RegExp(`recovery: domain ${stock.domid}: left-alone.*pending in control/shutdown`));
+    expect(logs.join("\n")).toMatch(new RegExp(`recovery: domain ${migrating.domid}: left-alone.*xl \\(pid 9\\): migrate`));
+    expect(s.daemon.journal.entries()).toEqual([]);
+  });
+
+  it("resume of a domain suspended by another tool (no session) refuses while that tool is at work on it", async () => {
+    await start();
+    const g = await world.addGuest();
+    const c = await client();
+    g.guest.suspend(); // e.g. xl save of a stock guest, memory being copied
+    const lock = world.binding().lockSuspend(g.domid);
+    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("lock") as unknown });
+    lock.release();
+    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "suspend");
+    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("pending in control/shutdown") as unknown });
+    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "");
+    xlAt = { domid: g.domid, what: "xl (pid 5): migrate 3 otherhost" };
+    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("xl (pid 5)") as unknown });
+    expect(world.domainState(g.domid)).toBe("suspended");
+    xlAt = undefined;
+    await c.request("resume", { domid: g.domid });
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+
+  it("stop does not resume a journalled domain another tool is working on (the entry is kept for the next start)", async () => {
+    const logs: string[] = [];
+    const s = await start({ log: (l) => logs.push(l) });
+    const g = await world.addGuest();
+    g.guest.suspend();
+    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "suspend");
+    s.daemon.journal.add(g.domid, "checkpoint"); // as a cycle that failed with the guest suspended leaves it
+    await s.stop();
+    svc = undefined;
+    expect(world.domainState(g.domid)).toBe("suspended");
+    expect(logs.join("\n")).toMatch(/left alone.*pending in control\/shutdown/);
+    expect(Journal.load(join(dir, "journal.json")).journal.entries().map((e) => e.domid)).toEqual([g.domid]);
+  });
+
+  it("a suspend request racing checkpoint.start is refused; it neither replaces nor drops the loop's journal entries", async () => {
+    const s = await start();
+    const g = await world.addGuest({ suspendDelayMs: 5 });
+    const c = await client();
+    const atResume: string[][] = [];
+    g.guest.onResume(() => {
+      atResume.push(s.daemon.journal.entries().map((e) => `${e.domid}:${e.reason}`));
+    });
+    // Same tick: the suspend's queue task runs right after checkpoint.start's set-up, before the first cycle.
+    const [started, suspended] = await Promise.allSettled([
+      c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 3 }),
+      c.request("suspend", { domid: g.domid }),
+    ]);
+    expect(started.status).toBe("fulfilled");
+    expect(suspended).toMatchObject({ status: "rejected", reason: { code: "EBUSY" } });
+    let loop: LoopStatus | undefined;
+    for (let i = 0; i < 200 && (loop = await loopOf(c, g.domid)).running; i++) await sleep(10);
+    expect(loop).toMatchObject({ running: false, ok: 3, failed: 0, skipped: 0 });
+    expect(atResume).toEqual([0, 1, 2].map(() => [`${g.domid}:checkpoint`]));
+    expect(s.daemon.journal.entries()).toEqual([]);
+    expect(world.domainState(g.domid)).toBe("running");
   });
 
   it("closes an idle session, and a session whose domain is destroyed", async () => {
