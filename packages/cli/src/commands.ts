@@ -17,6 +17,13 @@ import type { Deps, XenEnv } from "./context";
 import { EXIT } from "./exit-codes";
 
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
+
+/**
+ * Signals after which the guest is put back to running before the CLI exits. SIGHUP too: an ssh
+ * session that drops mid-cycle hangs the CLI up, and Node's default for SIGHUP is to die at once,
+ * leaving the guest suspended with nobody to resume it (the CLI keeps no journal).
+ */
+export const GUARDED_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const line = (s: Summary): string => `median ${ms(s.median)}, avg ${ms(s.avg)}, p99 ${ms(s.p99)}`;
 
 export function sessionOptions(a: CliArgs): SessionOptions {
@@ -32,6 +39,7 @@ async function withSession<T>(env: XenEnv, a: CliArgs, deps: Deps, body: (s: Sus
   const s = new SuspendSession(env.xen, env.xs, a.domid, sessionOptions(a));
   // Installed before open(): a signal at any point leaves the guest running.
   const unguard = installSignalGuard(s, {
+    signals: GUARDED_SIGNALS,
     ...(deps.signals === undefined ? {} : { source: deps.signals }),
     ...(deps.exit === undefined ? {} : { exit: deps.exit }),
     onClosed: (sig, r) => {
@@ -109,6 +117,7 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
   const stop = new AbortController();
   const s = new SuspendSession(env.xen, env.xs, a.domid, sessionOptions(a));
   const unguard = installSignalGuard(s, {
+    signals: GUARDED_SIGNALS,
     ...(deps.signals === undefined ? {} : { source: deps.signals }),
     ...(deps.exit === undefined ? {} : { exit: deps.exit }),
     onSignal: () => { stop.abort(); },

@@ -5,11 +5,13 @@ import type { DaemonClient, LoopStatus } from "@fastsuspend/daemon";
 import { isDaemonError } from "@fastsuspend/daemon";
 
 import type { CliArgs } from "./args";
-import { printInfo } from "./commands";
+import { GUARDED_SIGNALS, printInfo } from "./commands";
 import type { Deps } from "./context";
 import { EXIT, type ExitCode } from "./exit-codes";
 
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 /** Whether this invocation can be served by the daemon (flags it cannot honour mean direct). */
 export function daemonCanServe(a: CliArgs): boolean {
@@ -84,15 +86,15 @@ async function checkpoint(c: DaemonClient, a: CliArgs, deps: Deps): Promise<numb
     ...(a.path === undefined ? {} : { path: a.path }),
     ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
   });
-  // Ctrl-C stops the daemon's loop (the guest is left running by the daemon).
-  const interrupted = { yes: false };
-  const onSignal = (): void => {
-    interrupted.yes = true;
+  // Ctrl-C, SIGTERM or a hangup (ssh dropped) stops the daemon's loop (the guest is left running
+  // by the daemon); exit 128 + the signal's number, as the direct path does.
+  const interrupted: { by: NodeJS.Signals | undefined } = { by: undefined };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted.by ??= sig;
     void c.request("checkpoint.stop", { domid: a.domid }).catch(() => undefined);
   };
   const src = deps.signals ?? process;
-  src.on("SIGINT", onSignal);
-  src.on("SIGTERM", onSignal);
+  for (const sig of GUARDED_SIGNALS) src.on(sig, onSignal);
   try {
     let st: { loop: LoopStatus | null; rolling: { cycleMs: Summary } };
     for (;;) {
@@ -112,10 +114,9 @@ async function checkpoint(c: DaemonClient, a: CliArgs, deps: Deps): Promise<numb
       );
       if (loop.lastError !== null) deps.stderr(`fastsuspend: ${loop.lastError}\n`);
     }
-    if (interrupted.yes) return 130;
+    if (interrupted.by !== undefined) return 128 + (SIGNAL_NUMBERS[interrupted.by] ?? 2);
     return loop.failed > 0 || loop.stoppedBy === "error" ? EXIT.failed : EXIT.ok;
   } finally {
-    src.off("SIGINT", onSignal);
-    src.off("SIGTERM", onSignal);
+    for (const sig of GUARDED_SIGNALS) src.off(sig, onSignal);
   }
 }

@@ -32,6 +32,9 @@ export async function openRealEnv(): Promise<XenEnv> {
 }
 
 export function realDeps(): Deps {
+  // After a hangup (ssh dropped) writes to the terminal fail with EIO/EPIPE, emitted as 'error'
+  // events: unhandled, they would kill the CLI while its signal guard is still resuming the guest.
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
   return {
     openEnv: openRealEnv,
     stdout: (t) => process.stdout.write(t),

@@ -143,6 +143,35 @@ describe("commands on the fake host", () => {
     expect(s.err.join("")).toMatch(/SIGINT: checkpoint loop stopped, domain \d+ left running/);
   });
 
+  it("SIGHUP (the ssh session dropped) mid-loop or mid-suspend leaves the guest running, like SIGINT (exit 129)", async () => {
+    const g = await world.addGuest();
+    const signals = new EventEmitter();
+    let exited = -1;
+    const s = deps({ signals, exit: (c) => { exited = c; } });
+    const p = run(["checkpoint", String(g.domid), "--interval", "0", "--count", "100000"], s);
+    await new Promise((r) => setTimeout(r, 50));
+    signals.emit("SIGHUP", "SIGHUP");
+    await p;
+    expect(exited).toBe(129);
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+    expect(s.err.join("")).toMatch(/SIGHUP: checkpoint loop stopped, domain \d+ left running/);
+
+    // A suspend the guest takes its time over: the hangup withdraws it and the guest ends up running.
+    const slow = await world.addGuest({ suspendDelayMs: 100 });
+    const sig2 = new EventEmitter();
+    let exited2 = -1;
+    const s2 = deps({ signals: sig2, exit: (c) => { exited2 = c; } });
+    const p2 = run(["suspend", String(slow.domid)], s2);
+    await new Promise((r) => setTimeout(r, 30));
+    sig2.emit("SIGHUP", "SIGHUP");
+    await p2.catch(() => undefined);
+    for (let i = 0; i < 100 && exited2 < 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(exited2).toBe(129);
+    expect(world.domainState(slow.domid)).toBe("running");
+  });
+
   it("bench-run writes the JSON and prints the table", async () => {
     const g = await world.addGuest({ channel: "ok" });
     const d = deps();

@@ -71,6 +71,20 @@ describe("fastsuspend through fastsuspendd", () => {
     expect(d.err.join("")).toMatch(/no domain 999/);
   });
 
+  it("SIGHUP during a checkpoint through the daemon stops the daemon's loop (exit 129, as Ctrl-C's 130)", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    const p = run(["checkpoint", String(g.domid), "--interval", "5", "--count", "100000"], d);
+    await new Promise((r) => setTimeout(r, 100));
+    (d.signals as EventEmitter).emit("SIGHUP", "SIGHUP");
+    expect(await p).toBe(129);
+    const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock") });
+    const st = await c.request<{ loop: { running: boolean; stoppedBy: string } }>("status", { domid: g.domid });
+    c.close();
+    expect(st.loop).toMatchObject({ running: false, stoppedBy: "request" });
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+
   it("--no-daemon, flags the daemon cannot honour, and no daemon at all: direct", async () => {
     const g = await world.addGuest();
     const d = deps();
