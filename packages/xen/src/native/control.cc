@@ -134,7 +134,10 @@ Napi::Function XenControl::Init(Napi::Env env) {
 XenControl::XenControl(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XenControl>(info) {
   ClearLastLog();
   xch_ = xc_interface_open(CaptureLogger(), CaptureLogger(), 0);
-  if (xch_ == nullptr) ThrowXenError(info.Env(), "xc_interface_open", "", errno, TakeLastLog());
+  if (xch_ == nullptr) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(info.Env(), "xc_interface_open", "", err, TakeLastLog());
+  }
   ++g_openControlHandles;
 }
 
@@ -170,7 +173,10 @@ Napi::Value XenControl::GetInfo(const Napi::CallbackInfo& info) {
   // 4.17 has no xc_domain_getinfo_single: getinfolist returns the first domain >= domid,
   // so a different domid back means the asked one does not exist.
   int n = xc_domain_getinfolist(xch_, domid, 1, &d);
-  if (n < 0) ThrowXenError(env, "xc_domain_getinfo", Dom(domid), errno, TakeLastLog());
+  if (n < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xc_domain_getinfo", Dom(domid), err, TakeLastLog());
+  }
   if (n == 0 || d.domain != domid) ThrowXenError(env, "xc_domain_getinfo", Dom(domid), ESRCH);
   return InfoToObject(env, d);
 }
@@ -187,7 +193,8 @@ Napi::Value XenControl::ListDomains(const Napi::CallbackInfo& info) {
     ClearLastLog();
     int n = xc_domain_getinfolist(xch_, next, kBatch, buf.data());
     if (n < 0) {
-      ThrowXenError(env, "xc_domain_getinfolist", "first=" + std::to_string(next), errno,
+      const int err = errno;  // first: the arguments below are built in unspecified order
+      ThrowXenError(env, "xc_domain_getinfolist", "first=" + std::to_string(next), err,
                     TakeLastLog());
     }
     for (int i = 0; i < n; ++i) out.Set(idx++, InfoToObject(env, buf[static_cast<size_t>(i)]));
@@ -204,7 +211,8 @@ Napi::Value XenControl::Pause(const Napi::CallbackInfo& info) {
   uint32_t domid = ArgU32(info, 0, "domid", kMaxDomid);
   ClearLastLog();
   if (xc_domain_pause(xch_, domid) < 0) {
-    ThrowXenError(env, "xc_domain_pause", Dom(domid), errno, TakeLastLog());
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xc_domain_pause", Dom(domid), err, TakeLastLog());
   }
   return env.Undefined();
 }
@@ -215,7 +223,8 @@ Napi::Value XenControl::Unpause(const Napi::CallbackInfo& info) {
   uint32_t domid = ArgU32(info, 0, "domid", kMaxDomid);
   ClearLastLog();
   if (xc_domain_unpause(xch_, domid) < 0) {
-    ThrowXenError(env, "xc_domain_unpause", Dom(domid), errno, TakeLastLog());
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xc_domain_unpause", Dom(domid), err, TakeLastLog());
   }
   return env.Undefined();
 }
@@ -227,8 +236,9 @@ Napi::Value XenControl::Shutdown(const Napi::CallbackInfo& info) {
   uint32_t reason = ArgU32(info, 1, "reason", XEN_DOMINF_shutdownmask);
   ClearLastLog();
   if (xc_domain_shutdown(xch_, domid, static_cast<int>(reason)) < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
     ThrowXenError(env, "xc_domain_shutdown", Dom(domid) + ", reason=" + std::to_string(reason),
-                  errno, TakeLastLog());
+                  err, TakeLastLog());
   }
   return env.Undefined();
 }
@@ -240,7 +250,8 @@ Napi::Value XenControl::Resume(const Napi::CallbackInfo& info) {
   bool fast = ArgBool(info, 1, "fast");
   ClearLastLog();
   if (xc_domain_resume(xch_, domid, fast ? 1 : 0) < 0) {
-    ThrowXenError(env, "xc_domain_resume", Dom(domid) + ", fast=" + (fast ? "1" : "0"), errno,
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xc_domain_resume", Dom(domid) + ", fast=" + (fast ? "1" : "0"), err,
                   TakeLastLog());
   }
   return env.Undefined();
@@ -266,8 +277,9 @@ Napi::Value XenControl::AllocUnbound(const Napi::CallbackInfo& info) {
   ClearLastLog();
   int port = xc_evtchn_alloc_unbound(xch_, domid, remote);
   if (port < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
     ThrowXenError(env, "xc_evtchn_alloc_unbound",
-                  Dom(domid) + ", remote_dom=" + std::to_string(remote), errno, TakeLastLog());
+                  Dom(domid) + ", remote_dom=" + std::to_string(remote), err, TakeLastLog());
   }
   return Napi::Number::New(env, port);
 }
@@ -279,8 +291,9 @@ Napi::Value XenControl::SubscribeForSuspend(const Napi::CallbackInfo& info) {
   uint32_t port = ArgU32(info, 1, "port");
   ClearLastLog();
   if (xc_domain_subscribe_for_suspend(xch_, domid, port) < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
     ThrowXenError(env, "xc_domain_subscribe_for_suspend",
-                  Dom(domid) + ", port=" + std::to_string(port), errno, TakeLastLog());
+                  Dom(domid) + ", port=" + std::to_string(port), err, TakeLastLog());
   }
   return env.Undefined();
 }
@@ -303,10 +316,16 @@ Napi::Value XenControl::Domctl(const Napi::CallbackInfo& info) {
   }
   if (xcall_ == nullptr) {
     xcall_ = xencall_open(CaptureLogger(), 0);
-    if (xcall_ == nullptr) ThrowXenError(env, "xencall_open", "", errno, TakeLastLog());
+    if (xcall_ == nullptr) {
+      const int err = errno;  // first: the arguments below are built in unspecified order
+      ThrowXenError(env, "xencall_open", "", err, TakeLastLog());
+    }
   }
   auto* dc = static_cast<struct xen_domctl*>(xencall_alloc_buffer(xcall_, sizeof(struct xen_domctl)));
-  if (dc == nullptr) ThrowXenError(env, "xencall_alloc_buffer", args, errno);
+  if (dc == nullptr) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xencall_alloc_buffer", args, err);
+  }
   std::memset(dc, 0, sizeof *dc);
   dc->cmd = cmd;
   dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;

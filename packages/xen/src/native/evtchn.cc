@@ -43,7 +43,10 @@ Napi::Function EvtchnHandle::Init(Napi::Env env) {
 
 EvtchnHandle::EvtchnHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EvtchnHandle>(info) {
   xce_ = xenevtchn_open(CaptureLogger(), 0);
-  if (xce_ == nullptr) ThrowXenError(info.Env(), "xenevtchn_open", "", errno);
+  if (xce_ == nullptr) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(info.Env(), "xenevtchn_open", "", err);
+  }
   fd_ = xenevtchn_fd(xce_);
   ++g_openEvtchnHandles;
 }
@@ -69,8 +72,9 @@ Napi::Value EvtchnHandle::BindInterdomain(const Napi::CallbackInfo& info) {
   uint32_t remote = ArgU32(info, 1, "remotePort");
   int port = xenevtchn_bind_interdomain(xce_, domid, remote);
   if (port < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
     ThrowXenError(env, "xenevtchn_bind_interdomain",
-                  "dom=" + std::to_string(domid) + ", remote_port=" + std::to_string(remote), errno);
+                  "dom=" + std::to_string(domid) + ", remote_port=" + std::to_string(remote), err);
   }
   if (ports_.insert(static_cast<uint32_t>(port)).second) ++g_boundPorts;
   return Napi::Number::New(env, port);
@@ -82,7 +86,8 @@ Napi::Value EvtchnHandle::BindUnboundPort(const Napi::CallbackInfo& info) {
   uint32_t domid = ArgU32(info, 0, "remoteDomid", 0xffff);
   int port = xenevtchn_bind_unbound_port(xce_, domid);
   if (port < 0) {
-    ThrowXenError(env, "xenevtchn_bind_unbound_port", "remote_dom=" + std::to_string(domid), errno);
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xenevtchn_bind_unbound_port", "remote_dom=" + std::to_string(domid), err);
   }
   if (ports_.insert(static_cast<uint32_t>(port)).second) ++g_boundPorts;
   return Napi::Number::New(env, port);
@@ -93,7 +98,10 @@ Napi::Value EvtchnHandle::BindVirq(const Napi::CallbackInfo& info) {
   CheckOpen(env, "xenevtchn_bind_virq");
   uint32_t virq = ArgU32(info, 0, "virq");
   int port = xenevtchn_bind_virq(xce_, virq);
-  if (port < 0) ThrowXenError(env, "xenevtchn_bind_virq", "virq=" + std::to_string(virq), errno);
+  if (port < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xenevtchn_bind_virq", "virq=" + std::to_string(virq), err);
+  }
   if (ports_.insert(static_cast<uint32_t>(port)).second) ++g_boundPorts;
   return Napi::Number::New(env, port);
 }
@@ -103,7 +111,8 @@ Napi::Value EvtchnHandle::Notify(const Napi::CallbackInfo& info) {
   CheckOpen(env, "xenevtchn_notify");
   uint32_t port = ArgU32(info, 0, "port");
   if (xenevtchn_notify(xce_, port) < 0) {
-    ThrowXenError(env, "xenevtchn_notify", "port=" + std::to_string(port), errno);
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xenevtchn_notify", "port=" + std::to_string(port), err);
   }
   return env.Undefined();
 }
@@ -113,7 +122,8 @@ Napi::Value EvtchnHandle::Unbind(const Napi::CallbackInfo& info) {
   CheckOpen(env, "xenevtchn_unbind");
   uint32_t port = ArgU32(info, 0, "port");
   if (xenevtchn_unbind(xce_, port) < 0) {
-    ThrowXenError(env, "xenevtchn_unbind", "port=" + std::to_string(port), errno);
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xenevtchn_unbind", "port=" + std::to_string(port), err);
   }
   if (ports_.erase(port) > 0) --g_boundPorts;
   return env.Undefined();
@@ -124,7 +134,8 @@ Napi::Value EvtchnHandle::Unmask(const Napi::CallbackInfo& info) {
   CheckOpen(env, "xenevtchn_unmask");
   uint32_t port = ArgU32(info, 0, "port");
   if (xenevtchn_unmask(xce_, port) < 0) {
-    ThrowXenError(env, "xenevtchn_unmask", "port=" + std::to_string(port), errno);
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xenevtchn_unmask", "port=" + std::to_string(port), err);
   }
   return env.Undefined();
 }
@@ -147,8 +158,9 @@ Napi::Value EvtchnHandle::Pending(const Napi::CallbackInfo& info) {
   if (!Readable()) return Napi::Number::New(env, -1);
   int port = xenevtchn_pending(xce_);
   if (port < 0) {
-    if (errno == EAGAIN || errno == EINTR) return Napi::Number::New(env, -1);
-    ThrowXenError(env, "xenevtchn_pending", "", errno);
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    if (err == EAGAIN || err == EINTR) return Napi::Number::New(env, -1);
+    ThrowXenError(env, "xenevtchn_pending", "", err);
   }
   return Napi::Number::New(env, port);
 }
@@ -279,8 +291,8 @@ void EvtchnHandle::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
     if (!self->Readable()) break;
     int port = xenevtchn_pending(self->xce_);
     if (port < 0) {
-      if (errno == EAGAIN || errno == EINTR) break;
-      int e = errno;
+      const int e = errno;
+      if (e == EAGAIN || e == EINTR) break;
       self->Deliver(env, MakeXenError(env, "xenevtchn_pending", "", e), -1);
       self->StopPoll();
       break;

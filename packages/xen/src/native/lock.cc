@@ -33,7 +33,10 @@ Napi::Value SuspendLockAcquire(const Napi::CallbackInfo& info) {
   // closes, so we may have locked an inode that is already gone (libxenguest does the same check).
   for (int attempt = 0; attempt < 100; attempt++) {
     int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) ThrowXenError(env, "open", args, errno);
+    if (fd < 0) {
+      const int err = errno;  // first: the arguments below are built in unspecified order
+      ThrowXenError(env, "open", args, err);
+    }
     struct flock fl;
     std::memset(&fl, 0, sizeof(fl));
     fl.l_type = F_WRLCK;
