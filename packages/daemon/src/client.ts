@@ -11,7 +11,12 @@ import {
 export interface DaemonClientOptions {
   /** Default: $FASTSUSPEND_SOCKET, else /run/fastsuspend/daemon.sock. */
   socketPath?: string;
-  /** Per-request timeout (default 30 s). */
+  /**
+   * Per-request timeout (default 30 s). A request that carries its own `timeoutMs` (suspend,
+   * checkpoint.start) gets that much more: the daemon may legitimately take it (plus the wait for
+   * the domain's queue and the resume), and giving up earlier would report a failure while the
+   * guest is still being suspended.
+   */
   timeoutMs?: number;
 }
 
@@ -125,8 +130,14 @@ export class DaemonClient {
     else p.reject(new DaemonError(r.error.code, r.error.message));
   }
 
+  /** How long to wait for the answer to a request with these params (see DaemonClientOptions.timeoutMs). */
+  timeoutFor(params: Record<string, unknown>): number {
+    const t = params.timeoutMs;
+    return typeof t === "number" && Number.isFinite(t) && t > 0 ? this.#timeoutMs + t : this.#timeoutMs;
+  }
+
   /** Sends {id, op, ...params}; resolves with `result` or rejects with DaemonError(code, message). */
-  request<T = unknown>(op: string, params: Record<string, unknown> = {}, timeoutMs = this.#timeoutMs): Promise<T> {
+  request<T = unknown>(op: string, params: Record<string, unknown> = {}, timeoutMs = this.timeoutFor(params)): Promise<T> {
     if (this.#closedErr !== undefined) return Promise.reject(this.#closedErr);
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {

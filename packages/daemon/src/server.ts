@@ -1,7 +1,9 @@
 // The unix-socket front end: newline-delimited JSON, many clients, requests on one connection
 // answered as they complete. A line over MAX_LINE_BYTES gets ETOOBIG and the connection is closed
 // (its framing can no longer be trusted); any other bad line gets its error and the connection
-// stays usable. Nothing a client sends can stop the daemon.
+// stays usable. Nothing a client sends can stop the daemon. A connection is read only while it
+// has fewer than 32 requests in the daemon and no backlog of unread answers (backpressure both
+// ways: the rest waits in the client's socket).
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
@@ -10,9 +12,17 @@ import type { Daemon } from "./daemon";
 import { toDaemonError } from "./daemon";
 import { DaemonError, encodeResponse, errorResponse, MAX_LINE_BYTES, okResponse, parseRequest, type Response } from "./protocol";
 
+/** Default limit of requests one connection has in the daemon at once. */
+export const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+
 export interface ServerOptions {
   socketPath: string;
   maxLineBytes?: number;
+  /**
+   * Requests of one connection in the daemon at once (default 32): beyond it the connection is not
+   * read until one is answered.
+   */
+  maxInFlightPerConnection?: number;
   /** Socket file mode (default 0600: root only). */
   mode?: number;
   log?: (line: string) => void;
@@ -24,15 +34,19 @@ export class DaemonServer {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #maxLine: number;
+  readonly #maxInFlight: number;
   readonly #mode: number;
   readonly #log: (line: string) => void;
   /** Requests answered (load measurements). */
   answered = 0;
+  /** Times a connection was paused: its in-flight limit reached, or its answers not read (tests). */
+  heldConnections = 0;
 
   constructor(daemon: Daemon, opts: ServerOptions) {
     this.socketPath = opts.socketPath;
     this.#daemon = daemon;
     this.#maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
+    this.#maxInFlight = Math.max(1, opts.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION);
     this.#mode = opts.mode ?? 0o600;
     this.#log = opts.log ?? (() => undefined);
     this.#server = createServer((sock) => {
@@ -65,15 +79,19 @@ export class DaemonServer {
     this.#sockets.add(sock);
     let buf: Buffer = Buffer.alloc(0);
     let closed = false;
+    let inFlight = 0;
+    let paused = false;
     const send = (r: Response): void => {
       if (closed || sock.destroyed) return;
       this.answered++;
       sock.write(encodeResponse(r));
     };
-    sock.on("data", (chunk: Buffer) => {
-      if (closed) return;
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      for (;;) {
+    // Reads requests only while this connection has fewer than maxInFlight of them in the daemon
+    // and its answers are being read (no write backlog): otherwise the socket is paused, so that a
+    // client pipelining without limit, or never reading, holds a bounded amount of the daemon's
+    // memory (the rest waits in its socket buffers).
+    const pump = (): void => {
+      while (!closed && inFlight < this.#maxInFlight && !sock.writableNeedDrain) {
         const nl = buf.indexOf(0x0a);
         if (nl < 0) break;
         const line = buf.subarray(0, nl);
@@ -84,13 +102,38 @@ export class DaemonServer {
           return;
         }
         const text = line.toString("utf8").trim();
-        if (text !== "") this.#handleLine(text, send);
+        if (text === "") continue;
+        const pending = this.#handleLine(text, send);
+        if (pending !== undefined) {
+          inFlight++;
+          void pending.then(() => {
+            inFlight--;
+            pump();
+          });
+        }
       }
-      if (buf.length > this.#maxLine) {
+      if (closed) return;
+      if (buf.length > this.#maxLine && buf.indexOf(0x0a) < 0) {
         this.#tooBig(sock, send, buf.length);
         closed = true;
+        return;
       }
+      const hold = inFlight >= this.#maxInFlight || sock.writableNeedDrain;
+      if (hold && !paused) {
+        paused = true;
+        this.heldConnections++;
+        sock.pause();
+      } else if (!hold && paused) {
+        paused = false;
+        sock.resume();
+      }
+    };
+    sock.on("data", (chunk: Buffer) => {
+      if (closed) return;
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      pump();
     });
+    sock.on("drain", pump);
     sock.on("error", () => undefined);
     sock.on("close", () => {
       closed = true;
@@ -105,14 +148,15 @@ export class DaemonServer {
     setTimeout(() => sock.destroy(), 1000).unref();
   }
 
-  #handleLine(text: string, send: (r: Response) => void): void {
+  /** Answers a bad line at once (undefined), or hands the request to the daemon (settles when answered). */
+  #handleLine(text: string, send: (r: Response) => void): Promise<void> | undefined {
     const p = parseRequest(text);
     if (p.error !== undefined) {
       this.#daemon.requestErrors.inc({ op: "none", code: p.error.code });
       send(errorResponse(p.id, p.error));
-      return;
+      return undefined;
     }
-    this.#daemon.handle(p.request).then(
+    return this.#daemon.handle(p.request).then(
       (result) => {
         send(okResponse(p.id, result));
       },

@@ -53,8 +53,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const log = opts.log ?? (() => undefined);
   const runDir = opts.runDir ?? DEFAULT_RUN_DIR;
   const socketPath = opts.socketPath ?? join(runDir, "daemon.sock");
-  const pidLock = acquirePidLock(join(runDir, "daemon.pid"));
-  if (pidLock.replacedStale !== undefined) log(`replaced a stale pid file (pid ${pidLock.replacedStale} is gone)`);
+  const pidLock = await acquirePidLock(join(runDir, "daemon.pid"));
+  if (pidLock.replacedStale !== undefined) log(`replaced a stale pid file (pid ${pidLock.replacedStale} no longer holds the daemon lock)`);
   let daemon: Daemon | undefined;
   let server: DaemonServer | undefined;
   try {

@@ -128,29 +128,49 @@ describe("Journal entries per (domid, owner op)", () => {
 });
 
 describe("pid lock", () => {
-  it("refuses a second daemon while the first's pid runs, replaces a stale file, and removes its own on release", () => {
+  it("refuses a second daemon while the first holds the lock, replaces a stale file, and removes its own on release", async () => {
     const p = join(dir, "daemon.pid");
-    const lock = acquirePidLock(p);
+    const lock = await acquirePidLock(p);
     expect(readFileSync(p, "utf8").trim()).toBe(String(process.pid));
-    // Another live process owns it (pid 1 always runs).
-    writeFileSync(p, "1\n");
     let err: unknown;
     try {
-      acquirePidLock(p, 999_999);
+      await acquirePidLock(p, 999_999);
     } catch (e) {
       err = e;
     }
     expect(isDaemonError(err, "EBUSY")).toBe(true);
-    expect((err as Error).message).toMatch(/another fastsuspendd is running \(pid 1/);
-    // A dead pid: stale, replaced.
+    expect((err as Error).message).toMatch(new RegExp(`another fastsuspendd is running \\(pid ${process.pid}`));
+    lock.release();
+    expect(existsSync(p)).toBe(false);
+    // A dead daemon's file (kill -9): stale, replaced.
     const dead = spawnSync("true").pid;
     writeFileSync(p, `${dead}\n`);
-    lock.release(); // not ours any more: left alone
-    expect(existsSync(p)).toBe(true);
-    const l2 = acquirePidLock(p);
+    const l2 = await acquirePidLock(p);
     expect(l2.replacedStale).toBe(dead);
+    expect(readFileSync(p, "utf8").trim()).toBe(String(process.pid));
     l2.release();
     expect(existsSync(p)).toBe(false);
+  });
+
+  it("a starter that finds the pid file empty or half-written (another starter between create and write) does not take over", async () => {
+    const p = join(dir, "daemon.pid");
+    const first = await acquirePidLock(p);
+    // What a second starter reads in the first one's window between O_EXCL create and write().
+    writeFileSync(p, "");
+    let err: unknown;
+    try {
+      const second = await acquirePidLock(p, 999_998);
+      second.release();
+    } catch (e) {
+      err = e;
+    }
+    expect(isDaemonError(err, "EBUSY")).toBe(true);
+    // Two starters at once on a stale file: exactly one wins.
+    first.release();
+    writeFileSync(p, `${spawnSync("true").pid}\n`);
+    const both = await Promise.allSettled([acquirePidLock(p, 999_997), acquirePidLock(p, 999_996)]);
+    expect(both.map((b) => b.status).sort()).toEqual(["fulfilled", "rejected"]);
+    for (const b of both) if (b.status === "fulfilled") b.value.release();
   });
 });
 

@@ -598,6 +598,59 @@ describe("fastsuspendd on the fake host", () => {
     expect(world.domainState(g.domid)).toBe("running");
   });
 
+  it("the client sizes a request's timeout from the request's timeoutMs (a suspend allowed 2 s is not given up after the client's 100 ms)", async () => {
+    await start();
+    const g = await world.addGuest({ suspendDelayMs: 300 });
+    const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 100 });
+    clients.push(c);
+    const r = await c.request<{ path: string }>("suspend", { domid: g.domid, timeoutMs: 2000 });
+    expect(r.path).toBe("xenstore+evtchn");
+    expect(world.domainState(g.domid)).toBe("suspended");
+  });
+
+  it("one connection has at most 32 requests in the daemon at once; the rest wait in its socket and are all answered", async () => {
+    const s = await start();
+    let inside = 0;
+    let most = 0;
+    const handle = s.daemon.handle.bind(s.daemon);
+    s.daemon.handle = async (req) => {
+      most = Math.max(most, ++inside);
+      try {
+        await sleep(2);
+        return await handle(req);
+      } finally {
+        inside--;
+      }
+    };
+    const r = await raw(Array.from({ length: 200 }, (_, i) => `{"id":${i},"op":"metrics"}\n`).join(""), 200);
+    expect(r.lines).toHaveLength(200);
+    expect(r.lines.every((l) => l.ok)).toBe(true);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(32);
+  });
+
+  it("stops reading a connection whose client does not read its answers (write backpressure), and serves it once it reads", async () => {
+    const s = await start();
+    const n = 3000;
+    const sock = createConnection(join(dir, "daemon.sock"));
+    await new Promise((r) => sock.once("connect", r));
+    sock.write(Array.from({ length: n }, (_, i) => `{"id":${i},"op":"metrics"}\n`).join(""));
+    // The client reads nothing: wait until the daemon stops answering.
+    let last = -1;
+    for (let i = 0; i < 40 && s.server.answered !== last; i++) {
+      last = s.server.answered;
+      await sleep(100);
+    }
+    expect(s.server.answered).toBeLessThan(n / 4);
+    let lines = 0;
+    sock.on("data", (d: Buffer) => {
+      for (const b of d) if (b === 0x0a) lines++;
+    });
+    for (let i = 0; i < 300 && lines < n; i++) await sleep(20);
+    sock.destroy();
+    expect(lines).toBe(n);
+  });
+
   it("closes an idle session, and a session whose domain is destroyed", async () => {
     const s = await start({ idleMs: 100 });
     const g = await world.addGuest();
