@@ -3,7 +3,7 @@
 // loop; close() undoes everything and never leaves the guest suspended.
 import { isXenError, type EvtchnHandle, type XenBinding, type SuspendLock } from "@fastsuspend/xen";
 
-import { msSince, now } from "./clock";
+import { msSince, now, sleep } from "./clock";
 import { detect, type Capabilities } from "./detect";
 import { choosePath, fallbackOrder } from "./choose";
 import { domainWaitState, isSuspended } from "./domain-state";
@@ -40,6 +40,12 @@ export interface SessionOptions {
    * across a checkpoint loop needs "operation".
    */
   hold?: "session" | "operation";
+  /**
+   * close() with resumeIfSuspended: how long to keep watching a domain that may still act on a
+   * request of ours that could not be withdrawn (an event-channel trigger that timed out), so that
+   * a late suspend is resumed rather than left behind (default 5000 ms).
+   */
+  outstandingWaitMs?: number;
 }
 
 export interface SuspendOptions {
@@ -86,6 +92,11 @@ export interface CycleTimings {
 export interface CloseReport {
   /** The domain was found suspended and resumed so that it is left running. */
   resumed: boolean;
+  /**
+   * A request of ours that could not be withdrawn was still outstanding when the session closed:
+   * the guest may yet suspend, and nobody will resume it (`fastsuspend resume DOMID` does).
+   */
+  outstanding: boolean;
   /** What could not be undone (best effort: close never throws). */
   problems: string[];
 }
@@ -114,6 +125,12 @@ export class SuspendSession {
   #inflight: Promise<unknown> | undefined;
   #abort = new AbortController();
   #closing: Promise<CloseReport> | undefined;
+  /**
+   * A suspend request of ours that timed out and could not be taken back (an event on the guest's
+   * channel, or a xenstore request the guest had acked): the guest may still act on it. Until it
+   * does, or a later suspend of ours completes, a suspended domain is ours to resume.
+   */
+  #outstanding = false;
 
   constructor(xen: XenBinding, xs: XenstoreLike, domid: number, opts: SessionOptions = {}) {
     this.domid = domid;
@@ -129,6 +146,7 @@ export class SuspendSession {
       lateSuspendGraceMs: opts.lateSuspendGraceMs ?? 1000,
       defaultTimeoutMs: opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       hold: opts.hold ?? "session",
+      outstandingWaitMs: opts.outstandingWaitMs ?? 5000,
     };
   }
 
@@ -140,6 +158,25 @@ export class SuspendSession {
   }
   get capabilities(): Capabilities | undefined {
     return this.#caps;
+  }
+  /** A timed-out request of ours that the guest may still act on (see resumeLateSuspend). */
+  get outstandingRequest(): boolean {
+    return this.#outstanding;
+  }
+
+  /**
+   * The guest acted on a request of ours after we gave up on it (a freezer that took seconds):
+   * resume it. Call with the domain's lock held and after checking that no other tool is at work
+   * on it. Returns whether it resumed the domain.
+   */
+  async resumeLateSuspend(): Promise<boolean> {
+    const closed = this.#notOpen("resumeLateSuspend");
+    if (closed !== undefined) throw closed;
+    if (!this.#outstanding || this.#inflight !== undefined || !isSuspended(this.#xen, this.domid)) return false;
+    this.#outstanding = false;
+    await this.#resumeDomain(true);
+    this.#state = "open";
+    return true;
   }
 
   /** Takes the lock, detects, picks the path, binds and subscribes. Nothing is left held on failure. */
@@ -258,6 +295,11 @@ export class SuspendSession {
 
   async #suspend(timeoutMs: number): Promise<SuspendResult> {
     let xsResumeWaitMs = 0;
+    if (this.#outstanding && isSuspended(this.#xen, this.domid)) {
+      // Our own earlier request, acted on late: the domain is ours to resume before a new one.
+      this.#outstanding = false;
+      await this.#resumeDomain(true);
+    }
     if (this.#rebind) await this.#setUpAgain();
     const failedPaths: SuspendResult["failedPaths"] = [];
     for (;;) {
@@ -365,6 +407,7 @@ export class SuspendSession {
       const state = domainWaitState(this.#xen, d, while_);
       const t3 = now();
       if (state === "suspended") {
+        this.#outstanding = false; // a pending request of ours has been served now
         return {
           triggerMs: msSince(t0, t1),
           awaitMs: msSince(t1, tWake),
@@ -402,6 +445,7 @@ export class SuspendSession {
       await this.#resumeDomain(true);
       resumedLateSuspend = true;
     }
+    this.#outstanding = !resumedLateSuspend && (outcome.acked || outcome.unrevocable);
     return new SuspendTimeoutError(d, {
       path,
       timeoutMs,
@@ -502,13 +546,26 @@ export class SuspendSession {
     let resumed = false;
     if (this.#state === "new" || this.#state === "closed") {
       this.#state = "closed";
-      return { resumed, problems };
+      return { resumed, outstanding: false, problems };
     }
     this.interrupt();
     if (this.#inflight !== undefined) await this.#inflight.catch(() => undefined);
     if (this.#pendingXsResume !== undefined) await this.#pendingXsResume;
+    let strayOfOurs = false;
+    if (this.#outstanding) {
+      // A request we could not take back may still be acted on: watch a while longer (bounded),
+      // and resume a suspend it causes, whatever resumeIfSuspended says: nobody asked for that one.
+      try {
+        const end = now() + BigInt(Math.round(this.#opts.outstandingWaitMs * 1e6));
+        while (now() < end && domainWaitState(this.#xen, this.domid, "while closing") !== "suspended") await sleep(Math.min(50, Number(end - now()) / 1e6));
+        strayOfOurs = isSuspended(this.#xen, this.domid);
+      } catch {
+        // gone, crashed or shut down: nothing of ours to resume
+      }
+      if (strayOfOurs) this.#outstanding = false;
+    }
     try {
-      if (resumeIfSuspended && isSuspended(this.#xen, this.domid)) {
+      if ((resumeIfSuspended || strayOfOurs) && isSuspended(this.#xen, this.domid)) {
         this.#xen.resume(this.domid, true);
         resumed = true;
         await this.#xs.resumeDomain(this.domid).catch((err: unknown) => {
@@ -533,7 +590,7 @@ export class SuspendSession {
     this.#lock = undefined;
     problems.push(...this.takeDeferredProblems());
     this.#state = "closed";
-    return { resumed, problems };
+    return { resumed, outstanding: this.#outstanding, problems };
   }
 }
 

@@ -19,7 +19,7 @@ afterEach(async () => {
 
 async function setup(guestOpts: FakeGuestOptions = {}, sessionOpts: SessionOptions = {}): Promise<{ s: SuspendSession; domid: number }> {
   const g = await world.addGuest(guestOpts);
-  const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { defaultTimeoutMs: 500, lateSuspendGraceMs: 100, ...sessionOpts });
+  const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { defaultTimeoutMs: 500, lateSuspendGraceMs: 100, outstandingWaitMs: 100, ...sessionOpts });
   sessions.push(s);
   return { s, domid: g.domid };
 }
@@ -66,7 +66,7 @@ describe.each(ALL_PATHS)("path $path", ({ path, channel, hv }) => {
     }
     expect(world.xen.guest(domid).suspends).toBe(3);
     const report = await s.close();
-    expect(report).toEqual({ resumed: false, problems: [] });
+    expect(report).toEqual({ resumed: false, outstanding: false, problems: [] });
     expectNothingHeld(domid);
     expect(await s.close()).toEqual(report); // idempotent
   });
@@ -244,7 +244,7 @@ describe("failures", () => {
     await s.open();
     await s.suspend();
     expect(world.domainState(domid)).toBe("suspended");
-    expect(await s.close()).toEqual({ resumed: true, problems: [] });
+    expect(await s.close()).toEqual({ resumed: true, outstanding: false, problems: [] });
     expect(world.domainState(domid)).toBe("running");
     expectNothingHeld(domid);
   });
@@ -447,4 +447,46 @@ it("a *+watch path works after libxl left the guest's port subscribed (xc_suspen
     await s.close();
   }
   expect(world.subscription(g.domid)).toBe(0);
+});
+
+describe("a timed-out request the guest acts on late (an event cannot be taken back)", () => {
+  it("is remembered: resumeLateSuspend() resumes the late suspend, and a new suspend() would too", async () => {
+    const { s, domid } = await setup({ channel: "ok", suspendDelayMs: 300 }, { path: "evtchn+poll" });
+    await s.open();
+    await expect(s.suspend({ timeoutMs: 30 })).rejects.toBeInstanceOf(SuspendTimeoutError);
+    expect(s.outstandingRequest).toBe(true);
+    expect(await s.resumeLateSuspend()).toBe(false); // still running: nothing to do yet
+    for (let i = 0; i < 100 && world.domainState(domid) !== "suspended"; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(world.domainState(domid)).toBe("suspended");
+    expect(await s.resumeLateSuspend()).toBe(true);
+    expect(world.domainState(domid)).toBe("running");
+    expect(s.outstandingRequest).toBe(false);
+    // Again, then a new suspend(): it resumes our stray first and serves the new request.
+    guestOpts(domid).suspendDelayMs = 300;
+    await expect(s.suspend({ timeoutMs: 30 })).rejects.toBeInstanceOf(SuspendTimeoutError);
+    for (let i = 0; i < 100 && world.domainState(domid) !== "suspended"; i++) await new Promise((r) => setTimeout(r, 10));
+    guestOpts(domid).suspendDelayMs = 2;
+    await s.suspend({ timeoutMs: 2000 });
+    expect(s.state).toBe("suspended");
+    expect(s.outstandingRequest).toBe(false);
+    await s.resume();
+  });
+
+  it("close() keeps watching (bounded) and resumes a late suspend even without resumeIfSuspended", async () => {
+    const { s, domid } = await setup({ channel: "ok", suspendDelayMs: 300 }, { path: "evtchn+poll", outstandingWaitMs: 2000 });
+    await s.open();
+    await expect(s.suspend({ timeoutMs: 30 })).rejects.toBeInstanceOf(SuspendTimeoutError);
+    const r = await s.close({ resumeIfSuspended: false });
+    expect(r).toMatchObject({ resumed: true, outstanding: false });
+    expect(world.domainState(domid)).toBe("running");
+  });
+
+  it("close() says so when the request is still outstanding after the wait", async () => {
+    const { s, domid } = await setup({ channel: "ok", suspendDelayMs: 5000 }, { path: "evtchn+poll", outstandingWaitMs: 50 });
+    await s.open();
+    await expect(s.suspend({ timeoutMs: 30 })).rejects.toBeInstanceOf(SuspendTimeoutError);
+    const r = await s.close();
+    expect(r).toMatchObject({ resumed: false, outstanding: true });
+    expect(world.domainState(domid)).toBe("running");
+  });
 });

@@ -285,8 +285,34 @@ export class Daemon {
     const now = Date.now();
     for (const dom of this.#domains.values()) {
       if (dom.session === undefined || dom.loop?.running === true || dom.userSuspended) continue;
+      if (dom.session.outstandingRequest) {
+        // Kept open while the guest may still act on a request of ours: resume a late suspend.
+        if (this.#queue.depth(dom.domid) === 0) void this.#queue.run(dom.domid, () => this.#resumeLateSuspend(dom));
+        continue;
+      }
       if (this.#queue.depth(dom.domid) > 0 || now - dom.lastUsed < this.#opts.idleMs) continue;
       void this.#queue.run(dom.domid, () => this.#closeSession(dom, { force: false }));
+    }
+  }
+
+  /** A late suspend caused by a timed-out request of ours (see #cycleOnce): resume it, unless another tool is at work. */
+  async #resumeLateSuspend(dom: DomainState): Promise<void> {
+    const s = dom.session;
+    if (s === undefined || !s.outstandingRequest) return;
+    try {
+      this.xen.activate(dom.domid, { subscribe: false });
+    } catch (err) {
+      if (!isXenError(err, "EAGAIN") && !isXenError(err, "ESRCH")) this.#opts.log(`dom${dom.domid}: ${errorText(err)}`);
+      return;
+    }
+    try {
+      const other = await this.#otherTool(dom);
+      if (other !== undefined) return;
+      if (await s.resumeLateSuspend()) this.#opts.log(`dom${dom.domid}: resumed a late suspend caused by our own timed-out request`);
+    } catch (err) {
+      this.#opts.log(`dom${dom.domid}: resume of a late suspend: ${errorText(err)}`);
+    } finally {
+      this.#deactivate(dom.domid);
     }
   }
 
@@ -403,7 +429,8 @@ export class Daemon {
       // "operation": the guest's suspend channel is bound only while a suspend is in flight, so
       // that libxl can bind it between our cycles (xl save -c failed while a loop ran, see
       // docs/daemon.md).
-      const opts: SessionOptions = { ...this.#opts.session, hold: "operation" };
+      // outstandingWaitMs 0: a request that may still be acted on is watched by the sweeper instead.
+      const opts: SessionOptions = { ...this.#opts.session, hold: "operation", outstandingWaitMs: 0 };
       if (path !== undefined) opts.path = path;
       s = new SuspendSession(this.xen, this.xs, dom.domid, opts);
       await s.open();
@@ -625,7 +652,10 @@ export class Daemon {
       }
       if (info.dying) return "gone";
       if (info.shutdown && info.shutdownReasonName !== "suspend") return "gone";
-      if (info.shutdown) return skip("domain suspended by another tool (xl save -c?)");
+      // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
+      // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume, once
+      // the checks below find no other tool at work; the session resumes it before its next request.
+      if (info.shutdown && dom.session?.outstandingRequest !== true) return skip("domain suspended by another tool (xl save -c?)");
       if (info.paused) return skip("domain paused by another tool");
       // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
       // is the only sign. Triggering now would take its suspend from it.

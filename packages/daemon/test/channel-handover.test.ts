@@ -101,3 +101,27 @@ it("between the cycles of a loop the guest's channel is unbound: libxl can take 
   expect(again).toMatchObject({ ok: true });
   again.release?.();
 });
+
+it("a guest that acts late on a timed-out channel request is resumed, not skipped as 'suspended by another tool' forever", async () => {
+  const g = await world.addGuest({ channel: "ok", suspendDelayMs: 400 });
+  // The next cycle starts well after the late suspend, so it finds the domain suspended.
+  await (c as DaemonClient).request("checkpoint.start", { domid: g.domid, intervalMs: 600, timeoutMs: 30 });
+  for (let i = 0; i < 200 && (await loopOf(g.domid)).failed < 1; i++) await sleep(5);
+  g.opts.suspendDelayMs = 2; // from now on it answers in time
+  for (let i = 0; i < 500 && (await loopOf(g.domid)).ok < 3; i++) await sleep(10);
+  const stopped = await (c as DaemonClient).request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
+  expect(stopped.loop.ok).toBeGreaterThanOrEqual(3);
+  expect(world.domainState(g.domid)).toBe("running");
+});
+
+it("the sweeper resumes a late suspend of a timed-out suspend request (no loop running)", async () => {
+  await svc?.stop();
+  c?.close();
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, idleMs: 200, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 }, toolstackUser: () => undefined });
+  c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
+  const g = await world.addGuest({ channel: "ok", suspendDelayMs: 300 });
+  await expect((c as DaemonClient).request("suspend", { domid: g.domid, timeoutMs: 30 })).rejects.toMatchObject({ code: "ETIMEDOUT" });
+  for (let i = 0; i < 100 && world.domainState(g.domid) !== "suspended"; i++) await sleep(10);
+  for (let i = 0; i < 300 && world.domainState(g.domid) !== "running"; i++) await sleep(10);
+  expect(world.domainState(g.domid)).toBe("running");
+});
