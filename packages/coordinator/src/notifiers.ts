@@ -4,6 +4,7 @@ import { isXenError, type EvtchnHandle, type XenBinding } from "@fastsuspend/xen
 
 import { sleep } from "./clock";
 import { HV_NOTIFY_EV_ALL, HV_NOTIFY_F_NO_DOM_EXC, hvNotifyRegister, hvNotifyUnregister } from "./hv-notify";
+import { rememberNotifyPort, rememberedNotifyPort } from "./notify-port";
 import type { Notification } from "./paths";
 import type { XenstoreLike, XsWatchLike } from "./xs";
 
@@ -166,10 +167,23 @@ export class SubscribeNotifier implements Notifier {
   }
 
   async open(): Promise<void> {
-    const { xen, domid, selfDomid } = this.#ctx;
+    const { xen, xs, domid, selfDomid } = this.#ctx;
     const h = this.#ctx.evtchn();
-    this.#guestPort = xen.allocUnbound(domid, selfDomid);
-    this.#local = h.bindInterdomain(domid, this.#guestPort);
+    // Reuse the port an earlier session allocated (see notify-port.ts): dom0 cannot free it.
+    const remembered = await rememberedNotifyPort(xs, domid);
+    if (remembered !== undefined) {
+      try {
+        this.#local = h.bindInterdomain(domid, remembered);
+        this.#guestPort = remembered;
+      } catch (err) {
+        if (!isXenError(err, "EINVAL")) throw err; // EINVAL: not unbound-for-dom0 any more
+      }
+    }
+    if (this.#local < 0) {
+      this.#guestPort = xen.allocUnbound(domid, selfDomid);
+      this.#local = h.bindInterdomain(domid, this.#guestPort);
+      await rememberNotifyPort(xs, domid, this.#guestPort);
+    }
     await swallowBindEvent(h, this.#local);
     xen.subscribeForSuspend(domid, this.#guestPort);
     this.#subscribed = true;
@@ -191,7 +205,8 @@ export class SubscribeNotifier implements Notifier {
     this.#subscribed = false;
     if (this.#local >= 0) {
       const local = this.#local;
-      // The guest's port stays allocated (unbound, offered to dom0): dom0 cannot close it.
+      // The guest's port stays allocated (unbound, offered to dom0): dom0 cannot close it, so it
+      // is remembered for the next session (notify-port.ts).
       attempt(problems, `unbind port ${local}`, () => { this.#ctx.evtchn().unbind(local); }, ["ENOTCONN", "EBADF"]);
     }
     this.#local = -1;

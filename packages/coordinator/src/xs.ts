@@ -1,6 +1,6 @@
 // The slice of XenstoreClient the coordinator uses, as an interface: XenstoreClient satisfies it
 // structurally, and tests may pass anything else that does.
-import type { WatchEvent } from "@fastsuspend/xenstore";
+import type { Permission, WatchEvent } from "@fastsuspend/xenstore";
 
 export interface XsTransactionLike {
   tryReadString(path: string): Promise<string | undefined>;
@@ -20,6 +20,8 @@ export interface XenstoreLike {
   transaction<T>(body: (tx: XsTransactionLike) => Promise<T>): Promise<T>;
   /** XS_RESUME: cxenstored fires @releaseDomain again for the domain only after this. */
   resumeDomain(domid: number): Promise<void>;
+  getPermissions(path: string): Promise<Permission[]>;
+  setPermissions(path: string, permissions: readonly Permission[]): Promise<void>;
 }
 
 export const domainPath = (domid: number): string => `/local/domain/${domid}`;
