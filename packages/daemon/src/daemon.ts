@@ -27,7 +27,7 @@ import { parsePort } from "@fastsuspend/xenstore";
 import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
-import { Journal, otherToolAt } from "./journal";
+import { Journal, resumeCheck } from "./journal";
 import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { KeyedQueue } from "./queue";
 import { DaemonError, type CheckpointStartRequest, type Request, type SuspendRequest } from "./protocol";
@@ -525,12 +525,12 @@ export class Daemon {
       let r: { resumeMs: number; xsResumeMs: number };
       let path: string | null = null;
       const s = dom.session;
-      // The checks a cycle makes, with or without a session: resuming a domain that xl is saving or
-      // migrating (its lock, its request pending in control/shutdown, its process) would split it.
+      // With or without a session: not a domain xl may be copying (its lock held, or its process
+      // seen with no request of its own pending): resuming it would split it (see resumeCheck).
       this.#activate(d, "resume", { subscribe: false });
       try {
-        const other = await this.#otherTool(dom);
-        if (other !== undefined) throw new DaemonError("EBUSY", `resume: domain ${d}: ${other}: leaving it alone`);
+        const { leave } = await resumeCheck(this.xs, d, this.#opts.toolstackUser);
+        if (leave !== undefined) throw new DaemonError("EBUSY", `resume: domain ${d}: ${leave}: leaving it alone`);
         if (s?.state === "suspended") {
           r = await s.resume();
           path = s.path ?? null;
@@ -842,8 +842,8 @@ export class Daemon {
       this.xen.forget(dom.domid);
     }
     for (const d of this.journal.domids()) {
-      // The checks recovery makes: another process's lock, a request pending in control/shutdown,
-      // an xl process at work on it. Left alone, the entry stays for the next start to check again.
+      // The checks recovery makes (another process's lock, an xl process that may be copying it).
+      // Left alone, the entry stays for the next start to check again.
       let lock;
       try {
         if (!isSuspended(this.xen, d)) {
@@ -851,9 +851,9 @@ export class Daemon {
           continue;
         }
         lock = this.xen.lockSuspend(d);
-        const other = await otherToolAt(this.xs, d, this.#opts.toolstackUser);
-        if (other !== undefined) {
-          this.#opts.log(`stop: domain ${d} left alone, suspended: ${other}`);
+        const { leave } = await resumeCheck(this.xs, d, this.#opts.toolstackUser);
+        if (leave !== undefined) {
+          this.#opts.log(`stop: domain ${d} left alone, suspended: ${leave}`);
           continue;
         }
         await resumeSuspended(this.xen, this.xs, d, { fast: true });

@@ -131,25 +131,34 @@ export interface RecoveryAction {
 export type ToolstackUser = (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
 
 /**
- * Another tool at work on a domain, as far as a process that holds the domain's suspend lock can
- * tell: its request pending in control/shutdown (a suspended guest cannot ack it; we leave the key
- * empty between our requests), or an xl / libxl-save-helper process naming it. undefined: none seen.
+ * Whether a domain found suspended may be resumed now, as far as a process that holds its suspend
+ * lock can tell (the lock already excludes libxl for a guest with a suspend channel: libxl takes it
+ * and, finding the guest already suspended, copies it at once).
+ *
+ * - A request pending in control/shutdown: another tool (xl save/migrate of a stock guest) wrote it
+ *   and is waiting for the guest to acknowledge it (libxl's pvcontrol wait); a suspended guest cannot.
+ *   xl has therefore not started copying, and resuming is safe and is what lets xl go on: the guest
+ *   then serves the request, exactly as after one of our cycles during which xl wrote it. Left
+ *   suspended instead, xl gives up after its 60 s and the guest stays suspended. So: resume (`note`).
+ * - No request pending but an xl / libxl-save-helper process naming the domain: xl may have had its
+ *   request acknowledged (the guest served it and ours together) and be copying the guest now;
+ *   resuming would run it twice after a migration. So: leave it alone (`leave`).
  */
-export async function otherToolAt(xs: XenstoreLike, domid: number, toolstackUser: ToolstackUser | undefined): Promise<string | undefined> {
+export async function resumeCheck(xs: XenstoreLike, domid: number, toolstackUser: ToolstackUser | undefined): Promise<{ leave?: string; note?: string }> {
   const v = await xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
-  if (v !== undefined && v !== "") return `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}")`;
-  if (toolstackUser === undefined) return undefined;
+  if (v !== undefined && v !== "") return { note: `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}"): the guest serves it once resumed` };
+  if (toolstackUser === undefined) return {};
   const name = await xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined);
   const p = await toolstackUser(domid, name);
-  return p === undefined ? undefined : `the toolstack is working on it: ${p}`;
+  return p === undefined ? {} : { leave: `the toolstack is working on it (may be copying it): ${p}` };
 }
 
 /**
  * After a crash: for every journalled domain, reset its suspend subscription and resume it if it
  * is left suspended, then clear the journal. Left alone: a domain whose suspend lock another process
- * holds (xl save/migrate of a guest with a suspend channel), and a suspended domain another tool is
- * at work on (`otherToolAt`: xl save/migrate of a stock guest takes no lock, finds the guest already
- * suspended and copies it; resuming it then would run the guest twice after a migration).
+ * holds (xl save/migrate of a guest with a suspend channel), and a suspended domain that an xl
+ * process may be copying (`resumeCheck`: xl save/migrate of a stock guest takes no lock; resuming
+ * the guest it copies would run it twice after a migration).
  */
 export async function recoverJournal(journal: Journal, xen: XenBinding, xs: XenstoreLike, opts: { toolstackUser?: ToolstackUser } = {}): Promise<RecoveryAction[]> {
   const actions: RecoveryAction[] = [];
@@ -182,14 +191,14 @@ export async function recoverJournal(journal: Journal, xen: XenBinding, xs: Xens
         /* best effort */
       }
       if (info.shutdown && info.shutdownReasonName === "suspend") {
-        const other = await otherToolAt(xs, d, opts.toolstackUser).catch((err: unknown) => `cannot tell whether another tool works on it (${errorText(err)})`);
-        if (other !== undefined) {
-          actions.push({ domid: d, action: "left-alone", unsubscribed, detail: `suspended, not resumed: ${other}` });
+        const check = await resumeCheck(xs, d, opts.toolstackUser).catch((err: unknown) => ({ leave: `cannot tell whether another tool works on it (${errorText(err)})`, note: undefined }));
+        if (check.leave !== undefined) {
+          actions.push({ domid: d, action: "left-alone", unsubscribed, detail: `suspended, not resumed: ${check.leave}` });
           continue;
         }
         try {
           await resumeSuspended(xen, xs, d, { fast: true });
-          actions.push({ domid: d, action: "resumed", unsubscribed });
+          actions.push({ domid: d, action: "resumed", unsubscribed, ...(check.note === undefined ? {} : { detail: check.note }) });
         } catch (err) {
           actions.push({ domid: d, action: "failed", unsubscribed, detail: errorText(err) });
         }

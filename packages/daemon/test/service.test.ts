@@ -514,7 +514,7 @@ describe("fastsuspendd on the fake host", () => {
     expect(s.daemon.journal.entries()).toEqual([]);
   });
 
-  it("recovery leaves a journalled domain alone while another tool works on it (pending control/shutdown request, xl process), and logs why", async () => {
+  it("recovery leaves alone a journalled domain an xl process may be copying, and logs why; one with xl's request pending is resumed (xl waits for its ack)", async () => {
     const stock = await world.addGuest({ answersXenstore: false });
     const migrating = await world.addGuest();
     const ours = await world.addGuest();
@@ -530,19 +530,21 @@ describe("fastsuspendd on the fake host", () => {
     const logs: string[] = [];
     const s = await start({ log: (l) => logs.push(l), toolstackUser: (d) => (d === migrating.domid ? "xl (pid 9): migrate 5 otherhost" : undefined) });
     expect(s.recovery.map((a) => [a.domid, a.action, a.unsubscribed])).toEqual([
-      [stock.domid, "left-alone", true],
+      [stock.domid, "resumed", true],
       [migrating.domid, "left-alone", true],
       [ours.domid, "resumed", true],
     ]);
-    expect(world.domainState(stock.domid)).toBe("suspended");
+    // xl's request is still there for the guest to serve now that it runs (libxl waits for its ack).
+    expect(world.domainState(stock.domid)).toBe("running");
+    expect(await world.xenstore.tryReadString(`/local/domain/${stock.domid}/control/shutdown`)).toBe("suspend");
     expect(world.domainState(migrating.domid)).toBe("suspended");
     expect(world.domainState(ours.domid)).toBe("running");
-    expect(logs.join("\n")).toMatch(new RegExp(`recovery: domain ${stock.domid}: left-alone.*pending in control/shutdown`));
+    expect(logs.join("\n")).toMatch(new RegExp(`recovery: domain ${stock.domid}: resumed.*pending in control/shutdown`));
     expect(logs.join("\n")).toMatch(new RegExp(`recovery: domain ${migrating.domid}: left-alone.*xl \\(pid 9\\): migrate`));
     expect(s.daemon.journal.entries()).toEqual([]);
   });
 
-  it("resume of a domain suspended by another tool (no session) refuses while that tool is at work on it", async () => {
+  it("resume of a domain suspended by another tool (no session) refuses while that tool may be copying it (its lock, its process)", async () => {
     await start();
     const g = await world.addGuest();
     const c = await client();
@@ -550,28 +552,26 @@ describe("fastsuspendd on the fake host", () => {
     const lock = world.binding().lockSuspend(g.domid);
     expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("lock") as unknown });
     lock.release();
-    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "suspend");
-    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("pending in control/shutdown") as unknown });
-    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "");
     xlAt = { domid: g.domid, what: "xl (pid 5): migrate 3 otherhost" };
     expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("xl (pid 5)") as unknown });
     expect(world.domainState(g.domid)).toBe("suspended");
-    xlAt = undefined;
+    // Its request pending: xl waits for the guest's ack and copies nothing before: resuming lets it go on.
+    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "suspend");
     await c.request("resume", { domid: g.domid });
     expect(world.domainState(g.domid)).toBe("running");
   });
 
-  it("stop does not resume a journalled domain another tool is working on (the entry is kept for the next start)", async () => {
+  it("stop does not resume a journalled domain an xl process may be copying (the entry is kept for the next start)", async () => {
     const logs: string[] = [];
     const s = await start({ log: (l) => logs.push(l) });
     const g = await world.addGuest();
     g.guest.suspend();
-    await world.xenstore.write(`/local/domain/${g.domid}/control/shutdown`, "suspend");
+    xlAt = { domid: g.domid, what: "xl (pid 8): save 2 /tmp/img" };
     s.daemon.journal.add(g.domid, "checkpoint"); // as a cycle that failed with the guest suspended leaves it
     await s.stop();
     svc = undefined;
     expect(world.domainState(g.domid)).toBe("suspended");
-    expect(logs.join("\n")).toMatch(/left alone.*pending in control\/shutdown/);
+    expect(logs.join("\n")).toMatch(/left alone, suspended: the toolstack is working on it.*xl \(pid 8\)/);
     expect(Journal.load(join(dir, "journal.json")).journal.entries().map((e) => e.domid)).toEqual([g.domid]);
   });
 
