@@ -324,4 +324,34 @@ describe("fastsuspendd in the lab's dom0", () => {
     expect(r.loaded.requests).toBeGreaterThan(100);
     expectRunning(await xlState());
   }, 25 * MINUTE);
+
+  test("recovery after a crash mid-cycle: a stock guest left suspended while xl save -c waits for its ack is resumed, and xl's save completes", async () => {
+    // What a daemon killed mid-cycle leaves, made by hand (a kill -9 cannot aim at it): the stock
+    // guest suspended by us, journalled. Then xl save -c: no lock for a guest without a channel; it
+    // writes control/shutdown = suspend and waits (60 s) for an ack the suspended guest cannot give.
+    // Recovery must resume it (xl has copied nothing yet), the guest then serves xl's request, and
+    // the save goes on. (Left suspended, xl would give up after 60 s and the guest stay suspended.)
+    await ensureGuest();
+    const d = guest.domid;
+    await stopDaemon();
+    await lab.mustExec(`/usr/bin/fastsuspend suspend ${d} --no-daemon`, { timeoutMs: 2 * MINUTE });
+    expect(await xlState()).toMatch(/s/);
+    const journal = JSON.stringify({ version: 1, entries: [{ domid: d, reason: "checkpoint", since: "lab", pid: 1 }] });
+    await lab.mustExec(`mkdir -p ${RUN} && chmod 700 ${RUN} && printf '%s\\n' '${journal}' > ${RUN}/journal.json`);
+    await lab.mustExec(
+      `rm -f /tmp/save-rec.out; (xl save -c ${d} /dev/null >/tmp/save-rec.out 2>&1; echo "exit $?" >>/tmp/save-rec.out) </dev/null >/dev/null 2>&1 & ` +
+        `i=0; until [ "$(xenstore-read /local/domain/${d}/control/shutdown 2>/dev/null)" = suspend ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; usleep 100000; done`,
+      { timeoutMs: 2 * MINUTE },
+    );
+    const t0 = Date.now();
+    const log = await startDaemon();
+    const started = Date.now() - t0;
+    await lab.mustExec(`i=0; until grep -q '^exit ' /tmp/save-rec.out; do i=$((i+1)); [ $i -gt 1200 ] && exit 1; usleep 100000; done`, { timeoutMs: 3 * MINUTE });
+    const save = await lab.mustExec("cat /tmp/save-rec.out");
+    const text = await lab.mustExec(`cat ${log}`);
+    console.log(`daemon up ${started} ms after xl wrote its request; recovery log:\n${text}\nxl save -c:\n${save}`);
+    expect(text).toMatch(new RegExp(`recovery: domain ${d}: resumed.*pending in control/shutdown`));
+    expect(save).toMatch(/^exit 0$/m);
+    expectRunning(await xlState());
+  }, 10 * MINUTE);
 });
