@@ -402,10 +402,35 @@ describe("guest suspend event channel: shutdown and xenwatch serialisation (revi
       expect(ok).toBeGreaterThanOrEqual(25);
       expect(troubles).toBe("");
       expectRunning(await xlState(lab, domid));
-      // The frontend still works afterwards: attach, connect, detach.
+      // The frontend still works afterwards: attach and connect; left attached for the next test.
       expect(await lab.mustExec(attachOnce, { timeoutMs: 2 * MINUTE })).toContain("connected");
-      await lab.mustExec(`xl block-detach ${domid} ${VBD}`, { timeoutMs: 2 * MINUTE });
-      await lab.exec(`xl destroy ${name} 2>/dev/null; true`);
     }
   }, 40 * MINUTE);
+
+  test("(b) xl save + restore of a guest with a connected vbd: the channel-triggered suspend resumes blkfront from xenwatch", async () => {
+    for (const type of types) {
+      const name = `gc-vbd-${type}`;
+      const log = `/var/log/xen/console/guest-${name}.log`;
+      const domid = Number((await lab.mustExec(`xl domid ${name}`)).trim());
+      expect((await lab.mustExec(`xenstore-read /local/domain/${domid}/device/vbd/${VBD_ID}/state`)).trim()).toBe("4");
+      const save = await lab.exec(`rm -f /tmp/gc-vbd.save; xl -vvv save ${domid} /tmp/gc-vbd.save 2>&1`, { timeoutMs: 6 * MINUTE });
+      expect(save.code).toBe(0);
+      expect(save.stdout).toMatch(/suspend request via event channel/);
+      await lab.mustExec("xl restore /tmp/gc-vbd.save", { timeoutMs: 6 * MINUTE });
+      const newDomid = Number((await lab.mustExec(`xl domid ${name}`)).trim());
+      expect(newDomid).not.toBe(domid);
+      await waitForKey(lab, newDomid, 60_000);
+      const fe = `/local/domain/${newDomid}/device/vbd/${VBD_ID}/state`;
+      const st = await lab.mustExec(`i=0; until [ "$(xenstore-read ${fe} 2>/dev/null)" = 4 ]; do i=$((i+1)); [ $i -gt 600 ] && break; sleep 0.1; done; xenstore-read ${fe}`, { timeoutMs: 2 * MINUTE });
+      const r = await lab.exec(`${CLI} checkpoint ${newDomid} --interval 0 --count 10 --path evtchn+evtchn --timeout 20000 --json`, { timeoutMs: 5 * MINUTE });
+      const troubles = (await lab.exec(`grep -nE '${KERNEL_TROUBLE.source}' ${log}; true`)).stdout.trim();
+      console.log(`(b) save/restore ${type}: domid ${domid} -> ${newDomid}, frontend state ${st.trim()}, checkpoints: ${r.stdout.trim().split("\n").pop() ?? ""}\nkernel trouble lines:\n${troubles || "(none)"}`);
+      expect(st.trim()).toBe("4");
+      expect(r.code).toBe(0);
+      expect(troubles).toBe("");
+      expectRunning(await xlState(lab, newDomid));
+      await lab.mustExec(`xl block-detach ${newDomid} ${VBD}`, { timeoutMs: 2 * MINUTE });
+      await lab.exec(`xl destroy ${name} 2>/dev/null; true`);
+    }
+  }, 30 * MINUTE);
 });
