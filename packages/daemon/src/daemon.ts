@@ -287,7 +287,7 @@ export class Daemon {
       if (dom.session === undefined || dom.loop?.running === true || dom.userSuspended) continue;
       if (dom.session.outstandingRequest) {
         // Kept open while the guest may still act on a request of ours: resume a late suspend.
-        if (this.#queue.depth(dom.domid) === 0) void this.#queue.run(dom.domid, () => this.#resumeLateSuspend(dom));
+        if (this.#queue.depth(dom.domid) === 0) void this.#queue.run(dom.domid, () => this.#sweepLateSuspend(dom));
         continue;
       }
       if (this.#queue.depth(dom.domid) > 0 || now - dom.lastUsed < this.#opts.idleMs) continue;
@@ -295,10 +295,8 @@ export class Daemon {
     }
   }
 
-  /** A late suspend caused by a timed-out request of ours (see #cycleOnce): resume it, unless another tool is at work. */
-  async #resumeLateSuspend(dom: DomainState): Promise<void> {
-    const s = dom.session;
-    if (s === undefined || !s.outstandingRequest) return;
+  /** The sweeper's turn at a late suspend of ours (no loop running): under the lock, see #resumeOwnLateSuspend. */
+  async #sweepLateSuspend(dom: DomainState): Promise<void> {
     try {
       this.xen.activate(dom.domid, { subscribe: false });
     } catch (err) {
@@ -306,14 +304,31 @@ export class Daemon {
       return;
     }
     try {
-      const other = await this.#otherTool(dom);
-      if (other !== undefined) return;
-      if (await s.resumeLateSuspend()) this.#opts.log(`dom${dom.domid}: resumed a late suspend caused by our own timed-out request`);
-    } catch (err) {
-      this.#opts.log(`dom${dom.domid}: resume of a late suspend: ${errorText(err)}`);
+      await this.#resumeOwnLateSuspend(dom);
     } finally {
       this.#deactivate(dom.domid);
     }
+  }
+
+  /**
+   * A late suspend caused by a timed-out request of ours: resume it, with the checks any resume
+   * makes (resumeCheck: not while an xl process may be copying the domain). Call with the lock
+   * held. Returns what happened, for the log and the loop's lastSkip.
+   */
+  async #resumeOwnLateSuspend(dom: DomainState): Promise<string> {
+    const s = dom.session;
+    const d = dom.domid;
+    if (s === undefined || !s.outstandingRequest) return "no request of ours outstanding";
+    let what: string;
+    try {
+      const { leave } = await resumeCheck(this.xs, d, this.#opts.toolstackUser);
+      if (leave !== undefined) what = `a late suspend of ours left alone: ${leave}`;
+      else what = (await s.resumeLateSuspend()) ? "resumed a late suspend caused by our own timed-out request" : "no late suspend of ours to resume";
+    } catch (err) {
+      what = `resume of a late suspend of ours: ${errorText(err)}`;
+    }
+    this.#opts.log(`dom${d}: ${what}`);
+    return what;
   }
 
   /**
@@ -652,10 +667,12 @@ export class Daemon {
       }
       if (info.dying) return "gone";
       if (info.shutdown && info.shutdownReasonName !== "suspend") return "gone";
-      // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
-      // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume, once
-      // the checks below find no other tool at work; the session resumes it before its next request.
-      if (info.shutdown && dom.session?.outstandingRequest !== true) return skip("domain suspended by another tool (xl save -c?)");
+      if (info.shutdown) {
+        // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
+        // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume.
+        if (dom.session?.outstandingRequest === true) return skip(await this.#resumeOwnLateSuspend(dom));
+        return skip("domain suspended by another tool (xl save -c?)");
+      }
       if (info.paused) return skip("domain paused by another tool");
       // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
       // is the only sign. Triggering now would take its suspend from it.

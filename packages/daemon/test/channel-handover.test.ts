@@ -120,7 +120,7 @@ it("the sweeper resumes a late suspend of a timed-out suspend request (no loop r
   svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, idleMs: 200, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 }, toolstackUser: () => undefined });
   c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
   const g = await world.addGuest({ channel: "ok", suspendDelayMs: 300 });
-  await expect((c as DaemonClient).request("suspend", { domid: g.domid, timeoutMs: 30 })).rejects.toMatchObject({ code: "ETIMEDOUT" });
+  await expect((c).request("suspend", { domid: g.domid, timeoutMs: 30 })).rejects.toMatchObject({ code: "ETIMEDOUT" });
   for (let i = 0; i < 100 && world.domainState(g.domid) !== "suspended"; i++) await sleep(10);
   for (let i = 0; i < 300 && world.domainState(g.domid) !== "running"; i++) await sleep(10);
   expect(world.domainState(g.domid)).toBe("running");
