@@ -107,6 +107,22 @@ describe("coordinator on real Xen", () => {
     }
   }, 5 * MINUTE);
 
+  test("after xl save -c of the patched guest (libxl leaves its channel subscribed), the *+watch paths still see the suspend", async () => {
+    const g = guests.find((x) => x.patched);
+    if (g === undefined) throw new Error("FASTSUSPEND_GUEST_KERNEL_PATCHED is not set: this test needs the patched guest");
+    const d = g.guest.domid;
+    const save = await lab.exec(`xl save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
+    expect(save.code).toBe(0);
+    // libxl's xc_suspend_evtchn_release never unsubscribes: VIRQ_DOM_EXC (and so @releaseDomain)
+    // stays silent for this guest's suspends until someone resets the subscription.
+    for (const path of ["xenstore+watch", "evtchn+watch"]) {
+      const r = await lab.exec(`${CLI} checkpoint ${d} --path ${path} --interval 0 --count 5 --timeout 5000`, { timeoutMs: 3 * MINUTE });
+      console.log(`after xl save -c, ${path}: exit ${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`);
+      expect(r.code).toBe(0);
+      expectRunning(await xlState(lab, d));
+    }
+  }, 10 * MINUTE);
+
   test("after the runs, @releaseDomain fires again for the guest's suspends (subscription reset)", async () => {
     for (const g of guests) {
       const d = g.guest.domid;
