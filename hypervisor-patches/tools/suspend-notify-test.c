@@ -56,6 +56,7 @@ struct sn_op {
     uint32_t nr;
     uint32_t pad;
     struct sn_reg regs[XEN_DOMCTL_SUSPEND_NOTIFY_MAX_REGS];
+    uint64_t cookie;       /* offset 120: OUT of REGISTER, IN of UNREGISTER */
 };
 
 struct sn_domctl {
@@ -70,7 +71,8 @@ struct sn_domctl {
     } u;
 };
 
-_Static_assert(sizeof(struct sn_op) == 120, "sn_op layout");
+_Static_assert(sizeof(struct sn_op) == 128, "sn_op layout");
+_Static_assert(__builtin_offsetof(struct sn_op, cookie) == 120, "cookie offset");
 _Static_assert(sizeof(struct sn_domctl) == 144, "xen_domctl size");
 _Static_assert(__builtin_offsetof(struct sn_domctl, u) == 16, "union offset");
 
@@ -162,7 +164,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "register: %s\n", strerror(-rc));
         return 1;
     }
-    printf("registered: Xen-owned port %u in our table\n", op.port);
+    printf("registered: Xen-owned port %u in our table, cookie %llu\n",
+           op.port, (unsigned long long)op.cookie);
 
     /* Our own domid is 0 in dom0; DOMID_SELF would work as well. */
     local = xenevtchn_bind_interdomain(xce, 0, op.port);
@@ -211,6 +214,7 @@ int main(int argc, char **argv)
         }
     }
 
+    /* op still holds the port and cookie that REGISTER returned. */
     op.op = XEN_DOMCTL_SUSPEND_NOTIFY_OP_UNREGISTER;
     rc = sn_call(xcall, domid, &op);
     printf("unregister: %s\n", rc ? strerror(-rc) : "ok");

@@ -22,7 +22,8 @@ const OFF_PORT = 12;
 const OFF_NR = 16;
 const OFF_REGS = 24;
 const REG_SIZE = 12;
-const PAYLOAD_SIZE = OFF_REGS + REG_SIZE * HV_NOTIFY_MAX_REGS; // 120; pad (20) stays 0
+const OFF_COOKIE = OFF_REGS + REG_SIZE * HV_NOTIFY_MAX_REGS; // 120
+const PAYLOAD_SIZE = OFF_COOKIE + 8; // 128; pad (20) stays 0
 
 export interface HvNotifyRegistration {
   registrant: number;
@@ -31,23 +32,34 @@ export interface HvNotifyRegistration {
   mask: number;
 }
 
-function payload(op: number, fields: { mask?: number; flags?: number; port?: number } = {}): Buffer {
+function payload(op: number, fields: { mask?: number; flags?: number; port?: number; cookie?: bigint } = {}): Buffer {
   const u = Buffer.alloc(PAYLOAD_SIZE);
   u.writeUInt32LE(op, OFF_OP);
   u.writeUInt32LE(fields.mask ?? 0, OFF_MASK);
   u.writeUInt32LE(fields.flags ?? 0, OFF_FLAGS);
   u.writeUInt32LE(fields.port ?? 0, OFF_PORT);
+  u.writeBigUInt64LE(fields.cookie ?? 0n, OFF_COOKIE);
   return u;
 }
 
-/** REGISTER: a Xen-owned port in *our* table, signalled on the masked events of `domid`. */
-export function hvNotifyRegister(xen: XenBinding, domid: number, mask: number, flags = 0): number {
-  const u = xen.domctl(XEN_DOMCTL_suspend_notify, domid, payload(HV_NOTIFY_OP.register, { mask, flags }));
-  return u.readUInt32LE(OFF_PORT);
+/** What REGISTER returns: the port to bind, and the cookie that UNREGISTER needs with it. */
+export interface HvNotifyHandle {
+  port: number;
+  cookie: bigint;
 }
 
-export function hvNotifyUnregister(xen: XenBinding, domid: number, port: number): void {
-  xen.domctl(XEN_DOMCTL_suspend_notify, domid, payload(HV_NOTIFY_OP.unregister, { port }));
+/** REGISTER: a Xen-owned port in *our* table, signalled on the masked events of `domid`. Bind it within 30 s. */
+export function hvNotifyRegister(xen: XenBinding, domid: number, mask: number, flags = 0): HvNotifyHandle {
+  const u = xen.domctl(XEN_DOMCTL_suspend_notify, domid, payload(HV_NOTIFY_OP.register, { mask, flags }));
+  return { port: u.readUInt32LE(OFF_PORT), cookie: u.readBigUInt64LE(OFF_COOKIE) };
+}
+
+/**
+ * UNREGISTER by port *and* cookie: a port number alone may by now name another registration
+ * (Xen frees a registration's port when it ends and hands the number out again).
+ */
+export function hvNotifyUnregister(xen: XenBinding, domid: number, port: number, cookie: bigint): void {
+  xen.domctl(XEN_DOMCTL_suspend_notify, domid, payload(HV_NOTIFY_OP.unregister, { port, cookie }));
 }
 
 export function hvNotifyQuery(xen: XenBinding, domid: number): HvNotifyRegistration[] {

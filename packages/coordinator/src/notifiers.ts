@@ -219,6 +219,7 @@ export class HvNotifyNotifier implements Notifier {
   readonly kind = "virq" as const;
   readonly #ctx: NotifierContext;
   #xenPort = 0;
+  #cookie = 0n;
   #local = -1;
 
   constructor(ctx: NotifierContext) {
@@ -228,7 +229,7 @@ export class HvNotifyNotifier implements Notifier {
   async open(): Promise<void> {
     const { xen, domid, selfDomid, suppressDomExc } = this.#ctx;
     const h = this.#ctx.evtchn();
-    this.#xenPort = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, suppressDomExc ? HV_NOTIFY_F_NO_DOM_EXC : 0);
+    ({ port: this.#xenPort, cookie: this.#cookie } = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, suppressDomExc ? HV_NOTIFY_F_NO_DOM_EXC : 0));
     try {
       this.#local = h.bindInterdomain(selfDomid, this.#xenPort);
     } catch (err) {
@@ -236,7 +237,7 @@ export class HvNotifyNotifier implements Notifier {
       // when its binding closes, and there is none): remove it before giving up.
       const port = this.#xenPort;
       this.#xenPort = 0;
-      attempt([], `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port); }, ["ENOENT", "ESRCH"]);
+      attempt([], `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port, this.#cookie); }, ["ENOENT", "ESRCH"]);
       throw err;
     }
     await swallowBindEvent(h, this.#local);
@@ -256,7 +257,7 @@ export class HvNotifyNotifier implements Notifier {
     if (this.#xenPort !== 0) {
       const port = this.#xenPort;
       // ENOENT/ESRCH: the domain died and Xen already removed the registration.
-      attempt(problems, `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port); }, ["ENOENT", "ESRCH"]);
+      attempt(problems, `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port, this.#cookie); }, ["ENOENT", "ESRCH"]);
     }
     this.#xenPort = 0;
     if (this.#local >= 0) {

@@ -12,11 +12,25 @@
  * from the guest's console log.  Any other answer (OK, ENOSYS on a stock
  * hypervisor is also a refusal, but a different one) is printed as is.
  * The layout is hypervisor-patches/INTERFACE.md's.
+ *
+ * With fastsuspend.hvprobe_dm=T on the kernel command line, the lab test
+ * has made this guest the device model of domain T (XEN_DOMCTL_set_target,
+ * with the guest paused before its init ran).  The probe then also tries,
+ * on T: a REGISTER with F_NO_DOM_EXC, plain REGISTERs until one fails (at
+ * most 9 in all: could it take all of T's 8 slots?) and a QUERY, and prints
+ *
+ *   FASTSUSPEND-GUEST-HVPROBE-DM target=T register_no_dom_exc=EPERM
+ *     register=EPERM filled=0 then=EPERM query=EPERM
+ *
+ * (one line).  The series refuses all of it to a device model: only the
+ * control domain may register.  It leaves whatever it registered in place;
+ * the test destroys this guest, which must drop those registrations.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -29,6 +43,8 @@
 #define OP_REGISTER 1
 #define OP_QUERY 3
 #define EV_SUSPEND 1
+#define F_NO_DOM_EXC 1
+#define MAX_REGS 8
 
 struct privcmd_hypercall {
 	uint64_t op;
@@ -48,12 +64,14 @@ static const char *errname(int e)
 	case EINVAL: return "EINVAL";
 	case ESRCH: return "ESRCH";
 	case EFAULT: return "EFAULT";
+	case EBUSY: return "EBUSY";
 	default: return "OTHER";
 	}
 }
 
-/* One domctl on dom0 with sub-op op; returns 0 or the positive errno. */
-static int suspend_notify(int fd, uint8_t *buf, uint32_t op)
+/* One domctl on domain dom with sub-op op; returns 0 or the positive errno. */
+static int suspend_notify_on(int fd, uint8_t *buf, uint16_t dom, uint32_t op,
+			     uint32_t flags)
 {
 	struct privcmd_hypercall call = {
 		.op = HYPERVISOR_domctl,
@@ -66,12 +84,60 @@ static int suspend_notify(int fd, uint8_t *buf, uint32_t op)
 	memcpy(buf + 0, &v, 4);
 	v = DOMCTL_INTERFACE_VERSION;
 	memcpy(buf + 4, &v, 4);
-	/* domain = 0 (dom0) at offset 8 */
+	memcpy(buf + 8, &dom, 2);
 	memcpy(buf + 16, &op, 4);
 	v = EV_SUSPEND;
 	memcpy(buf + 20, &v, 4);
+	memcpy(buf + 24, &flags, 4);
 
 	return ioctl(fd, IOCTL_PRIVCMD_HYPERCALL, &call) < 0 ? errno : 0;
+}
+
+static int suspend_notify(int fd, uint8_t *buf, uint32_t op)
+{
+	return suspend_notify_on(fd, buf, 0, op, 0);
+}
+
+/* The domid after fastsuspend.hvprobe_dm= on the kernel command line, or -1. */
+static long dm_target(void)
+{
+	static char line[4096];
+	const char *key = "fastsuspend.hvprobe_dm=";
+	FILE *f = fopen("/proc/cmdline", "r");
+	char *p;
+
+	if (!f)
+		return -1;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	if (!p || !(p = strstr(line, key)))
+		return -1;
+	return strtol(p + strlen(key), NULL, 10);
+}
+
+/* As the device model of target: what may it do to target's registrations? */
+static void dm_probe(int fd, uint8_t *buf, uint16_t target)
+{
+	int nodomexc, reg, then = 0, query, filled = 0, i;
+
+	nodomexc = suspend_notify_on(fd, buf, target, OP_REGISTER, F_NO_DOM_EXC);
+	if (!nodomexc)
+		filled++;
+	reg = suspend_notify_on(fd, buf, target, OP_REGISTER, 0);
+	if (!reg) {
+		filled++;
+		for (i = filled; i <= MAX_REGS && !then; i++) {
+			then = suspend_notify_on(fd, buf, target, OP_REGISTER, 0);
+			if (!then)
+				filled++;
+		}
+	} else
+		then = reg;
+	query = suspend_notify_on(fd, buf, target, OP_QUERY, 0);
+	printf("FASTSUSPEND-GUEST-HVPROBE-DM target=%u register_no_dom_exc=%s "
+	       "register=%s filled=%d then=%s query=%s\n", target,
+	       errname(nodomexc), errname(reg), filled, errname(then),
+	       errname(query));
 }
 
 int main(void)
@@ -80,6 +146,7 @@ int main(void)
 	static uint8_t buf[4096] __attribute__((aligned(4096)));
 	int fd = open("/proc/xen/privcmd", O_RDWR);
 	int reg, query;
+	long dm = dm_target();
 
 	if (fd < 0) {
 		printf("FASTSUSPEND-GUEST-HVPROBE no-privcmd=%s\n", errname(errno));
@@ -93,6 +160,8 @@ int main(void)
 	query = suspend_notify(fd, buf, OP_QUERY);
 	printf("FASTSUSPEND-GUEST-HVPROBE register=%s query=%s\n",
 	       errname(reg), errname(query));
+	if (dm >= 0)
+		dm_probe(fd, buf, (uint16_t)dm);
 	close(fd);
 	return 0;
 }
