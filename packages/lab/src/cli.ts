@@ -12,7 +12,7 @@ const USAGE = `usage: fastsuspend-lab <command> [options]
   up [--xenstored oxenstored|cxenstored] [--hypervisor FILE] [--guest-kernel FILE]
                                 boot the lab in the background and wait until dom0 is ready
   exec [--timeout SEC] -- CMD…  run CMD in dom0; exit code, stdout and stderr are passed through
-  guest create NAME [--kernel FILE] [--memory MB]
+  guest create NAME [--type pv|pvh] [--kernel FILE] [--memory MB]
   guest destroy NAME
   console [--lines N]           print the serial console (Xen and dom0)
   down                          stop the lab's QEMU
@@ -87,8 +87,10 @@ async function main(argv: string[]): Promise<number> {
       try {
         if (positional[1] === "create") {
           const mem = flags.get("memory");
-          const g = await lab.createGuest({ name: gname, kernel: flags.get("kernel"), memoryMb: mem ? Number(mem) : undefined });
-          console.log(`guest ${g.name} is domain ${g.domid} (created in ${(g.createMs / 1000).toFixed(1)}s)`);
+          const type = flags.get("type") ?? "pv";
+          if (type !== "pv" && type !== "pvh") throw new LabError(`unknown guest type ${type}`, "use --type pv or --type pvh");
+          const g = await lab.createGuest({ name: gname, type, kernel: flags.get("kernel"), memoryMb: mem ? Number(mem) : undefined });
+          console.log(`guest ${g.name} (${g.type}) is domain ${g.domid} (created in ${(g.createMs / 1000).toFixed(1)}s)`);
         } else if (positional[1] === "destroy") await lab.destroyGuest(gname);
         else throw new LabError(`unknown guest command ${positional[1] ?? ""}`, USAGE);
         return 0;

@@ -1,4 +1,4 @@
-export { Lab, type LabOptions, type GuestOptions, type Guest, type XenstoredFlavour, runDirFor } from "./lab";
+export { Lab, type LabOptions, type GuestOptions, type GuestType, type Guest, type XenstoredFlavour, runDirFor } from "./lab";
 export { type ExecResult, type ExecOptions } from "./agent-client";
 export { buildArtefacts, type LabArtefacts } from "./artefacts";
 export { LabError } from "./errors";

@@ -28,8 +28,15 @@ export interface LabOptions {
   memoryMb?: number;
 }
 
+export type GuestType = "pv" | "pvh";
+
 export interface GuestOptions {
   name: string;
+  /**
+   * "pv" (default) or "pvh". PVH needs a lab whose CPU offers HVM with nested paging: boot it with
+   * FASTSUSPEND_QEMU_CPU="Opteron_G3,+svm,+npt,-rdtscp" (see shared/lab-notes.md).
+   */
+  type?: GuestType;
   kernel?: string;
   memoryMb?: number;
   vcpus?: number;
@@ -42,6 +49,7 @@ export interface GuestOptions {
 
 export interface Guest {
   name: string;
+  type: GuestType;
   domid: number;
   kernel: string;
   createMs: number;
@@ -189,12 +197,13 @@ export class Lab {
     return `/lab/${name}`;
   }
 
-  /** Creates a PV guest (128 MB, 1 vCPU by default) and waits for its init. */
+  /** Creates a guest (PV, 128 MB, 1 vCPU by default) and waits for its init. */
   async createGuest(g: GuestOptions): Promise<Guest> {
     if (!/^[a-zA-Z0-9_-]{1,32}$/.test(g.name)) throw new LabError(`bad guest name ${JSON.stringify(g.name)}`, "use letters, digits, '_' or '-'");
+    const type = g.type ?? "pv";
     const kernel = g.kernel ?? this.guestKernel;
     const cfg = [
-      `name = "${g.name}"`, `type = "pv"`, `kernel = "${this.share(kernel)}"`, `ramdisk = "/lab/guest-initrd.gz"`,
+      `name = "${g.name}"`, `type = "${type}"`, `kernel = "${this.share(kernel)}"`, `ramdisk = "/lab/guest-initrd.gz"`,
       `memory = ${g.memoryMb ?? 128}`, `vcpus = ${g.vcpus ?? 1}`, `extra = "console=hvc0 ${g.extra ?? ""}"`,
       `on_crash = "preserve"`, `on_poweroff = "destroy"`, `on_reboot = "destroy"`,
     ].join("\n");
@@ -214,10 +223,11 @@ export class Lab {
       const r = await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
       if (r.code !== 0) {
         const tail = await this.exec(`tail -n 30 ${log}`);
-        throw new LabError(`guest ${g.name} did not reach its init`, "check the guest kernel (it must be a Xen PV kernel)", tail.stdout);
+        const hint = type === "pvh" ? "check the guest kernel (XEN_PVH) and that the lab's CPU offers HVM (`xl info` virt_caps)" : "check the guest kernel (it must be a Xen PV kernel)";
+        throw new LabError(`guest ${g.name} did not reach its init`, hint, tail.stdout);
       }
     }
-    return { name: g.name, domid, kernel, createMs: Date.now() - t0 };
+    return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
   }
 
   async destroyGuest(name: string): Promise<void> {
