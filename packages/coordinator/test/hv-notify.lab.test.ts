@@ -265,10 +265,10 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
         "set -e",
         "xl destroy hv-dm 2>/dev/null || true; xl destroy hv-t 2>/dev/null || true; rm -f " + dmLog,
         `sed -e 's/^name = .*/name = "hv-t"/' -e 's/^type = .*/type = "pvh"/' ${cfg} >/tmp/hv-t.cfg`,
-        "xl create -p /tmp/hv-t.cfg >/dev/null 2>&1",
+        "xl create -p /tmp/hv-t.cfg 2>&1 | sed 's/^/xl-create: /'",
         "t=$(xl domid hv-t)",
         `sed -e 's/^name = .*/name = "hv-dm"/' -e "s/^extra = \\"\\(.*\\)\\"/extra = \\"\\1 fastsuspend.hvprobe_dm=$t\\"/" ${cfg} >/tmp/hv-dm.cfg`,
-        "xl create -p /tmp/hv-dm.cfg >/dev/null 2>&1",
+        "xl create -p /tmp/hv-dm.cfg 2>&1 | sed 's/^/xl-create: /'",
         "dm=$(xl domid hv-dm)",
         'echo "t=$t dm=$dm"',
         `${PROBE} settarget $dm $t | sed 's/^/settarget: /'`,
@@ -284,7 +284,7 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
       ].join("\n"),
       { timeoutMs: 4 * MINUTE },
     );
-    console.log(out.split("\n").filter((l) => /^(t=|settarget|console|query|dom0)/.test(l)).join("\n"));
+    console.log(out.split("\n").filter((l) => /^(xl-create|t=|settarget|console|query|dom0)/.test(l)).join("\n"));
     const t = Number(/^t=(\d+) dm=\d+$/m.exec(out)?.[1]);
     expect(out).toMatch(/^settarget: \{"settarget":"OK"\}$/m);
     expect(/^console: (.*)$/m.exec(out)?.[1]?.trim()).toBe(
