@@ -3,7 +3,7 @@
 import { isXenError, type EvtchnHandle, type XenBinding } from "@fastsuspend/xen";
 
 import { sleep } from "./clock";
-import { HV_NOTIFY_EV_ALL, HV_NOTIFY_F_NO_DOM_EXC, hvNotifyRegister, hvNotifyUnregister } from "./hv-notify";
+import { HV_NOTIFY_EV_ALL, hvNotifyRegister, hvNotifyUnregister } from "./hv-notify";
 import { rememberNotifyPort, rememberedNotifyPort } from "./notify-port";
 import type { Notification } from "./paths";
 import type { XenstoreLike, XsWatchLike } from "./xs";
@@ -27,8 +27,6 @@ export interface NotifierContext {
   /** The session's event-channel handle (opened lazily). */
   evtchn: () => EvtchnHandle;
   pollIntervalMs: number;
-  /** virq: set XEN_DOMCTL_SUSPEND_NOTIFY_F_NO_DOM_EXC (only if nothing else waits on @releaseDomain). */
-  suppressDomExc: boolean;
 }
 
 /** How long to wait for the event every interdomain bind leaves pending (then it is dropped). */
@@ -227,9 +225,9 @@ export class HvNotifyNotifier implements Notifier {
   }
 
   async open(): Promise<void> {
-    const { xen, domid, selfDomid, suppressDomExc } = this.#ctx;
+    const { xen, domid, selfDomid } = this.#ctx;
     const h = this.#ctx.evtchn();
-    ({ port: this.#xenPort, cookie: this.#cookie } = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, suppressDomExc ? HV_NOTIFY_F_NO_DOM_EXC : 0));
+    ({ port: this.#xenPort, cookie: this.#cookie } = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, 0));
     try {
       this.#local = h.bindInterdomain(selfDomid, this.#xenPort);
     } catch (err) {

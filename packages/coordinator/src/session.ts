@@ -27,8 +27,6 @@ export interface SessionOptions {
   pollIntervalMs?: number;
   /** Our own domid (default 0). */
   selfDomid?: number;
-  /** virq path: ask Xen not to raise VIRQ_DOM_EXC when it notified us (default false). */
-  suppressDomExc?: boolean;
   /** After a timeout, how long to give a guest that took the request to finish suspending. */
   lateSuspendGraceMs?: number;
   /** suspend() timeout when none is given (default 10000 ms). */
@@ -142,7 +140,6 @@ export class SuspendSession {
       xsResume: opts.xsResume ?? "inline",
       pollIntervalMs: opts.pollIntervalMs ?? 1,
       selfDomid: opts.selfDomid ?? 0,
-      suppressDomExc: opts.suppressDomExc ?? false,
       lateSuspendGraceMs: opts.lateSuspendGraceMs ?? 1000,
       defaultTimeoutMs: opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       hold: opts.hold ?? "session",
@@ -240,7 +237,6 @@ export class SuspendSession {
       selfDomid: this.#opts.selfDomid,
       evtchn: () => this.#handle(),
       pollIntervalMs: this.#opts.pollIntervalMs,
-      suppressDomExc: this.#opts.suppressDomExc,
     };
     this.#path = name;
     this.#notifier = makeNotifier(p.notification, ctx);
