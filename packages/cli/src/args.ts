@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 
 import { UsageError } from "./exit-codes";
 
-export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "status", "bench-run", "bench"] as const;
+export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "status", "bench-run"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -37,7 +37,7 @@ commands:
   status [DOM]                fastsuspendd's view: loops, sessions, latencies (needs the daemon)
   bench-run DOM --cycles N [--paths a,b,...] [--interval MS] --json FILE
                               the in-dom0 half of the benchmark: N cycles per path, xl save -c
-  bench                       provided by the host orchestration (boots the lab, runs bench-run)
+                              (the host half, which boots the nested lab, is \`npm run bench\`)
 
 options:
   --path NAME        trigger+notification, e.g. xenstore+watch, evtchn+evtchn, xenstore+virq
@@ -107,9 +107,9 @@ export function parseCli(argv: readonly string[]): CliArgs {
   }
   const [cmd, dom, ...extra] = positionals;
   const command = COMMANDS.find((c) => c === cmd);
+  if (cmd === "bench") throw new UsageError("bench: the host side of the benchmark (it boots the nested lab) is `npm run bench` in a checkout; in dom0 use `fastsuspend bench-run DOM`");
   if (command === undefined) throw new UsageError(`unknown command "${String(cmd)}" (commands: ${COMMANDS.join(", ")})`);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${String(extra[0])}"`);
-  if (command === "bench") return { command, domid: -1, json: false, full: false, fallback: false };
   const domid = command === "status" && dom === undefined ? -1 : parseDomid(dom, command);
 
   // --json is a flag for most commands and takes FILE for bench-run (see normaliseJsonFlag).

@@ -1,22 +1,12 @@
 // The CLI entry as a function: argv in, exit code out, everything else injected.
 import { normaliseJsonFlag, parseCli, USAGE, type CliArgs } from "./args";
 import { cmdBenchRun } from "./bench-run";
-import { benchOnLab, parseBenchHostArgs } from "./bench-host/command";
 import { cmdCheckpoint, cmdInfo, cmdResume, cmdSuspend } from "./commands";
 import type { Deps, XenEnv } from "./context";
 import { daemonCanServe, viaDaemon } from "./daemon-mode";
 import { errorLine, EXIT, exitCodeFor } from "./exit-codes";
 
 export async function run(argv: readonly string[], deps: Deps): Promise<number> {
-  if (argv[0] === "bench" && !argv.includes("--help")) {
-    // The host half of the benchmark: it needs the lab (a machine without Xen), not a XenEnv.
-    try {
-      return await benchOnLab(parseBenchHostArgs(argv), deps);
-    } catch (err) {
-      deps.stderr(`${errorLine(err)}\n`);
-      return exitCodeFor(err);
-    }
-  }
   let args: CliArgs;
   try {
     args = parseCli(normaliseJsonFlag(argv));

@@ -18,8 +18,8 @@ const deb = join(outDir, `fastsuspend_${version}_amd64.deb`);
 const root = join(outDir, "root");
 const lib = "usr/lib/fastsuspend";
 
-// What `fastsuspend` and `fastsuspendd` require at run time (lab: the CLI's host-side bench imports it).
-const PACKAGES = ["xen", "xenstore", "coordinator", "daemon", "cli", "lab"];
+// What `fastsuspend` and `fastsuspendd` require at run time (the lab and the host-side bench are not shipped).
+const PACKAGES = ["xen", "xenstore", "coordinator", "daemon", "cli"];
 
 function die(msg) {
   process.stderr.write(`build-deb: ${msg}\n`);

@@ -1,6 +1,6 @@
 // A latency plot without dependencies: one cumulative distribution curve per path, log-scaled
 // time axis, as SVG. A CDF shows median and tail at once, which is what the benchmark is about.
-import type { BenchResult } from "../bench-result";
+import type { BenchResult } from "@fastsuspend/cli";
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 

@@ -1,12 +1,11 @@
-// `fastsuspend bench` on a machine without Xen: boot the nested lab (patched hypervisor and guest
+// `npm run bench` on a machine without Xen: boot the nested lab (patched hypervisor and guest
 // kernel when the repo can build them, stock otherwise, and say which), create a 128 MB guest,
 // run `fastsuspend bench-run` inside dom0, then print the seed's table and write JSON and a plot.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
-import type { BenchResult, CheckpointLoopResult } from "../bench-result";
-import { formatTable } from "../format";
+import { formatTable, type BenchResult, type CheckpointLoopResult } from "@fastsuspend/cli";
 import { latencyCdfSvg } from "./plot";
 
 export interface HostBenchOptions {

@@ -1,12 +1,19 @@
-// `fastsuspend bench [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N] [--stock] [--json FILE]`
+// `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N] [--stock] [--json FILE]`
 import { parseArgs } from "node:util";
-import type { Deps } from "../context";
-import { UsageError } from "../exit-codes";
-import { type HostBenchOptions, benchOnLab as runOnLab } from "./index";
+
+import { UsageError } from "@fastsuspend/cli";
+
+import type { HostBenchOptions } from "./bench";
+
+export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS] [--paths a,b,...] [--xl-save N]
+                        [--checkpoint-count N] [--stock] [--json FILE]
+Boots the nested Xen lab (patched hypervisor and guest kernel when they build), creates a 128 MB
+guest, runs \`fastsuspend bench-run\` in its dom0, prints the table, writes FILE (default
+results/bench.json) and a latency plot beside it.`;
 
 export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptions, "log"> {
   const { values: v } = parseArgs({
-    args: argv.filter((a) => a !== "bench"),
+    args: [...argv],
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
       "checkpoint-count": { type: "string" },
@@ -29,8 +36,4 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     jsonFile: v.json ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),
   };
-}
-
-export async function benchOnLab(o: Omit<HostBenchOptions, "log">, deps: Deps): Promise<number> {
-  return runOnLab({ ...o, log: (l) => { deps.stderr(`[bench] ${l}\n`); } });
 }
