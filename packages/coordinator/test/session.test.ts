@@ -510,27 +510,25 @@ describe("the evtchn notification's port in the guest's table (dom0 cannot free 
   it("a port the guest planted in the node (it owns its home) or its own suspend channel is never reused", async () => {
     const g = await world.addGuest({ channel: "ok" });
     const channel = g.channelPort ?? -1;
-    // The guest writes the node first, pointing at its suspend channel: left to it, not bound.
-    await world.xs.write(`/local/domain/${g.domid}/fastsuspend-notify-port`, String(channel));
-    await world.xs.setPermissions(`/local/domain/${g.domid}/fastsuspend-notify-port`, [{ domid: g.domid, access: "none" }]);
-    const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { path: "xenstore+evtchn", defaultTimeoutMs: 500 });
-    sessions.push(s);
-    await s.open();
-    await s.cycle();
-    await s.close();
-    // Another port of the guest's for dom0 (a frontend's, waiting for its backend), planted in a
-    // node the guest made: our session must not bind it either.
+    /** The guest writes the node first (it owns its home), then a session opens and cycles. */
+    const plantThenCycle = async (port: number): Promise<void> => {
+      await world.xs.write(`/local/domain/${g.domid}/fastsuspend-notify-port`, String(port));
+      await world.xs.setPermissions(`/local/domain/${g.domid}/fastsuspend-notify-port`, [{ domid: g.domid, access: "none" }]);
+      const s = new SuspendSession(world.binding(), world.xenstore, g.domid, { path: "xenstore+evtchn", defaultTimeoutMs: 500 });
+      sessions.push(s);
+      await s.open();
+      await s.cycle();
+      await s.close();
+    };
+    // Pointing at its suspend channel: left to it, not bound.
+    await plantThenCycle(channel);
+    // Another port of the guest's for dom0 (a frontend's, waiting for its backend): not bound either.
     const frontend = g.guest.allocUnbound(0);
-    await world.xs.write(`/local/domain/${g.domid}/fastsuspend-notify-port`, String(frontend));
-    await world.xs.setPermissions(`/local/domain/${g.domid}/fastsuspend-notify-port`, [{ domid: g.domid, access: "none" }]);
-    const s2 = new SuspendSession(world.binding(), world.xenstore, g.domid, { path: "xenstore+evtchn", defaultTimeoutMs: 500 });
-    sessions.push(s2);
-    await s2.open();
-    await s2.cycle();
+    await plantThenCycle(frontend);
     // libxl could still bind the guest's channel, the backend its port: we took neither.
     const h = world.binding().openEvtchn({ poll: false });
-    expect(() => h.unbind(h.bindInterdomain(g.domid, channel))).not.toThrow();
-    expect(() => h.unbind(h.bindInterdomain(g.domid, frontend))).not.toThrow();
+    expect(() => { h.unbind(h.bindInterdomain(g.domid, channel)); }).not.toThrow();
+    expect(() => { h.unbind(h.bindInterdomain(g.domid, frontend)); }).not.toThrow();
     h.close();
   });
 });
