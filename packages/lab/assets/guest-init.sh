@@ -7,5 +7,17 @@
 /bin/busybox mkdir -p /proc/xen
 # The xenstore probe checks that xenstored enforces a guest's permissions (guest-xsprobe.c).
 /bin/busybox mount -t xenfs xenfs /proc/xen && { /bin/hvprobe; /bin/xsprobe; }
+# The blackout probe (guest-blackout.c): measures, in the background, how long user space could
+# not run; dom0 asks for its results through data/blackout/request. `fastsuspend.blackout=off` on
+# the kernel command line leaves it out; `fastsuspend.blackout_args=--threshold-us,5000` passes
+# options (commas for spaces).
+bo=on; bo_args=
+for w in $(/bin/busybox cat /proc/cmdline); do
+  case "$w" in
+    fastsuspend.blackout=*) bo=${w#*=} ;;
+    fastsuspend.blackout_args=*) bo_args=$(echo "${w#*=}" | /bin/busybox tr , ' ') ;;
+  esac
+done
+[ "$bo" = off ] || /bin/blackout $bo_args &
 echo "FASTSUSPEND-GUEST-READY $(/bin/busybox uname -r)"
 while :; do /bin/busybox sleep 3600; done

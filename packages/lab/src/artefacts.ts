@@ -58,6 +58,7 @@ export function artefactKey(): string {
     readFileSync(join(assetsDir, "guest-init.sh")),
     readFileSync(join(assetsDir, "guest-hvprobe.c")),
     readFileSync(join(assetsDir, "guest-xsprobe.c")),
+    readFileSync(join(assetsDir, "guest-blackout.c")),
     fileIdentity(process.execPath),
     readFileSync(__filename),
   ]).slice(0, 16);
@@ -179,6 +180,7 @@ async function buildGuestInitramfs(x: string, file: string, root: string): Promi
   symlinkSync("busybox", join(root, "bin/sh"));
   compileStatic(join(assetsDir, "guest-hvprobe.c"), join(root, "bin/hvprobe"));
   compileStatic(join(assetsDir, "guest-xsprobe.c"), join(root, "bin/xsprobe"));
+  compileStatic(join(assetsDir, "guest-blackout.c"), join(root, "bin/blackout"));
   copyFileSync(join(assetsDir, "guest-init.sh"), join(root, "init"));
   chmodSync(join(root, "init"), 0o755);
   await writeInitramfs(root, file, 6, [{ path: "dev/console", major: 5, minor: 1 }]);
