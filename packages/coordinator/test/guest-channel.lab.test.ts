@@ -254,7 +254,7 @@ async function createTypedGuest(lab: Lab, o: { name: string; type: GuestType; ke
 /**
  * The lab's guest initramfs plus /sbin/poweroff, which orderly_poweroff() runs on `xl shutdown`
  * (the lab's initramfs has none, so `xl shutdown` would do nothing). It announces itself on the
- * console, waits 5 s (the test stops xenstored meanwhile) and powers off: reboot(2), so the kernel
+ * console, waits 15 s (the test stops xenstored meanwhile) and powers off: reboot(2), so the kernel
  * runs its reboot notifiers, then "reboot: Power down".
  */
 function poweroffInitrd(lab: Lab): string {
@@ -262,7 +262,7 @@ function poweroffInitrd(lab: Lab): string {
   mkdirSync(join(dir, "root", "sbin"), { recursive: true });
   writeFileSync(
     join(dir, "root", "sbin", "poweroff"),
-    ["#!/bin/sh", "echo FS-POWEROFF-HELPER >/dev/console", "/bin/busybox sleep 5", "exec /bin/busybox poweroff -f", ""].join("\n"),
+    ["#!/bin/sh", "echo FS-POWEROFF-HELPER >/dev/console", "/bin/busybox sleep 15", "exec /bin/busybox poweroff -f", ""].join("\n"),
     { mode: 0o755 },
   );
   execFileSync("sh", ["-c", "cd root && find . | cpio -o -H newc -R 0:0 --quiet | gzip -9 > ../extra.cpio.gz"], { cwd: dir });
@@ -335,7 +335,7 @@ describe("guest suspend event channel: shutdown and xenwatch serialisation (revi
       const port = await waitForKey(lab, domid, 60_000);
       expect(port).toMatch(/^[1-9][0-9]*$/);
       // The request itself needs xenstored (the guest reads and acks control/shutdown); it is
-      // stopped only once the guest runs /sbin/poweroff, which powers off 5 s later.
+      // stopped only once the guest runs /sbin/poweroff, which powers off 15 s later.
       const out = await lab.exec(
         [
           "pid=$(cat /var/run/xenstored.pid)",
@@ -343,6 +343,8 @@ describe("guest suspend event channel: shutdown and xenwatch serialisation (revi
           `xl shutdown ${domid} || exit 1`,
           `end=$(($(date +%s) + 90)); until grep -q FS-POWEROFF-HELPER ${log}; do [ $(date +%s) -gt $end ] && { echo helper-not-started; exit 1; }; sleep 0.1; done`,
           "kill -STOP $pid && echo xenstored-stopped",
+          // Must be false, else xenstored was stopped too late to prove anything.
+          `grep -qE '${POWER_DOWN}' ${log} && echo halted-before-stop`,
           // Time-bounded (60 s), not iteration-bounded: a loaded TCG dom0 forks slowly.
           `end=$(($(date +%s) + 60)); until grep -qE '${POWER_DOWN}' ${log} || [ $(date +%s) -gt $end ]; do sleep 0.5; done`,
           `grep -qE '${POWER_DOWN}' ${log} && echo power-down-logged || echo power-down-not-logged`,
@@ -351,9 +353,12 @@ describe("guest suspend event channel: shutdown and xenwatch serialisation (revi
         ].join("; "),
         { timeoutMs: 5 * MINUTE },
       );
+      // The trap does not run if the agent kills the script on a timeout.
+      await lab.exec("kill -CONT $(cat /var/run/xenstored.pid) 2>/dev/null; true");
       const tail = (await lab.exec(`tail -n 15 ${log}`)).stdout;
       console.log(`(a) ${type} guest ${domid}:\n${out.stdout}\nconsole tail:\n${tail}`);
       expect(out.stdout).toContain("xenstored-stopped");
+      expect(out.stdout).not.toContain("halted-before-stop");
       expect(out.stdout).toContain("power-down-logged");
       const info = JSON.parse(out.stdout.split("\n").find((l) => l.startsWith("xen-info "))?.slice(9) ?? "{}") as { shutdown?: boolean; reason?: string; gone?: string };
       // "reboot: System halted" / "Power down" is printed after the reboot notifiers have run: that
