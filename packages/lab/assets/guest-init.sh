@@ -18,6 +18,8 @@ for w in $(/bin/busybox cat /proc/cmdline); do
     fastsuspend.blackout_args=*) bo_args=$(echo "${w#*=}" | /bin/busybox tr , ' ') ;;
   esac
 done
+# ash starts a background command with stdin from /dev/null, which this initramfs lacks.
+[ -e /dev/null ] || /bin/busybox mknod -m 666 /dev/null c 1 3
 [ "$bo" = off ] || /bin/blackout $bo_args &
 echo "FASTSUSPEND-GUEST-READY $(/bin/busybox uname -r)"
 while :; do /bin/busybox sleep 3600; done

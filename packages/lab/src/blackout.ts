@@ -140,10 +140,10 @@ export async function blackout(lab: Lab, guest: string | number, opts: BlackoutO
   if (!Number.isInteger(domid) || !/^[a-zA-Z0-9_-]{1,64}$/.test(name)) throw new LabError(`blackout: bad guest ${JSON.stringify(guest)}`, "pass a running guest's name or domid");
   const req = `r${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
   const log = `/var/log/xen/console/guest-${name}.log`;
-  const tries = Math.ceil(timeoutMs / 100);
   const script = [
     `xenstore-write /local/domain/${domid}/data/blackout/request ${req} || exit 4`,
-    `i=0; until grep -q 'BLACKOUT-END req=${req} ' ${log} 2>/dev/null; do i=$((i+1)); [ $i -gt ${tries} ] && exit 3; sleep 0.1; done`,
+    `end=$(($(date +%s) + ${Math.ceil(timeoutMs / 1000)}))`,
+    `until grep -q 'BLACKOUT-END req=${req} ' ${log} 2>/dev/null; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
     `sed -n '/BLACKOUT-BEGIN req=${req} /,/BLACKOUT-END req=${req} /p' ${log}`,
   ].join("\n");
   const r = await lab.exec(script, { timeoutMs: timeoutMs + 30_000 });
