@@ -247,17 +247,17 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     expect(log.trim().split("\n")[0]?.trim()).toBe("FASTSUSPEND-GUEST-HVPROBE register=EPERM query=EPERM");
   });
 
-  test("a device model of the target (set_target) cannot register, with or without F_NO_DOM_EXC, nor query (EPERM)", async () => {
+  // Needs HVM in the lab (a PVH target): only with an SVM CPU model. Elsewhere it is reported as
+  // skipped, never as passed.
+  const hvmLab = /\bsvm\b/.test(process.env.FASTSUSPEND_QEMU_CPU ?? "");
+  (hvmLab ? test : test.skip)("a device model of the target (set_target) cannot register, with or without F_NO_DOM_EXC, nor query (EPERM)", async () => {
     // Issue 15, finding 5. XEN_DOMCTL_set_target only takes an HVM/PVH target in 4.17, so the target
     // is a PVH guest (never unpaused: only its type matters) and the device model a PV guest created
     // paused, made the target's device model, then unpaused: its init runs guest-hvprobe.c, which
     // sees fastsuspend.hvprobe_dm=T and tries REGISTER (with and without the flag) and QUERY on T.
     const info = await L().mustExec("xl info");
-    if (!/^virt_caps\s*:.*\bhvm\b/m.test(info)) {
-      // Nehalem (the lab's default CPU model) gives Xen no SVM: no PVH guest, hence no set_target.
-      console.warn("SKIPPED: no HVM in this lab (boot it with FASTSUSPEND_QEMU_CPU='Opteron_G3,+svm,+npt,-rdtscp')");
-      return;
-    }
+    // Nehalem (the lab's default CPU model) gives Xen no SVM: no PVH guest, hence no set_target.
+    if (!/^virt_caps\s*:.*\bhvm\b/m.test(info)) throw new Error("FASTSUSPEND_QEMU_CPU names an SVM CPU, but xl info shows no hvm in virt_caps");
     const cfg = "/lab/guests/hv-a.cfg";
     const dmLog = "/var/log/xen/console/guest-hv-dm.log";
     const out = await L().mustExec(
