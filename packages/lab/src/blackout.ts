@@ -151,7 +151,7 @@ export async function blackout(lab: Lab, guest: string | number, opts: BlackoutO
     const tail = await lab.exec(`tail -n 20 ${log}`);
     const why = r.code === 4 ? "could not write its request node" : "no answer in its console log";
     throw new LabError(`blackout probe of ${name} (domid ${domid}): ${why} within ${timeoutMs} ms`,
-      "is the guest running an initramfs with /bin/blackout (lab artefacts rebuilt) and not booted with fastsuspend.blackout=off?", `${r.stderr}\n${tail.stdout}`);
+      "is the guest running an initramfs with /bin/blackout (lab artefacts rebuilt) and booted with fastsuspend.blackout=on?", `${r.stderr}\n${tail.stdout}`);
   }
   const report = parseBlackout(r.stdout, req);
   if (!report) throw new LabError(`blackout probe of ${name}: its block for ${req} could not be parsed`, "see the console output below", r.stdout.slice(-3000));
