@@ -22,7 +22,9 @@ const OFF_PORT = 12;
 const OFF_NR = 16;
 const OFF_REGS = 24;
 const REG_SIZE = 12;
-const OFF_COOKIE = OFF_REGS + REG_SIZE * HV_NOTIFY_MAX_REGS; // 120
+/** Where REGISTER returns the cookie and UNREGISTER takes it (the fake host reads it too). */
+export const HV_NOTIFY_OFF_COOKIE = OFF_REGS + REG_SIZE * HV_NOTIFY_MAX_REGS; // 120
+const OFF_COOKIE = HV_NOTIFY_OFF_COOKIE;
 const PAYLOAD_SIZE = OFF_COOKIE + 8; // 128; pad (20) stays 0
 
 export interface HvNotifyRegistration {

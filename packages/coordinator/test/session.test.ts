@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 
 import { isXenError } from "@fastsuspend/xen";
 
-import { CoordinatorError, SuspendSession, SuspendTimeoutError, checkpointLoop, controlShutdownKey, detect, installSignalGuard, type PathName, type SessionOptions } from "../src";
+import { CoordinatorError, HV_NOTIFY_EV_ALL, SuspendSession, SuspendTimeoutError, checkpointLoop, controlShutdownKey, detect, hvNotifyRegister, hvNotifyUnregister, installSignalGuard, type PathName, type SessionOptions } from "../src";
 import { FakeWorld, type FakeGuestOptions, type FakeWorldGuest } from "../src/testing";
 
 let world: FakeWorld;
@@ -531,4 +531,17 @@ describe("the evtchn notification's port in the guest's table (dom0 cannot free 
     expect(() => { h.unbind(h.bindInterdomain(g.domid, frontend)); }).not.toThrow();
     h.close();
   });
+});
+
+it("the fake hypervisor checks the suspend_notify cookie as the series does (UNREGISTER by port and cookie)", async () => {
+  world.installHvNotify();
+  const g = await world.addGuest();
+  const xen = world.binding();
+  const a = hvNotifyRegister(xen, g.domid, HV_NOTIFY_EV_ALL, 0);
+  expect(a.cookie).not.toBe(0n);
+  expect(() => { hvNotifyUnregister(xen, g.domid, a.port, 0n); }).toThrow(/EINVAL/);
+  expect(() => { hvNotifyUnregister(xen, g.domid, a.port, a.cookie + 1n); }).toThrow(/ENOENT/);
+  expect(world.hvRegistrations(g.domid)).toBe(1);
+  hvNotifyUnregister(xen, g.domid, a.port, a.cookie);
+  expect(world.hvRegistrations(g.domid)).toBe(0);
 });

@@ -9,7 +9,7 @@ import { FakeXen, xenError, type FakeGuest, type FakeXenBinding } from "@fastsus
 import { XenstoreClient } from "@fastsuspend/xenstore";
 import { FakeXenstored } from "@fastsuspend/xenstore/testing";
 
-import { HV_NOTIFY_EV, HV_NOTIFY_OP, XEN_DOMCTL_suspend_notify } from "../hv-notify";
+import { HV_NOTIFY_EV, HV_NOTIFY_OFF_COOKIE, HV_NOTIFY_OP, XEN_DOMCTL_suspend_notify } from "../hv-notify";
 import { controlShutdownKey, featureSuspendKey, suspendChannelKey, type XenstoreLike } from "../xs";
 
 export type FakeChannelKind = "ok" | "empty" | "absent" | "garbage" | "stale";
@@ -44,6 +44,7 @@ interface HvReg {
   port: number;
   mask: number;
   flags: number;
+  cookie: bigint;
 }
 
 export class FakeWorld {
@@ -57,6 +58,8 @@ export class FakeWorld {
   readonly #bindings: FakeXenBinding[] = [];
   readonly #hvRegs: HvReg[] = [];
   #hvInstalled = false;
+  /** Like the series' per-target counter: never 0, never reused. */
+  #hvCookie = 0n;
   #closed = false;
 
   private constructor(xsd: FakeXenstored) {
@@ -221,14 +224,18 @@ export class FakeWorld {
           if (mask === 0 || (mask & ~0xf) !== 0 || (flags & ~0x1) !== 0) fail("EINVAL");
           if (this.#hvRegs.filter((r) => r.target === domid).length >= 8) fail("EBUSY");
           const port = hv.allocUnbound(0, 0, undefined, "suspend_notify", args);
-          this.#hvRegs.push({ target: domid, registrant: 0, port, mask, flags });
+          const cookie = ++this.#hvCookie;
+          this.#hvRegs.push({ target: domid, registrant: 0, port, mask, flags, cookie });
           u.writeUInt32LE(port, 12);
+          u.writeBigUInt64LE(cookie, HV_NOTIFY_OFF_COOKIE);
           return;
         }
         case HV_NOTIFY_OP.unregister: {
           const port = u.readUInt32LE(12);
-          if (port === 0) fail("EINVAL");
-          const i = this.#hvRegs.findIndex((r) => r.target === domid && r.port === port);
+          const cookie = u.readBigUInt64LE(HV_NOTIFY_OFF_COOKIE);
+          if (port === 0 || cookie === 0n) fail("EINVAL");
+          // Port and cookie: a port number alone may by now name another registration.
+          const i = this.#hvRegs.findIndex((r) => r.target === domid && r.port === port && r.cookie === cookie);
           if (i < 0) fail("ENOENT");
           this.#hvRegs.splice(i, 1);
           hv.close(0, port);
