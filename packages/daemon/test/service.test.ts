@@ -4,7 +4,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { FakeWorld } from "@fastsuspend/coordinator/testing";
+import { FakeWorld, type FakeWorldGuest } from "@fastsuspend/coordinator/testing";
 import type { SuspendLock } from "@fastsuspend/xen";
 
 import { assertRoot, DaemonClient, isDaemonError, Journal, startService, type LoopStatus, type RunningService } from "../src";
@@ -51,6 +51,15 @@ async function takeLockAsXl(domid: number): Promise<SuspendLock | undefined> {
     }
   }
   return undefined;
+}
+
+/** The journal's entries ("domid:reason") as the guest sees each resume: what a crash then would leave. */
+function journalAtEachResume(s: RunningService, g: FakeWorldGuest): string[][] {
+  const seen: string[][] = [];
+  g.guest.onResume(() => {
+    seen.push(s.daemon.journal.entries().map((e) => `${e.domid}:${e.reason}`));
+  });
+  return seen;
 }
 
 /** The checkpoint loop's status of a domain, as `status` reports it. */
@@ -499,10 +508,7 @@ describe("fastsuspendd on the fake host", () => {
     const s = await start();
     const g = await world.addGuest({ suspendDelayMs: 5 });
     const c = await client();
-    const atResume: string[][] = [];
-    g.guest.onResume(() => {
-      atResume.push(s.daemon.journal.entries().map((e) => `${e.domid}:${e.reason}`));
-    });
+    const atResume = journalAtEachResume(s, g);
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 150, count: 3 });
     for (let i = 0; i < 100 && atResume.length < 1; i++) await sleep(5);
     await sleep(30); // in the interval after the first cycle
@@ -579,10 +585,7 @@ describe("fastsuspendd on the fake host", () => {
     const s = await start();
     const g = await world.addGuest({ suspendDelayMs: 5 });
     const c = await client();
-    const atResume: string[][] = [];
-    g.guest.onResume(() => {
-      atResume.push(s.daemon.journal.entries().map((e) => `${e.domid}:${e.reason}`));
-    });
+    const atResume = journalAtEachResume(s, g);
     // Same tick: the suspend's queue task runs right after checkpoint.start's set-up, before the first cycle.
     const [started, suspended] = await Promise.allSettled([
       c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 3 }),
