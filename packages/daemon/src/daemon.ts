@@ -11,7 +11,6 @@ import {
   isSuspended,
   resumeSuspended,
   summarize,
-  suspendChannelKey,
   SuspendSession,
   type Capabilities,
   type CycleTimings,
@@ -22,7 +21,6 @@ import {
 } from "@fastsuspend/coordinator";
 import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 
-import { parsePort } from "@fastsuspend/xenstore";
 
 import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
@@ -167,7 +165,7 @@ export class Daemon {
   readonly cycles = new Counter("fastsuspend_checkpoint_cycles_total", "Checkpoint cycles per domain and result (ok, failed, skipped).");
   readonly handovers = new Counter("fastsuspend_lock_handover_total", "Times the daemon found a domain held or suspended by another tool (xl) and left it alone.");
   readonly requestsHeld = new Counter("fastsuspend_requests_held_total", "status/metrics requests that waited for time-critical work in flight, by how they were let go (after-work, hold-limit).");
-  readonly toolstackChecks = new Counter("fastsuspend_toolstack_checks_total", "Checks for an xl process at work on a domain before a cycle or suspend: how=scan (/proc), how=lock (guest with a suspend channel: the lock check suffices).");
+  readonly toolstackChecks = new Counter("fastsuspend_toolstack_checks_total", "Checks for an xl process at work on a domain before a cycle or suspend (how=scan: /proc).");
 
   constructor(opts: DaemonOptions) {
     this.xen = new HandoverBinding(opts.xen);
@@ -389,20 +387,12 @@ export class Daemon {
    */
   async #otherTool(dom: DomainState): Promise<string | undefined> {
     const domid = dom.domid;
-    // A guest whose suspend channel we verified (binding it) and which still advertises it: libxl
-    // uses that channel, and takes the suspend lock before anything else (checked by the caller),
-    // so the /proc scan would add nothing but its cost.
-    const caps = dom.session?.capabilities ?? dom.caps;
-    const channel = caps?.guestChannel.status === "ok" ? caps.guestChannel.port : undefined;
-    const [v, advertised] = await Promise.all([
-      this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined),
-      channel === undefined ? Promise.resolve(undefined) : this.xs.tryReadString(suspendChannelKey(domid)).catch(() => undefined),
-    ]);
+    const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
     if (v !== undefined && v !== "") return `a request from another tool is pending in control/shutdown ("${v.slice(0, 16)}")`;
-    if (channel !== undefined && advertised !== undefined && parsePort(advertised) === channel) {
-      this.toolstackChecks.inc({ how: "lock" });
-      return undefined;
-    }
+    // Scanned for every guest, those with a suspend channel too. For them libxl takes the suspend
+    // lock, but with a non-blocking F_SETLK: an xl started just before our cycle that reaches its
+    // lock while we hold ours fails at once ("Can't fcntl F_SETLK lock file for suspend event
+    // channel"). Seen by its process, it makes us skip the cycle instead, and xl gets the lock.
     this.toolstackChecks.inc({ how: "scan" });
     if (!this.#names.has(domid)) this.#names.set(domid, await this.xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined));
     const p = await this.#opts.toolstackUser(domid, this.#names.get(domid));

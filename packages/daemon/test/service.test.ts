@@ -335,7 +335,9 @@ describe("fastsuspendd on the fake host", () => {
     await c.request("checkpoint.stop", { domid: g.domid });
   });
 
-  it("no /proc scan for a guest with a suspend channel (xl takes the lock for it); scanned again once the channel is no longer advertised", async () => {
+  it("a guest with a suspend channel is scanned too: an xl started before our cycle is seen, and the cycle skipped instead of holding the lock xl is about to take", async () => {
+    // The defect: the scan was skipped for such guests (libxl takes the suspend lock for them), but
+    // libxl's lock is a non-blocking F_SETLK, so an xl reaching it during our cycle failed at once.
     await start();
     const g = await world.addGuest({ channel: "ok" });
     const plain = await world.addGuest();
@@ -347,19 +349,15 @@ describe("fastsuspendd on the fake host", () => {
       if (a?.loop.running === false && b?.loop.running === false) break;
       await sleep(10);
     }
-    expect(scanned.filter((d) => d === g.domid)).toEqual([]);
+    expect(scanned.filter((d) => d === g.domid)).toHaveLength(6);
     expect(scanned.filter((d) => d === plain.domid)).toHaveLength(6);
-    const m = await c.request<string>("metrics");
-    expect(m).toContain('fastsuspend_toolstack_checks_total{how="lock"} 6');
-    expect(m).toContain('fastsuspend_toolstack_checks_total{how="scan"} 6');
-    // The guest empties its key (e.g. a kernel without the channel after kexec): libxl would take no lock.
-    await world.xenstore.write(`/local/domain/${g.domid}/device/suspend/event-channel`, "");
-    xlAt = { domid: g.domid, what: "xl (pid 7): save 1 /tmp/x" };
+    expect(await c.request<string>("metrics")).toContain('fastsuspend_toolstack_checks_total{how="scan"} 12');
+    xlAt = { domid: g.domid, what: "xl (pid 7): save -c 1 /dev/null" };
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
     await sleep(50);
     const st = await loopOf(c, g.domid);
-    expect(st.lastSkip).toBe("the toolstack is working on it: xl (pid 7): save 1 /tmp/x");
-    expect(scanned).toContain(g.domid);
+    expect(st).toMatchObject({ ok: 0, failed: 0 });
+    expect(st.lastSkip).toBe("the toolstack is working on it: xl (pid 7): save -c 1 /dev/null");
     await c.request("checkpoint.stop", { domid: g.domid });
   });
 
