@@ -1,4 +1,5 @@
-// `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N] [--stock] [--json FILE]`
+// `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N]
+//                   [--long-count N] [--long-seconds S] [--stock] [--json FILE]`
 import { parseArgs } from "node:util";
 
 import { UsageError } from "@fastsuspend/cli";
@@ -6,17 +7,21 @@ import { UsageError } from "@fastsuspend/cli";
 import type { HostBenchOptions } from "./bench";
 
 export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS] [--paths a,b,...] [--xl-save N]
-                        [--checkpoint-count N] [--stock] [--json FILE]
+                        [--checkpoint-count N] [--long-count N] [--long-seconds S]
+                        [--stock] [--json FILE]
 Boots the nested Xen lab (patched hypervisor and guest kernel when they build), creates a 128 MB
-guest, runs \`fastsuspend bench-run\` in its dom0, prints the table, writes FILE (default
-results/bench.json) and a latency plot beside it.`;
+guest, runs \`fastsuspend bench-run\` in its dom0, then on the same guest two checkpoint loops of
+--checkpoint-count cycles at interval 0 (XS_RESUME inline, deferred; default 1000, 0 skips) and
+one long loop of --long-count cycles (default 10000, 0 skips) stopped after --long-seconds
+(default 600) if it has not finished; prints the table, writes FILE (default results/bench.json)
+and a latency plot beside it.`;
 
 export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptions, "log"> {
   const { values: v } = parseArgs({
     args: [...argv],
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
-      "checkpoint-count": { type: "string" },
+      "checkpoint-count": { type: "string" }, "long-count": { type: "string" }, "long-seconds": { type: "string" },
       stock: { type: "boolean" }, json: { type: "string" },
     },
     strict: true,
@@ -32,6 +37,8 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     intervalMs: int("interval", v.interval, 20, 0),
     xlSave: int("xl-save", v["xl-save"], 5, 0),
     checkpointCount: int("checkpoint-count", v["checkpoint-count"], 1000, 0),
+    longCount: int("long-count", v["long-count"], 10000, 0),
+    longSeconds: int("long-seconds", v["long-seconds"], 600, 1),
     stock: v.stock === true,
     jsonFile: v.json ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),

@@ -10,8 +10,16 @@ describe("npm run bench arguments", () => {
     expect(() => parseBenchHostArgs(["--no-such-flag"])).toThrow();
   });
 
+  it("takes the long loop's count (0 skips it) and budget (at least 1 s)", () => {
+    expect(parseBenchHostArgs(["--long-count", "0", "--long-seconds", "30"])).toMatchObject({ longCount: 0, longSeconds: 30 });
+    expect(() => parseBenchHostArgs(["--long-seconds", "0"])).toThrow(/--long-seconds must be an integer >= 1, got "0"/);
+    expect(() => parseBenchHostArgs(["--long-count", "1.5"])).toThrow(/--long-count must be an integer >= 0, got "1.5"/);
+  });
+
   it("has the seed's defaults", () => {
-    expect(parseBenchHostArgs([])).toEqual({ cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, stock: false, jsonFile: "results/bench.json" });
+    expect(parseBenchHostArgs([])).toEqual({
+      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, stock: false, jsonFile: "results/bench.json",
+    });
     expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--json", "/tmp/x.json"])).toMatchObject({
       cycles: 7, stock: true, paths: "a,b", jsonFile: "/tmp/x.json",
     });

@@ -15,6 +15,8 @@ export interface CliArgs {
   full: boolean;
   intervalMs?: number;
   count?: number;
+  /** checkpoint: stop after the cycle in flight once this many seconds have passed. */
+  forSeconds?: number;
   cycles?: number;
   paths?: string[];
   jsonFile?: string;
@@ -31,8 +33,9 @@ export const USAGE = `usage: fastsuspend COMMAND DOM [options]
 commands:
   suspend DOM                 suspend the domain (it stays suspended)
   resume DOM [--full]         resume a suspended domain (cooperative unless --full)
-  checkpoint DOM --interval MS --count N
-                              suspend/resume N times, MS apart (Remus-style, no memory copy)
+  checkpoint DOM --interval MS --count N [--for SECONDS]
+                              suspend/resume N times, MS apart (Remus-style, no memory copy);
+                              with --for, stop after the cycle in flight once SECONDS have passed
   info DOM                    capabilities and the paths that would be used
   status [DOM]                fastsuspendd's view: loops, sessions, latencies (needs the daemon)
   bench-run DOM --cycles N [--paths a,b,...] [--interval MS] --json FILE
@@ -55,11 +58,18 @@ options:
 exit codes: 0 ok, 1 operation failed, 2 bad usage, 3 environment (not root, no /dev/xen,
 unknown or dying domain, dom0 given)`;
 
-function intFlag(name: string, v: string | undefined, min: number): number | undefined {
+/**
+ * The longest --for: setTimeout takes at most 2^31 - 1 ms and fires at once (after a warning) for
+ * anything longer, which would stop the loop before its first cycle.
+ */
+export const MAX_FOR_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+function intFlag(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
   if (!/^[0-9]+$/.test(v)) throw new UsageError(`--${name} must be a non-negative integer, got "${v}"`);
   const n = Number(v);
   if (n < min) throw new UsageError(`--${name} must be at least ${min}, got ${n}`);
+  if (n > max) throw new UsageError(`--${name} must be at most ${max}, got ${n}`);
   return n;
 }
 
@@ -86,6 +96,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
         full: { type: "boolean" },
         interval: { type: "string" },
         count: { type: "string" },
+        for: { type: "string" },
         cycles: { type: "string" },
         paths: { type: "string" },
         "xs-resume": { type: "string" },
@@ -127,6 +138,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     ...(v.timeout === undefined ? {} : { timeoutMs: intFlag("timeout", v.timeout, 1) }),
     ...(v.interval === undefined ? {} : { intervalMs: intFlag("interval", v.interval, 0) }),
     ...(v.count === undefined ? {} : { count: intFlag("count", v.count, 1) }),
+    ...(v.for === undefined ? {} : { forSeconds: intFlag("for", v.for, 1, MAX_FOR_SECONDS) }),
     ...(v.cycles === undefined ? {} : { cycles: intFlag("cycles", v.cycles, 1) }),
     ...(v.paths === undefined ? {} : { paths: v.paths.split(",").filter((p) => p !== "") }),
     ...(xsResume === undefined ? {} : { xsResume }),
@@ -144,6 +156,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
     if (args.count === undefined) throw new UsageError("checkpoint: --count N is required");
   }
   if (args.full && command !== "resume") throw new UsageError(`${command}: --full only applies to resume`);
+  if (args.forSeconds !== undefined && command !== "checkpoint") throw new UsageError(`${command}: --for only applies to checkpoint`);
   return args;
 }
 

@@ -19,7 +19,13 @@ export interface BenchPathResult {
   errors: string[];
 }
 
-/** `fastsuspend checkpoint DOM --interval 0 --count N --json`, as the bench host keeps it. */
+/**
+ * Why a checkpoint loop ended: it ran its --count, its --for budget elapsed, a signal stopped it,
+ * or a cycle failed.
+ */
+export type CheckpointStop = "count" | "time" | "signal" | "error";
+
+/** `fastsuspend checkpoint DOM --interval 0 --count N [--for S] --json`, as the bench host keeps it. */
 export interface CheckpointLoopResult {
   path: string;
   /** When XS_RESUME was sent: in the cycle, or after it (off the critical path). */
@@ -33,6 +39,13 @@ export interface CheckpointLoopResult {
   totalMs: Summary;
   /** Cycle median of each block of 100 cycles, in order: shows a rate that drifts over the loop. */
   totalMsPerHundred?: number[];
+  /** The same per block of 1000 cycles: the drift over a long loop, in a line that stays short. */
+  totalMsPerThousand?: number[];
+  stoppedBy?: CheckpointStop;
+  /** The loop's time budget (--for), when it had one. */
+  budgetSeconds?: number;
+  /** The bench's long loop (its drift over thousands of cycles), not a sustained-rate loop. */
+  long?: boolean;
 }
 
 export interface BenchResult {

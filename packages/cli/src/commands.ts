@@ -8,11 +8,13 @@ import {
   SuspendSession,
   summarize,
   type Capabilities,
+  type CheckpointStats,
   type SessionOptions,
   type Summary,
 } from "@fastsuspend/coordinator";
 
 import type { CliArgs } from "./args";
+import type { CheckpointStop } from "./bench-result";
 import type { Deps, XenEnv } from "./context";
 import { EXIT } from "./exit-codes";
 
@@ -113,6 +115,38 @@ export function mediansPerBlock(values: number[], size: number): number[] {
   return out;
 }
 
+/**
+ * The abort reason of a loop whose --for budget elapsed. The signal guard aborts without a reason,
+ * and the loop itself reports both as "signal": the reason is what tells them apart.
+ */
+const BUDGET_ELAPSED = "the --for budget elapsed";
+
+/** Aborts `stop` once `seconds` have passed (never without a budget); returns what clears the timer. */
+function startBudget(stop: AbortController, seconds: number | undefined): () => void {
+  if (seconds === undefined) return () => undefined;
+  const timer = setTimeout(() => { stop.abort(BUDGET_ELAPSED); }, seconds * 1000);
+  return () => { clearTimeout(timer); };
+}
+
+function stoppedBy(stats: CheckpointStats, stop: AbortSignal): CheckpointStop {
+  return stats.stoppedBy === "signal" && stop.reason === BUDGET_ELAPSED ? "time" : stats.stoppedBy;
+}
+
+function printCheckpointStats(stats: CheckpointStats, by: CheckpointStop, path: string, a: CliArgs, deps: Deps): void {
+  const totals = stats.samples.map((t) => t.totalMs);
+  if (a.json) {
+    deps.stdout(`${JSON.stringify({
+      domid: a.domid, path, ...stats, samples: undefined, stoppedBy: by,
+      ...(a.forSeconds === undefined ? {} : { budgetSeconds: a.forSeconds }),
+      totalMsPerHundred: mediansPerBlock(totals, 100), totalMsPerThousand: mediansPerBlock(totals, 1000),
+    })}\n`);
+    return;
+  }
+  const budget = by === "time" ? `; stopped by its ${String(a.forSeconds)} s budget` : "";
+  deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${path} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}${budget}\n`);
+  for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);
+}
+
 export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
   const stop = new AbortController();
   const s = new SuspendSession(env.xen, env.xs, a.domid, sessionOptions(a));
@@ -125,8 +159,11 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
       deps.stderr(`fastsuspend: ${sig}: checkpoint loop stopped, domain ${a.domid} left running${r.resumed ? " (resumed)" : ""}\n`);
     },
   });
+  let clearBudget = (): void => undefined;
   try {
     await s.open();
+    // From here, not from the start: the budget is for cycles, not for opening the session.
+    clearBudget = startBudget(stop, a.forSeconds);
     // Scripts (and the lab test) wait for this line before they signal the loop.
     deps.stderr(`fastsuspend: checkpoint loop on domain ${a.domid} via ${String(s.path)} started\n`);
     const stats = await checkpointLoop(s, {
@@ -135,14 +172,11 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
       signal: stop.signal,
       ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
     });
-    if (a.json) {
-      deps.stdout(`${JSON.stringify({ domid: a.domid, path: s.path, ...stats, samples: undefined, totalMsPerHundred: mediansPerBlock(stats.samples.map((t) => t.totalMs), 100) })}\n`);
-    } else {
-      deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${String(s.path)} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}\n`);
-      for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);
-    }
+    printCheckpointStats(stats, stoppedBy(stats, stop.signal), String(s.path), a, deps);
+    // A loop its budget stopped is a success: only failed cycles fail it.
     return stats.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
+    clearBudget();
     await s.close();
     unguard();
   }

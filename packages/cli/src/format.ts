@@ -2,7 +2,7 @@
 // path's cycle median relative to the baseline (libxl's xenstore+watch). The host side reuses it.
 import { BASELINE_PATH, type Summary } from "@fastsuspend/coordinator";
 
-import type { BenchResult } from "./bench-result";
+import type { BenchResult, CheckpointLoopResult } from "./bench-result";
 
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const five = (s: Summary): string[] => [s.avg, s.min, s.max, s.median, s.p99].map(fmt);
@@ -11,6 +11,23 @@ function pad(rows: string[][]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ").trimEnd()).join("\n");
+}
+
+const blockLine = (size: number, medians: number[]): string => `  cycle median per ${size} cycles: ${medians.map((m) => fmt(m)).join(", ")} ms`;
+
+/** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */
+function checkpointLoopLines(c: CheckpointLoopResult): string[] {
+  const budget = c.budgetSeconds === undefined ? "" : ` --for ${c.budgetSeconds}`;
+  const lines = [`checkpoint --interval 0 --count ${c.requested}${budget} --xs-resume ${c.xsResume}: ${c.ok} ok, ${c.failed} failed via ${c.path}, ${fmt(c.cyclesPerSecond)} cycles/s (cycle median ${fmt(c.totalMs.median)} ms, p99 ${fmt(c.totalMs.p99)})`];
+  const perThousand = c.totalMsPerThousand ?? [];
+  // Past 1000 cycles the per-1000 line shows the drift; a hundred per-100 medians would bury the table.
+  if (perThousand.length > 1) lines.push(blockLine(1000, perThousand));
+  else if (c.totalMsPerHundred !== undefined && c.totalMsPerHundred.length > 1) lines.push(blockLine(100, c.totalMsPerHundred));
+  if (c.stoppedBy === "time") {
+    const its = c.budgetSeconds === undefined ? "its time budget" : `its ${c.budgetSeconds} s budget`;
+    lines.push(`  stopped by ${its} after ${c.ok + c.failed} cycles`);
+  }
+  return lines;
 }
 
 export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & Partial<BenchResult>, baseline: string = BASELINE_PATH): string {
@@ -33,10 +50,7 @@ export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & P
   if (base === undefined) lines.push(`baseline ${baseline} was not measured: no ratios`);
   const x = result.xlSaveCMs;
   if (x !== null) lines.push(`xl save -c (to /dev/null): median ${fmt(x.median)} ms, min ${fmt(x.min)}, max ${fmt(x.max)} (n=${x.n})`);
-  for (const c of result.checkpointLoops ?? []) {
-    lines.push(`checkpoint --interval 0 --count ${c.requested} --xs-resume ${c.xsResume}: ${c.ok} ok, ${c.failed} failed via ${c.path}, ${fmt(c.cyclesPerSecond)} cycles/s (cycle median ${fmt(c.totalMs.median)} ms, p99 ${fmt(c.totalMs.p99)})`);
-    if (c.totalMsPerHundred !== undefined && c.totalMsPerHundred.length > 1) lines.push(`  cycle median per 100 cycles: ${c.totalMsPerHundred.map((m) => fmt(m)).join(", ")} ms`);
-  }
+  for (const c of result.checkpointLoops ?? []) lines.push(...checkpointLoopLines(c));
   for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
   return lines.join("\n");
 }

@@ -5,7 +5,7 @@ import { summarize } from "@fastsuspend/coordinator";
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import { XenUnavailableError } from "@fastsuspend/xen";
 
-import { EXIT, formatTable, parseCli, run, type BenchResult, type Deps } from "../src";
+import { EXIT, formatTable, parseCli, run, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
 import { EnvironmentError } from "../src/exit-codes";
 import { mediansPerBlock } from "../src/commands";
 
@@ -41,6 +41,8 @@ describe("argument parsing", () => {
     expect(parseCli(["suspend", "7", "--path", "xenstore+watch", "--timeout", "500"])).toMatchObject({ command: "suspend", domid: 7, path: "xenstore+watch", timeoutMs: 500 });
     expect(parseCli(["resume", "7", "--full"])).toMatchObject({ command: "resume", full: true });
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"])).toMatchObject({ intervalMs: 0, count: 10 });
+    expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10", "--for", "600"])).toMatchObject({ count: 10, forSeconds: 600 });
+    expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"]).forSeconds).toBeUndefined();
     expect(parseCli(["bench-run", "3", "--cycles", "5", "--paths", "a+b,c+d", "--json", "out.json"])).toMatchObject({ cycles: 5, paths: ["a+b", "c+d"], jsonFile: "out.json" });
     expect(parseCli(["--help"]).command).toBe("help");
   });
@@ -52,6 +54,11 @@ describe("argument parsing", () => {
     [["suspend", "guest1"], /DOM must be a domain id .*xl domid guest1/],
     [["suspend", "7", "--timeout", "soon"], /--timeout must be a non-negative integer/],
     [["checkpoint", "7", "--count", "3"], /--interval MS is required/],
+    [["checkpoint", "7", "--interval", "0", "--count", "3", "--for", "0"], /--for must be at least 1, got 0/],
+    [["checkpoint", "7", "--interval", "0", "--count", "3", "--for", "1.5"], /--for must be a non-negative integer, got "1.5"/],
+    // Past setTimeout's 2^31 - 1 ms the budget would elapse at once.
+    [["checkpoint", "7", "--interval", "0", "--count", "3", "--for", "2147484"], /--for must be at most 2147483, got 2147484/],
+    [["suspend", "7", "--for", "5"], /suspend: --for only applies to checkpoint/],
     [["bench-run", "7", "--cycles", "3"], /--json FILE is required/],
     [["suspend", "7", "--full"], /--full only applies to resume/],
     [["suspend", "7", "--bogus"], /Unknown option '--bogus'/],
@@ -142,6 +149,46 @@ describe("commands on the fake host", () => {
     expect(s.err.join("")).toMatch(/SIGINT: checkpoint loop stopped, domain \d+ left running/);
   });
 
+  it("checkpoint --json gives the medians per 100 and per 1000 cycles and why the loop stopped", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "3", "--json"], d)).toBe(EXIT.ok);
+    const j = JSON.parse(d.out.join("")) as Record<string, unknown>;
+    expect(j).toMatchObject({ ok: 3, requested: 3, stoppedBy: "count" });
+    expect(j.totalMsPerHundred).toHaveLength(1);
+    expect(j.totalMsPerThousand).toEqual(j.totalMsPerHundred);
+    expect(j).not.toHaveProperty("budgetSeconds");
+  });
+
+  it("checkpoint --for stops the loop after the cycle in flight once the budget elapses: not a failure", async () => {
+    const g = await world.addGuest({ suspendDelayMs: 3 });
+    const d = deps();
+    const t0 = Date.now();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "100000", "--for", "1", "--json"], d)).toBe(EXIT.ok);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const j = JSON.parse(d.out.join("")) as { ok: number; failed: number; requested: number; stoppedBy: string; budgetSeconds: number };
+    expect(j).toMatchObject({ requested: 100000, failed: 0, stoppedBy: "time", budgetSeconds: 1 });
+    expect(j.ok).toBeGreaterThan(0);
+    expect(j.ok).toBeLessThan(100000);
+    // The cycle in flight was finished: the guest is running and nothing is held.
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.xen.suspendLockExists(g.domid)).toBe(false);
+
+    const text = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "100000", "--for", "1"], text)).toBe(EXIT.ok);
+    expect(text.out[0]).toMatch(/checkpoints via .*; stopped by its 1 s budget\n$/);
+  });
+
+  it("checkpoint --for clears its timer when the loop ends first (no timer keeps the CLI alive)", async () => {
+    const g = await world.addGuest();
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    const d = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "2", "--for", "600", "--json"], d)).toBe(EXIT.ok);
+    expect(JSON.parse(d.out.join(""))).toMatchObject({ ok: 2, stoppedBy: "count", budgetSeconds: 600 });
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
   it("SIGHUP (the ssh session dropped) mid-loop or mid-suspend leaves the guest running, like SIGINT (exit 129)", async () => {
     const g = await world.addGuest();
     const signals = new EventEmitter();
@@ -227,6 +274,31 @@ describe("formatTable", () => {
     expect(text).toMatch(/baseline xenstore\+watch was not measured/);
     expect(text).toMatch(/xenstore\+poll: 3 failed: boom/);
     expect(text).toMatch(/ - +-$/m);
+  });
+});
+
+describe("formatTable's checkpoint loops", () => {
+  const loop = (over: Partial<CheckpointLoopResult>): CheckpointLoopResult => ({
+    path: "xenstore+evtchn", xsResume: "inline", requested: 1000, ok: 1000, failed: 0, errors: [], elapsedMs: 30000,
+    cyclesPerSecond: 33.3, totalMs: summarize([29, 30, 31]), ...over,
+  });
+
+  it("prints the per-100 medians of a 1000-cycle loop, the per-1000 ones and the budget of a long loop", () => {
+    const text = formatTable({
+      paths: [], xlSaveCMs: null,
+      checkpointLoops: [
+        loop({ totalMsPerHundred: [30, 31], totalMsPerThousand: [30.5], stoppedBy: "count" }),
+        loop({ requested: 10000, ok: 2500, totalMsPerHundred: Array<number>(25).fill(30), totalMsPerThousand: [30, 31, 32], stoppedBy: "time", budgetSeconds: 600, long: true }),
+      ],
+    });
+    const lines = text.split("\n");
+    const first = lines.findIndex((l) => l.startsWith("checkpoint --interval 0 --count 1000 --xs-resume inline"));
+    expect(lines[first + 1]).toBe("  cycle median per 100 cycles: 30.0, 31.0 ms");
+    expect(lines[first + 2]).toMatch(/^checkpoint --interval 0 --count 10000 --for 600 --xs-resume inline: 2500 ok/);
+    expect(lines[first + 3]).toBe("  cycle median per 1000 cycles: 30.0, 31.0, 32.0 ms");
+    expect(lines[first + 4]).toBe("  stopped by its 600 s budget after 2500 cycles");
+    expect(text).not.toMatch(/per 1000 cycles: 30\.5/);
+    expect(text.match(/per 100 cycles/g)).toHaveLength(1);
   });
 });
 
