@@ -18,8 +18,10 @@ export function daemonCanServe(a: CliArgs): boolean {
   if (a.noDaemon === true) return false;
   switch (a.command) {
     case "suspend":
-    case "checkpoint":
       return !a.fallback && a.xsResume === undefined;
+    case "checkpoint":
+      // The daemon's loops have no time budget (--for): run it here.
+      return !a.fallback && a.xsResume === undefined && a.forSeconds === undefined;
     case "resume":
       return !a.full && a.xsResume === undefined;
     case "info":
