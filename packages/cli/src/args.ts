@@ -1,14 +1,21 @@
 // Command-line parsing (node:util parseArgs, strict): one command, one domain, known flags only.
 import { parseArgs } from "node:util";
 
-import { UsageError } from "./exit-codes";
+import { allPathNames, parsePath } from "@fastsuspend/coordinator";
 
-export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "status", "bench-run"] as const;
-export type Command = (typeof COMMANDS)[number];
+import { UsageError } from "./exit-codes";
+import { COMMANDS, commandsTaking, flagApplies, FLAG_VALUES, usageText, type Command, type Flag } from "./usage";
+
+export { COMMANDS, type Command } from "./usage";
 
 export interface CliArgs {
-  command: Command | "help";
+  command: Command | "help" | "version";
+  /** help: the command asked about (undefined: the overview). */
+  helpFor?: Command;
+  /** The domain id; -1 when none was given (status) or DOM is a name not resolved yet. */
   domid: number;
+  /** DOM as given when it is a name: run() resolves it to `domid` through xenstore, as xl does. */
+  domName?: string;
   json: boolean;
   path?: string;
   timeoutMs?: number;
@@ -26,37 +33,12 @@ export interface CliArgs {
   guestKernel?: string;
   /** Work directly even when fastsuspendd runs. */
   noDaemon?: boolean;
+  /** checkpoint: progress lines on stderr even when it is not a terminal. */
+  progress?: boolean;
 }
 
-export const USAGE = `usage: fastsuspend COMMAND DOM [options]
-
-commands:
-  suspend DOM                 suspend the domain (it stays suspended)
-  resume DOM [--full]         resume a suspended domain (cooperative unless --full)
-  checkpoint DOM --interval MS --count N [--for SECONDS]
-                              suspend/resume N times, MS apart (Remus-style, no memory copy);
-                              with --for, stop after the cycle in flight once SECONDS have passed
-  info DOM                    capabilities and the paths that would be used
-  status [DOM]                fastsuspendd's view: loops, sessions, latencies (needs the daemon)
-  bench-run DOM --cycles N [--paths a,b,...] [--interval MS] --json FILE
-                              the in-dom0 half of the benchmark: N cycles per path, xl save -c
-                              (the host half, which boots the nested lab, is \`npm run bench\`)
-
-options:
-  --path NAME        trigger+notification, e.g. xenstore+watch, evtchn+evtchn, xenstore+virq
-  --timeout MS       suspend timeout (default 10000)
-  --json             print JSON (for bench-run: --json FILE writes the result there)
-  --fallback         on a timeout or setup failure, try the next available path
-  --xs-resume MODE   inline (default), deferred or skip
-  --xl-save N        bench-run: times to run \`xl save -c DOM /dev/null\` (default 3; 0 skips)
-  --guest-kernel S   bench-run: recorded in the JSON as guestKernel
-  --no-daemon        work directly even when fastsuspendd runs (suspend, resume, checkpoint and
-                     info go through it when its socket, $FASTSUSPEND_SOCKET or
-                     /run/fastsuspend/daemon.sock, answers)
-  --help             this text
-
-exit codes: 0 ok, 1 operation failed, 2 bad usage, 3 environment (not root, no /dev/xen,
-unknown or dying domain, dom0 given)`;
+/** The overview (`fastsuspend --help`). */
+export const USAGE = usageText();
 
 /**
  * The longest --for: setTimeout takes at most 2^31 - 1 ms and fires at once (after a warning) for
@@ -73,90 +55,144 @@ function intFlag(name: string, v: string | undefined, min: number, max = Number.
   return n;
 }
 
-export function parseDomid(v: string | undefined, command: string): number {
-  if (v === undefined) throw new UsageError(`${command}: missing DOM (a domain id; \`xl domid NAME\` gives it)`);
-  if (!/^(0|[1-9][0-9]{0,4})$/.test(v) || Number(v) >= 0x7ff0) {
-    throw new UsageError(`${command}: DOM must be a domain id (0-32751), got "${v}"; for a name use \`xl domid ${v}\``);
-  }
-  return Number(v);
+/** The first domid Xen does not give a domain (DOMID_FIRST_RESERVED). */
+const DOMID_FIRST_RESERVED = 0x7ff0;
+
+/**
+ * DOM as xl reads it (libxl_domain_qualifier_to_domid): all digits is an id, anything else a
+ * name, which run() looks up in xenstore once Xen is open.
+ */
+export function parseDom(v: string | undefined, command: string): { domid: number } | { domName: string } {
+  if (v === undefined) throw new UsageError(`${command}: missing DOM (a domain name or id, as in \`xl list\`)`);
+  if (v === "") throw new UsageError(`${command}: DOM is empty (a domain name or id, as in \`xl list\`)`);
+  if (!/^[0-9]+$/.test(v)) return { domName: v };
+  const domid = Number(v);
+  if (domid >= DOMID_FIRST_RESERVED) throw new UsageError(`${command}: a domain id is at most ${DOMID_FIRST_RESERVED - 1}, got ${v}`);
+  return { domid };
 }
 
-export function parseCli(argv: readonly string[]): CliArgs {
-  let parsed;
+/** --path and --paths take known path names: a typo is bad usage, not a failed suspend. */
+function checkPathName(flag: string, name: string): void {
+  if (parsePath(name) === undefined) throw new UsageError(`--${flag}: unknown path "${name}" (known: ${allPathNames().join(", ")})`);
+}
+
+/** A string for parseArgs: bench-run's --json FILE, the others' --json rewritten to --json=1. */
+const takesString = (f: Flag): boolean => FLAG_VALUES[f] !== undefined || f === "json";
+
+const PARSE_OPTIONS = Object.fromEntries(
+  (Object.keys(FLAG_VALUES) as Flag[]).map((f) => [f, { type: takesString(f) ? "string" : "boolean", ...(f === "help" ? { short: "h" } : {}) }]),
+) as Record<Flag, { type: "boolean" | "string"; short?: string }>;
+
+/** What parseArgs returns for the flags given. */
+type Values = Partial<Record<Flag, string | boolean>>;
+
+/** node:util parseArgs (strict), its errors made usage errors. */
+function parseArgv(argv: readonly string[]): { values: Values; positionals: string[] } {
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        json: { type: "string" },
-        path: { type: "string" },
-        timeout: { type: "string" },
-        full: { type: "boolean" },
-        interval: { type: "string" },
-        count: { type: "string" },
-        for: { type: "string" },
-        cycles: { type: "string" },
-        paths: { type: "string" },
-        "xs-resume": { type: "string" },
-        fallback: { type: "boolean" },
-        "xl-save": { type: "string" },
-        "guest-kernel": { type: "string" },
-        "no-daemon": { type: "boolean" },
-      },
-    });
+    const { values, positionals } = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: PARSE_OPTIONS });
+    return { values, positionals };
   } catch (err) {
-    // Matched by shape: node:util's errors may come from another realm (e.g. under Jest).
+    // Matched by shape: node:util's errors (TypeError with code ERR_PARSE_ARGS_*) may come from
+    // another realm (e.g. under Jest).
     const message = (err as { message?: unknown }).message;
     throw new UsageError(typeof message === "string" ? (message.split("\n")[0] ?? message) : "bad arguments");
   }
-  const { values: v, positionals } = parsed;
-  if (v.help === true || positionals.length === 0) {
-    if (positionals.length === 0 && v.help !== true) throw new UsageError("missing COMMAND (try --help)");
-    return { command: "help", domid: -1, json: false, full: false, fallback: false };
-  }
-  const [cmd, dom, ...extra] = positionals;
-  const command = COMMANDS.find((c) => c === cmd);
-  if (cmd === "bench") throw new UsageError("bench: the host side of the benchmark (it boots the nested lab) is `npm run bench` in a checkout; in dom0 use `fastsuspend bench-run DOM`");
-  if (command === undefined) throw new UsageError(`unknown command "${String(cmd)}" (commands: ${COMMANDS.join(", ")})`);
-  if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${String(extra[0])}"`);
-  const domid = command === "status" && dom === undefined ? -1 : parseDomid(dom, command);
+}
 
-  // --json is a flag for most commands and takes FILE for bench-run (see normaliseJsonFlag).
-  const xsResume = v["xs-resume"];
+const BENCH_MOVED = "bench: the host side of the benchmark (it boots the nested lab) is `npm run bench` in a checkout; in dom0 use `fastsuspend bench-run DOM`";
+
+/** The command named by `name` (after `fastsuspend` or `fastsuspend help`), or a usage error. */
+function commandNamed(name: string): Command {
+  if (name === "bench") throw new UsageError(BENCH_MOVED);
+  const command = COMMANDS.find((c) => c === name);
+  if (command === undefined) throw new UsageError(`unknown command "${name}" (commands: ${COMMANDS.join(", ")})`);
+  return command;
+}
+
+const NO_ARGS = { domid: -1, json: false, full: false, fallback: false } as const;
+
+/** `fastsuspend help [CMD]`, `fastsuspend [CMD] --help`, `fastsuspend --version`, or undefined. */
+function helpOrVersion(values: Values, positionals: readonly string[]): CliArgs | undefined {
+  if (values.version === true) return { command: "version", ...NO_ARGS };
+  const [first, topic, extra] = positionals;
+  if (first === "help") {
+    if (extra !== undefined) throw new UsageError(`help: unexpected argument "${extra}"`);
+    return { command: "help", ...NO_ARGS, ...(topic === undefined ? {} : { helpFor: commandNamed(topic) }) };
+  }
+  if (values.help !== true) return undefined;
+  return { command: "help", ...NO_ARGS, ...(first === undefined ? {} : { helpFor: commandNamed(first) }) };
+}
+
+/** Every flag given must be one the command takes (a silently ignored flag hides a mistake). */
+function checkFlagsApply(command: Command, values: Values): void {
+  for (const flag of Object.keys(values) as Flag[]) {
+    if (flagApplies(command, flag)) continue;
+    const takers = commandsTaking(flag);
+    throw new UsageError(`${command}: --${flag} only applies to ${takers.join(", ")} (see \`fastsuspend help ${command}\`)`);
+  }
+}
+
+/** The options' values, each checked (the command-specific requirements are checkRequired's). */
+function optionArgs(v: Values): Omit<CliArgs, "command" | "domid" | "domName"> {
+  const str = (f: Flag): string | undefined => (typeof v[f] === "string" ? v[f] : undefined);
+  const xsResume = str("xs-resume");
   if (xsResume !== undefined && xsResume !== "inline" && xsResume !== "deferred" && xsResume !== "skip") {
     throw new UsageError(`--xs-resume must be inline, deferred or skip, got "${xsResume}"`);
   }
-  const args: CliArgs = {
-    command,
-    domid,
+  const path = str("path");
+  if (path !== undefined) checkPathName("path", path);
+  const paths = str("paths")?.split(",").filter((p) => p !== "");
+  for (const p of paths ?? []) checkPathName("paths", p);
+  const jsonFile = str("json");
+  return {
+    // --json is a switch for most commands and takes FILE for bench-run (see normaliseJsonFlag).
     json: v.json !== undefined,
+    ...(jsonFile === undefined || jsonFile === "" ? {} : { jsonFile }),
     full: v.full === true,
     fallback: v.fallback === true,
-    ...(v.path === undefined ? {} : { path: v.path }),
-    ...(v.timeout === undefined ? {} : { timeoutMs: intFlag("timeout", v.timeout, 1) }),
-    ...(v.interval === undefined ? {} : { intervalMs: intFlag("interval", v.interval, 0) }),
-    ...(v.count === undefined ? {} : { count: intFlag("count", v.count, 1) }),
-    ...(v.for === undefined ? {} : { forSeconds: intFlag("for", v.for, 1, MAX_FOR_SECONDS) }),
-    ...(v.cycles === undefined ? {} : { cycles: intFlag("cycles", v.cycles, 1) }),
-    ...(v.paths === undefined ? {} : { paths: v.paths.split(",").filter((p) => p !== "") }),
+    ...(path === undefined ? {} : { path }),
+    ...(v.timeout === undefined ? {} : { timeoutMs: intFlag("timeout", str("timeout"), 1) }),
+    ...(v.interval === undefined ? {} : { intervalMs: intFlag("interval", str("interval"), 0) }),
+    ...(v.count === undefined ? {} : { count: intFlag("count", str("count"), 1) }),
+    ...(v.for === undefined ? {} : { forSeconds: intFlag("for", str("for"), 1, MAX_FOR_SECONDS) }),
+    ...(v.cycles === undefined ? {} : { cycles: intFlag("cycles", str("cycles"), 1) }),
+    ...(paths === undefined ? {} : { paths }),
     ...(xsResume === undefined ? {} : { xsResume }),
-    ...(v["xl-save"] === undefined ? {} : { xlSave: intFlag("xl-save", v["xl-save"], 0) }),
-    ...(v["guest-kernel"] === undefined ? {} : { guestKernel: v["guest-kernel"] }),
+    ...(v["xl-save"] === undefined ? {} : { xlSave: intFlag("xl-save", str("xl-save"), 0) }),
+    ...(v["guest-kernel"] === undefined ? {} : { guestKernel: str("guest-kernel") }),
     ...(v["no-daemon"] === true ? { noDaemon: true } : {}),
+    ...(v.progress === true ? { progress: true } : {}),
   };
-  if (command === "bench-run") {
-    if (v.json === undefined || v.json === "") throw new UsageError("bench-run: --json FILE is required");
-    args.jsonFile = v.json;
+}
+
+/** The flags a command cannot run without. */
+function checkRequired(args: CliArgs): void {
+  if (args.command === "bench-run") {
+    if (args.jsonFile === undefined) throw new UsageError("bench-run: --json FILE is required");
     if (args.cycles === undefined) throw new UsageError("bench-run: --cycles N is required");
   }
-  if (command === "checkpoint") {
+  if (args.command === "checkpoint") {
     if (args.intervalMs === undefined) throw new UsageError("checkpoint: --interval MS is required");
     if (args.count === undefined) throw new UsageError("checkpoint: --count N is required");
   }
-  if (args.full && command !== "resume") throw new UsageError(`${command}: --full only applies to resume`);
-  if (args.forSeconds !== undefined && command !== "checkpoint") throw new UsageError(`${command}: --for only applies to checkpoint`);
+}
+
+export function parseCli(argv: readonly string[]): CliArgs {
+  const { values, positionals } = parseArgv(argv);
+  const help = helpOrVersion(values, positionals);
+  if (help !== undefined) return help;
+  const [cmd, dom, ...extra] = positionals;
+  if (cmd === undefined) throw new UsageError("missing COMMAND (try --help)");
+  const command = commandNamed(cmd);
+  if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${String(extra[0])}"`);
+  checkFlagsApply(command, values);
+  const target = command === "status" && dom === undefined ? { domid: -1 } : parseDom(dom, command);
+  const args: CliArgs = {
+    command,
+    ...("domName" in target ? { domid: -1, domName: target.domName } : { domid: target.domid }),
+    ...optionArgs(values),
+  };
+  checkRequired(args);
   return args;
 }
 

@@ -6,7 +6,7 @@ import type { CliArgs } from "./args";
 import type { BenchPathResult, BenchResult } from "./bench-result";
 import type { Deps, XenEnv } from "./context";
 import { sessionOptions } from "./commands";
-import { EXIT, UsageError } from "./exit-codes";
+import { EXIT } from "./exit-codes";
 import { formatTable } from "./format";
 
 const MAX_ERRORS = 5;
@@ -79,11 +79,8 @@ export async function cmdBenchRun(env: XenEnv, a: CliArgs, deps: Deps): Promise<
   const caps = await detect(env.xen, env.xs, a.domid);
   if (!caps.exists || caps.isDom0 || caps.dying) choosePath(caps); // throws the ESTATE error that says why
   let paths: PathName[] = BENCH_PATHS.filter((p) => caps.paths.includes(p));
-  if (a.paths !== undefined) {
-    const unknown = a.paths.filter((p) => !/^[a-z]+\+[a-z]+$/.test(p));
-    if (unknown.length > 0) throw new UsageError(`bench-run: bad --paths entry "${String(unknown[0])}"`);
-    paths = a.paths as PathName[];
-  }
+  // parseCli has checked the names.
+  if (a.paths !== undefined) paths = a.paths as PathName[];
   const results: BenchPathResult[] = [];
   const result: BenchResult = {
     xen: xenVersion(deps),

@@ -17,6 +17,7 @@ import type { CliArgs } from "./args";
 import type { CheckpointStop } from "./bench-result";
 import type { Deps, XenEnv } from "./context";
 import { EXIT } from "./exit-codes";
+import { progressFor, type LoopCounts } from "./progress";
 
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
 
@@ -76,17 +77,20 @@ export function printInfo(caps: Capabilities, chosen: string, a: CliArgs, deps: 
     deps.stdout(`${JSON.stringify({ ...caps, chosen }, null, 2)}\n`);
     return;
   }
+  deps.stdout(`${infoLines(caps, chosen).join("\n")}\n`);
+}
+
+/** info's text lines (status DOM shows them too). */
+export function infoLines(caps: Capabilities, chosen: string): string[] {
   const ch = caps.guestChannel;
-  deps.stdout(
-    [
-      `domain ${caps.domid}: ${caps.hvm ? "HVM" : "PV"}, ${caps.shutdown !== null ? `shut down (${caps.shutdown})` : caps.paused ? "paused" : "running"}`,
-      `guest suspend channel: ${ch.status}${ch.port !== undefined ? ` (port ${ch.port})` : ""}${ch.detail !== undefined ? `: ${ch.detail}` : ""}`,
-      `control/feature-suspend: ${caps.featureSuspend ? "yes" : "no"}`,
-      `hypervisor suspend_notify: ${caps.hvNotify.available ? "yes" : "no"} (${caps.hvNotify.detail})`,
-      `paths (fastest first): ${caps.paths.join(", ") || "none"}`,
-      `would use: ${chosen}`,
-    ].join("\n") + "\n",
-  );
+  return [
+    `domain ${caps.domid}: ${caps.hvm ? "HVM" : "PV"}, ${caps.shutdown !== null ? `shut down (${caps.shutdown})` : caps.paused ? "paused" : "running"}`,
+    `guest suspend channel: ${ch.status}${ch.port !== undefined ? ` (port ${ch.port})` : ""}${ch.detail !== undefined ? `: ${ch.detail}` : ""}`,
+    `control/feature-suspend: ${caps.featureSuspend ? "yes" : "no"}`,
+    `hypervisor suspend_notify: ${caps.hvNotify.available ? "yes" : "no"} (${caps.hvNotify.detail})`,
+    `paths (fastest first): ${caps.paths.join(", ") || "none"}`,
+    `would use: ${chosen}`,
+  ];
 }
 
 export async function cmdSuspend(env: XenEnv, a: CliArgs, deps: Deps): Promise<number> {
@@ -160,22 +164,33 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
     },
   });
   let clearBudget = (): void => undefined;
+  let stopProgress = (): void => undefined;
   try {
     await s.open();
     // From here, not from the start: the budget is for cycles, not for opening the session.
     clearBudget = startBudget(stop, a.forSeconds);
     // Scripts (and the lab test) wait for this line before they signal the loop.
     deps.stderr(`fastsuspend: checkpoint loop on domain ${a.domid} via ${String(s.path)} started\n`);
+    const counts: LoopCounts = { done: 0, ok: 0, failed: 0 };
+    stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid}`, ...(a.count === undefined ? {} : { total: a.count }), read: () => counts });
     const stats = await checkpointLoop(s, {
       intervalMs: a.intervalMs ?? 0,
       count: a.count ?? 1,
       signal: stop.signal,
       ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+      // Called for the cycles that succeed, with the index of the attempt: the attempts before it
+      // that did not call back are the failed ones.
+      onCycle: (_t, index) => {
+        counts.ok++;
+        counts.done = index + 1;
+        counts.failed = counts.done - counts.ok;
+      },
     });
     printCheckpointStats(stats, stoppedBy(stats, stop.signal), String(s.path), a, deps);
     // A loop its budget stopped is a success: only failed cycles fail it.
     return stats.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
+    stopProgress();
     clearBudget();
     await s.close();
     unguard();

@@ -30,4 +30,8 @@ export interface Deps {
   exit?: (code: number) => void;
   /** fastsuspendd if it runs and answers, else undefined (absent: never use the daemon). */
   connectDaemon?: () => Promise<DaemonClient | undefined>;
+  /** Whether stderr is a terminal: checkpoint then prints progress without --progress. */
+  stderrIsTTY?: boolean;
+  /** Time between checkpoint progress lines (default PROGRESS_EVERY_MS; tests shorten it). */
+  progressEveryMs?: number;
 }

@@ -8,6 +8,8 @@ import type { CliArgs } from "./args";
 import { GUARDED_SIGNALS, printInfo } from "./commands";
 import type { Deps } from "./context";
 import { EXIT, type ExitCode } from "./exit-codes";
+import { progressFor, type LoopCounts } from "./progress";
+import { formatStatus } from "./status-format";
 
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
 
@@ -66,7 +68,7 @@ export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promis
       }
       case "status": {
         const st = await c.request("status", a.domid >= 0 ? { domid: a.domid } : {});
-        deps.stdout(`${JSON.stringify(st, null, a.json ? 0 : 2)}\n`);
+        deps.stdout(`${a.json ? JSON.stringify(st) : formatStatus(st)}\n`);
         return EXIT.ok;
       }
       case "checkpoint":
@@ -97,11 +99,15 @@ async function checkpoint(c: DaemonClient, a: CliArgs, deps: Deps): Promise<numb
   };
   const src = deps.signals ?? process;
   for (const sig of GUARDED_SIGNALS) src.on(sig, onSignal);
+  // The daemon counts the loop's cycles; each poll below refreshes what the progress line shows.
+  let counts: LoopCounts = { done: 0, ok: 0, failed: 0, skipped: 0 };
+  const stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid} (fastsuspendd)`, ...(a.count === undefined ? {} : { total: a.count }), read: () => counts });
   try {
     let st: { loop: LoopStatus | null; rolling: { cycleMs: Summary } };
     for (;;) {
       await new Promise((r) => setTimeout(r, 250));
       st = await c.request("status", { domid: a.domid });
+      if (st.loop !== null) counts = { done: st.loop.done, ok: st.loop.ok, failed: st.loop.failed, skipped: st.loop.skipped };
       if (st.loop === null || !st.loop.running) break;
     }
     const loop = st.loop;
@@ -119,6 +125,7 @@ async function checkpoint(c: DaemonClient, a: CliArgs, deps: Deps): Promise<numb
     if (interrupted.by !== undefined) return 128 + (SIGNAL_NUMBERS[interrupted.by] ?? 2);
     return loop.failed > 0 || loop.stoppedBy === "error" ? EXIT.failed : EXIT.ok;
   } finally {
+    stopProgress();
     for (const sig of GUARDED_SIGNALS) src.off(sig, onSignal);
   }
 }

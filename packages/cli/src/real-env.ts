@@ -58,5 +58,6 @@ export function realDeps(): Deps {
     },
     writeFile: (path, text) => { writeFileSync(path, text); },
     connectDaemon: () => DaemonClient.tryConnect(),
+    stderrIsTTY: process.stderr.isTTY,
   };
 }

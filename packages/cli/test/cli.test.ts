@@ -1,13 +1,16 @@
 // The CLI on the fake host: parsing, exit codes, one-line errors, the table.
 import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 import { summarize } from "@fastsuspend/coordinator";
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import { XenUnavailableError } from "@fastsuspend/xen";
 
-import { EXIT, formatTable, parseCli, run, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
+import { COMMANDS, EXIT, formatTable, normaliseJsonFlag, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
 import { EnvironmentError } from "../src/exit-codes";
 import { mediansPerBlock } from "../src/commands";
+import { commandHelp } from "../src/usage";
 
 let world: FakeWorld;
 beforeEach(async () => {
@@ -43,15 +46,25 @@ describe("argument parsing", () => {
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"])).toMatchObject({ intervalMs: 0, count: 10 });
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10", "--for", "600"])).toMatchObject({ count: 10, forSeconds: 600 });
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"]).forSeconds).toBeUndefined();
-    expect(parseCli(["bench-run", "3", "--cycles", "5", "--paths", "a+b,c+d", "--json", "out.json"])).toMatchObject({ cycles: 5, paths: ["a+b", "c+d"], jsonFile: "out.json" });
+    expect(parseCli(["bench-run", "3", "--cycles", "5", "--paths", "xenstore+watch,evtchn+evtchn", "--json", "out.json"])).toMatchObject({ cycles: 5, paths: ["xenstore+watch", "evtchn+evtchn"], jsonFile: "out.json" });
     expect(parseCli(["--help"]).command).toBe("help");
+  });
+
+  it("takes DOM as an id (all digits, as xl reads it) or a name", () => {
+    expect(parseCli(["suspend", "7"])).toMatchObject({ domid: 7 });
+    expect(parseCli(["suspend", "007"])).toMatchObject({ domid: 7 });
+    expect(parseCli(["suspend", "7"]).domName).toBeUndefined();
+    expect(parseCli(["suspend", "guest1"])).toMatchObject({ domid: -1, domName: "guest1" });
+    expect(parseCli(["status", "web-2"])).toMatchObject({ command: "status", domName: "web-2" });
+    expect(parseCli(["checkpoint", "db", "--interval", "0", "--count", "1"])).toMatchObject({ domName: "db" });
   });
 
   it.each([
     [[], /missing COMMAND/],
     [["frobnicate", "1"], /unknown command "frobnicate"/],
     [["suspend"], /suspend: missing DOM/],
-    [["suspend", "guest1"], /DOM must be a domain id .*xl domid guest1/],
+    [["suspend", "32752"], /suspend: a domain id is at most 32751, got 32752/],
+    [["suspend", ""], /suspend: DOM is empty/],
     [["suspend", "7", "--timeout", "soon"], /--timeout must be a non-negative integer/],
     [["checkpoint", "7", "--count", "3"], /--interval MS is required/],
     [["checkpoint", "7", "--interval", "0", "--count", "3", "--for", "0"], /--for must be at least 1, got 0/],
@@ -62,6 +75,20 @@ describe("argument parsing", () => {
     [["bench-run", "7", "--cycles", "3"], /--json FILE is required/],
     [["suspend", "7", "--full"], /--full only applies to resume/],
     [["suspend", "7", "--bogus"], /Unknown option '--bogus'/],
+    // parseArgs' other errors: a value missing, a value given to a switch.
+    [["suspend", "7", "--timeout"], /Option '--timeout <value>' argument missing/],
+    [["suspend", "7", "--full=yes"], /Option '--full' does not take an argument/],
+    // A flag the command does not take is refused, not silently ignored.
+    [["suspend", "7", "--cycles", "3"], /suspend: --cycles only applies to bench-run/],
+    [["resume", "7", "--timeout", "100"], /resume: --timeout only applies to suspend, checkpoint, bench-run/],
+    [["status", "--progress"], /status: --progress only applies to checkpoint/],
+    // Unknown path names were a failed operation (exit 1) once Xen was open.
+    [["suspend", "7", "--path", "evtchn+nope"], /--path: unknown path "evtchn\+nope" \(known: evtchn\+virq, /],
+    [["bench-run", "7", "--cycles", "1", "--json", "f", "--paths", "xenstore+watch,bogus"], /--paths: unknown path "bogus"/],
+    [["status", "1", "2"], /status: unexpected argument "2"/],
+    [["help", "frobnicate"], /unknown command "frobnicate"/],
+    [["help", "suspend", "resume"], /help: unexpected argument "resume"/],
+    [["bench", "--help"], /npm run bench/],
   ])("%j is a usage error", async (argv, msg) => {
     const d = deps();
     expect(await run(argv, d)).toBe(EXIT.usage);
@@ -250,6 +277,182 @@ describe("commands on the fake host", () => {
     const d = deps();
     expect(await run(["bench", "--cycles", "x"], d)).toBe(EXIT.usage);
     expect(d.err[0]).toMatch(/npm run bench/);
+  });
+});
+
+describe("domain names, resolved through xenstore as xl does", () => {
+  const name = (domid: number, n: string): Promise<void> => world.xs.write(`/local/domain/${domid}/name`, n);
+
+  it("every command that takes DOM takes a name", async () => {
+    const web = await world.addGuest({ channel: "ok" });
+    const db = await world.addGuest();
+    await name(web.domid, "web");
+    await name(db.domid, "db");
+    const i = deps();
+    expect(await run(["info", "web", "--json"], i)).toBe(EXIT.ok);
+    expect(JSON.parse(i.out.join(""))).toMatchObject({ domid: web.domid });
+    expect(await run(["suspend", "db"], deps())).toBe(EXIT.ok);
+    expect(world.domainState(db.domid)).toBe("suspended");
+    expect(world.domainState(web.domid)).toBe("running");
+    const r = deps();
+    expect(await run(["resume", "db"], r)).toBe(EXIT.ok);
+    expect(r.out[0]).toMatch(new RegExp(`^domain ${db.domid} resumed`));
+    const c = deps();
+    expect(await run(["checkpoint", "web", "--interval", "0", "--count", "2"], c)).toBe(EXIT.ok);
+    expect(c.out[0]).toMatch(new RegExp(`^domain ${web.domid}: 2/2 checkpoints`));
+    const b = deps();
+    expect(await run(["bench-run", "db", "--cycles", "1", "--paths", "xenstore+watch", "--json", "/tmp/b.json", "--xl-save", "0"], b)).toBe(EXIT.ok);
+    expect(JSON.parse(b.files.get("/tmp/b.json") ?? "{}")).toMatchObject({ domid: db.domid });
+  });
+
+  it("a name no domain has is exit 3 and names the input; a name two domains have is a usage error", async () => {
+    const a = await world.addGuest();
+    const b = await world.addGuest();
+    await name(a.domid, "twin");
+    await name(b.domid, "twin");
+    const unknown = deps();
+    expect(await run(["suspend", "nosuch"], unknown)).toBe(EXIT.environment);
+    expect(unknown.err[0]).toMatch(/^fastsuspend: no such domain "nosuch"/);
+    const twin = deps();
+    expect(await run(["suspend", "twin"], twin)).toBe(EXIT.usage);
+    expect(twin.err[0]).toBe(`fastsuspend: domain name "twin" is ambiguous: domains ${a.domid}, ${b.domid} have it; give the id\n`);
+    expect(world.domainState(a.domid)).toBe("running");
+    expect(world.domainState(b.domid)).toBe("running");
+  });
+
+  it("a dying domain does not make its replacement's name ambiguous (xl destroy, then xl create)", async () => {
+    const old = await world.addGuest();
+    const fresh = await world.addGuest();
+    await name(old.domid, "web");
+    await name(fresh.domid, "web");
+    const dying = world.xen.hv.domains.get(old.domid);
+    if (dying === undefined) throw new Error("no domain");
+    dying.dying = true;
+    const d = deps();
+    expect(await run(["info", "web", "--json"], d)).toBe(EXIT.ok);
+    expect(JSON.parse(d.out.join(""))).toMatchObject({ domid: fresh.domid });
+  });
+
+  it("Domain-0 resolves to 0, which is refused as the control domain (exit 3)", async () => {
+    await name(0, "Domain-0");
+    const d = deps();
+    expect(await run(["suspend", "Domain-0"], d)).toBe(EXIT.environment);
+    expect(d.err[0]).toMatch(/domain 0 is the control domain/);
+  });
+
+  it("Xen is opened once and closed once, also to resolve a name", async () => {
+    const g = await world.addGuest();
+    await name(g.domid, "web");
+    let opened = 0;
+    let closed = 0;
+    const d = deps({
+      openEnv: () => {
+        opened++;
+        return Promise.resolve({ xen: world.binding(), xs: world.xenstore, close: () => { closed++; return Promise.resolve(); } });
+      },
+    });
+    expect(await run(["info", "web"], d)).toBe(EXIT.ok);
+    expect([opened, closed]).toEqual([1, 1]);
+  });
+});
+
+describe("help, --version and the note on xl pause", () => {
+  it("--version prints the package's version", async () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, "..", "package.json"), "utf8")) as { version: string };
+    const d = deps();
+    expect(await run(["--version"], d)).toBe(EXIT.ok);
+    expect(d.out).toEqual([`fastsuspend ${pkg.version}\n`]);
+  });
+
+  it("`help CMD` and `CMD --help` print the command's help, which lists its flags", async () => {
+    const viaHelp = deps();
+    expect(await run(["help", "checkpoint"], viaHelp)).toBe(EXIT.ok);
+    const viaFlag = deps();
+    expect(await run(["checkpoint", "--help"], viaFlag)).toBe(EXIT.ok);
+    expect(viaFlag.out).toEqual(viaHelp.out);
+    const text = viaHelp.out.join("");
+    expect(text).toMatch(/^usage: fastsuspend checkpoint DOM --interval MS --count N/);
+    for (const f of ["--interval MS", "--count N", "--for SECONDS", "--progress", "--xs-resume MODE", "--no-daemon"]) expect(text).toContain(f);
+    // Another command's flag is not listed.
+    expect(text).not.toContain("--cycles");
+  });
+
+  it("bench-run's help lists its flags, --json taking FILE", async () => {
+    const d = deps();
+    expect(await run(["help", "bench-run"], d)).toBe(EXIT.ok);
+    const text = d.out.join("");
+    for (const f of ["--cycles N", "--json FILE", "--paths A,B,...", "--interval MS", "--xl-save N", "--guest-kernel S", "--timeout MS"]) expect(text).toContain(f);
+    expect(text).toMatch(/npm run bench/);
+  });
+
+  it.each(COMMANDS)("%s accepts exactly the flags its help lists", (command) => {
+    const help = commandHelp(command);
+    const argv = (flag: string): string[] => {
+      const base = command === "status" ? [command] : [command, "7"];
+      return [...base, `--${flag}`, ...(flag === "full" || flag === "fallback" || flag === "no-daemon" || flag === "progress" || (flag === "json" && command !== "bench-run") ? [] : ["1"])];
+    };
+    for (const flag of ["json", "path", "timeout", "full", "interval", "count", "for", "cycles", "paths", "xs-resume", "fallback", "xl-save", "guest-kernel", "no-daemon", "progress"]) {
+      let refused = false;
+      try {
+        parseCli(normaliseJsonFlag(argv(flag)));
+      } catch (err) {
+        refused = /only applies to/.test(String(err));
+      }
+      expect([flag, refused]).toEqual([flag, !new RegExp(`--${flag}\\b`).test(help)]);
+    }
+  });
+
+  it("a bare `help` or --help prints the overview: every command, DOM as a name or id, exit codes", async () => {
+    for (const argv of [["help"], ["--help"], ["-h"]]) {
+      const d = deps();
+      expect(await run(argv, d)).toBe(EXIT.ok);
+      const text = d.out.join("");
+      for (const c of COMMANDS) expect(text).toContain(`  ${c}`);
+      expect(text).toMatch(/DOM is a domain name or id/);
+      expect(text).toMatch(/2 bad usage/);
+    }
+  });
+
+  it("no help line is wider than 100 columns", () => {
+    for (const text of [USAGE, ...COMMANDS.map((c) => commandHelp(c))]) {
+      for (const line of text.split("\n")) expect([line, line.length <= 100]).toEqual([line, true]);
+    }
+  });
+
+  it("says that suspend and resume are not xl pause and unpause, in the overview and in their help", () => {
+    for (const text of [USAGE, commandHelp("suspend"), commandHelp("resume")]) {
+      expect(text).toMatch(/suspend and resume are not `xl pause` \/ `xl unpause`/);
+      expect(text).toMatch(/shuts down with reason "suspend"/);
+      expect(text).toMatch(/cooperative resume/);
+    }
+  });
+});
+
+describe("checkpoint progress on stderr", () => {
+  const progressLines = (err: string[]): string[] => err.filter((l) => /checkpoint on domain \d+: /.test(l));
+
+  it("--progress prints done/ok/failed/rate lines while the loop runs, and --json stdout stays the JSON alone", async () => {
+    const g = await world.addGuest();
+    const d = deps({ progressEveryMs: 20 });
+    expect(await run(["checkpoint", String(g.domid), "--interval", "5", "--count", "30", "--progress", "--json"], d)).toBe(EXIT.ok);
+    const lines = progressLines(d.err);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toMatch(new RegExp(`^fastsuspend: checkpoint on domain ${g.domid}: \\d+/30 done, \\d+ ok, 0 failed, [0-9.]+/s\\n$`));
+    expect(d.out).toHaveLength(1);
+    expect(JSON.parse(d.out[0] ?? "")).toMatchObject({ ok: 30 });
+  });
+
+  it("on by default when stderr is a terminal; off otherwise; no timer left behind", async () => {
+    const g = await world.addGuest();
+    const tty = deps({ progressEveryMs: 20, stderrIsTTY: true });
+    expect(await run(["checkpoint", String(g.domid), "--interval", "5", "--count", "20"], tty)).toBe(EXIT.ok);
+    expect(progressLines(tty.err).length).toBeGreaterThan(0);
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    const pipe = deps({ progressEveryMs: 20, stderrIsTTY: false });
+    expect(await run(["checkpoint", String(g.domid), "--interval", "5", "--count", "20"], pipe)).toBe(EXIT.ok);
+    expect(progressLines(pipe.err)).toEqual([]);
+    expect(timers()).toBeLessThanOrEqual(before);
   });
 });
 

@@ -71,6 +71,54 @@ describe("fastsuspend through fastsuspendd", () => {
     expect(d.err.join("")).toMatch(/no domain 999/);
   });
 
+  it("status prints a table of domains, status DOM the domain in detail; --json prints the answer", async () => {
+    const g = await world.addGuest();
+    await world.xs.write(`/local/domain/${g.domid}/name`, "web");
+    const d = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "1", "--count", "3"], d)).toBe(EXIT.ok);
+    const all = deps();
+    expect(await run(["status"], all)).toBe(EXIT.ok);
+    const lines = all.out.join("").split("\n");
+    expect(lines[0]).toMatch(/^fastsuspendd: pid \d+, up \d+s, 1 client connected$/);
+    expect(lines[1]).toMatch(/^DOMID +STATE +SESSION +CHECKPOINT LOOP$/);
+    expect(lines[2]).toMatch(new RegExp(`^${g.domid} +running +\\S.* +stopped \\(count\\), 3/3 done, 3 ok, 0 failed; cycle median`));
+    const one = deps();
+    expect(await run(["status", "web"], one)).toBe(EXIT.ok);
+    const text = one.out.join("");
+    expect(text).toMatch(new RegExp(`^domain ${g.domid}: PV, running\n`));
+    expect(text).toMatch(/\nwould use: xenstore\+evtchn\n/);
+    expect(text).toMatch(/\ncheckpoint loop: stopped \(count\), 3\/3 done/);
+    expect(text).not.toMatch(/^\s*[{"]/m);
+    const json = deps();
+    expect(await run(["status", String(g.domid), "--json"], json)).toBe(EXIT.ok);
+    expect(JSON.parse(json.out.join(""))).toMatchObject({ domid: g.domid, loop: { ok: 3 } });
+  });
+
+  it("a domain name is resolved before the request goes to the daemon", async () => {
+    const g = await world.addGuest();
+    await world.xs.write(`/local/domain/${g.domid}/name`, "web");
+    const d = deps();
+    expect(await run(["suspend", "web"], d)).toBe(EXIT.ok);
+    expect(d.out.join("")).toMatch(new RegExp(`^domain ${g.domid} suspended via .* \\(fastsuspendd\\)`));
+    expect(world.domainState(g.domid)).toBe("suspended");
+    expect(await run(["resume", "web"], d)).toBe(EXIT.ok);
+    expect(world.domainState(g.domid)).toBe("running");
+    const unknown = deps();
+    expect(await run(["suspend", "nosuch"], unknown)).toBe(EXIT.environment);
+    expect(unknown.err.join("")).toMatch(/no such domain "nosuch"/);
+  });
+
+  it("a checkpoint through the daemon prints progress from the daemon's counts", async () => {
+    const g = await world.addGuest();
+    const d = { ...deps(), progressEveryMs: 100 };
+    expect(await run(["checkpoint", String(g.domid), "--interval", "10", "--count", "60", "--progress"], d)).toBe(EXIT.ok);
+    const progress = d.err.filter((l) => l.includes("(fastsuspendd): "));
+    expect(progress.length).toBeGreaterThan(0);
+    for (const l of progress) expect(l).toMatch(new RegExp(`^fastsuspend: checkpoint on domain ${g.domid} \\(fastsuspendd\\): \\d+/60 done, \\d+ ok, 0 failed, [0-9.]+/s\\n$`));
+    // Some line saw the loop under way.
+    expect(progress.some((l) => !/: 0\/60 done/.test(l))).toBe(true);
+  });
+
   it("SIGHUP during a checkpoint through the daemon stops the daemon's loop (exit 129, as Ctrl-C's 130)", async () => {
     const g = await world.addGuest();
     const d = deps();
