@@ -25,6 +25,7 @@ import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
+import { UserdataLockWatch } from "./userdata-watch";
 import { Journal, resumeCheck } from "./journal";
 import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { KeyedQueue } from "./queue";
@@ -45,10 +46,11 @@ export interface DaemonOptions {
   log?: (line: string) => void;
   /**
    * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
-   * see toolstack.ts); tests pass their own. Not asked for a guest with a suspend channel (xl
-   * takes the suspend lock for those, and the lock is checked first).
+   * see toolstack.ts, and libxl's userdata lock files, see userdata-watch.ts); tests pass their own.
    */
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
+  /** libxl's XEN_LIB_DIR, watched for its userdata lock files (default /var/lib/xen; see userdata-watch.ts). */
+  xenLibDir?: string;
   /**
    * Longest time a `status` or `metrics` request waits for time-critical work in flight (a
    * checkpoint cycle and its checks, a suspend, a resume) before it is answered anyway (default
@@ -141,10 +143,12 @@ export class Daemon {
   readonly journal: Journal;
   readonly registry = new Registry();
   readonly startedAt = Date.now();
-  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs">> & { session: SessionOptions; log: (line: string) => void };
+  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs" | "xenLibDir">> & { session: SessionOptions; log: (line: string) => void };
   /** Time-critical work first: status and metrics wait for it (bounded). */
   readonly gate: CriticalGate;
   readonly scanner = new ToolstackScanner();
+  /** libxl's userdata lock files: xl seen before it reaches the suspend lock (default toolstackUser only). */
+  readonly userdataWatch: UserdataLockWatch | undefined;
   readonly #names = new Map<number, string | undefined>();
   readonly #queue = new KeyedQueue<number>();
   readonly #domains = new Map<number, DomainState>();
@@ -177,8 +181,13 @@ export class Daemon {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 10,
       session: opts.session ?? {},
       log: opts.log ?? (() => undefined),
-      toolstackUser: opts.toolstackUser ?? ((domid, name) => this.scanner.user(domid, name)),
+      toolstackUser: opts.toolstackUser ?? ((domid, name) => this.#toolstackUser(domid, name)),
     };
+    if (opts.toolstackUser === undefined) {
+      this.userdataWatch = new UserdataLockWatch(opts.xenLibDir === undefined ? {} : { dir: opts.xenLibDir });
+      this.userdataWatch.start();
+      if (this.userdataWatch.problem !== undefined) this.#opts.log(`${this.userdataWatch.problem}: only the /proc scan will see xl coming`);
+    }
     this.gate = new CriticalGate(opts.maxRequestHoldMs ?? 500);
     const r = this.registry;
     r.add(this.suspendSeconds);
@@ -385,6 +394,11 @@ export class Daemon {
    * Another tool at work on the domain: its request pending in control/shutdown (we leave it empty
    * between requests), or an xl/libxl-save-helper process naming it.
    */
+  /** The default check: libxl's userdata lock seen recently, else a process found by the /proc scan. */
+  async #toolstackUser(domid: number, name: string | undefined): Promise<string | undefined> {
+    return this.userdataWatch?.user(domid) ?? (await this.scanner.user(domid, name));
+  }
+
   async #otherTool(dom: DomainState): Promise<string | undefined> {
     const domid = dom.domid;
     const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
@@ -873,5 +887,6 @@ export class Daemon {
       }
     }
     await Promise.all(this.#watches.map((w) => w.close().catch(() => undefined)));
+    this.userdataWatch?.close();
   }
 }

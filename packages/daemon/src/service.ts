@@ -27,6 +27,8 @@ export interface ServiceOptions {
   log?: (line: string) => void;
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
   maxRequestHoldMs?: number;
+  /** libxl's XEN_LIB_DIR, watched for its userdata lock files (default /var/lib/xen). */
+  xenLibDir?: string;
 }
 
 export interface RunningService {
@@ -73,6 +75,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
       ...(opts.session === undefined ? {} : { session: opts.session }),
       ...(opts.toolstackUser === undefined ? {} : { toolstackUser: opts.toolstackUser }),
+      ...(opts.xenLibDir === undefined ? {} : { xenLibDir: opts.xenLibDir }),
       ...(opts.maxRequestHoldMs === undefined ? {} : { maxRequestHoldMs: opts.maxRequestHoldMs }),
     });
     await daemon.start();

@@ -361,6 +361,34 @@ describe("fastsuspendd on the fake host", () => {
     await c.request("checkpoint.stop", { domid: g.domid });
   });
 
+  it("by default, libxl's userdata lock file appearing (xl starting on the domain) makes the next cycles skip, before xl reaches the suspend lock", async () => {
+    const xenLib = mkdtempSync(join(tmpdir(), "fs-xenlib-"));
+    try {
+      // No toolstackUser: the daemon's own checks (the userdata lock watch, then the /proc scan).
+      svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, xenLibDir: xenLib });
+      expect(svc.daemon.userdataWatch?.problem).toBeUndefined();
+      const g = await world.addGuest({ channel: "ok" });
+      const c = await client();
+      await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+      for (let i = 0; i < 200 && (await loopOf(c, g.domid)).ok < 2; i++) await sleep(5);
+      writeFileSync(join(xenLib, `userdata-l.${g.domid}.3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8.domain-userdata-lock`), "");
+      let st = await loopOf(c, g.domid);
+      for (let i = 0; i < 200 && st.skipped === 0; i++) {
+        await sleep(5);
+        st = await loopOf(c, g.domid);
+      }
+      const ok = st.ok;
+      await sleep(100);
+      st = await loopOf(c, g.domid);
+      expect(st.ok).toBeLessThanOrEqual(ok + 1); // at most the cycle in flight
+      expect(st.skipped).toBeGreaterThan(0);
+      expect(st.lastSkip).toMatch(/userdata lock \d+ ms ago/);
+      await c.request("checkpoint.stop", { domid: g.domid });
+    } finally {
+      rmSync(xenLib, { recursive: true, force: true });
+    }
+  });
+
   it("status and metrics from many clients never run while a cycle (or its checks) is in flight", async () => {
     const s = await start({
       maxRequestHoldMs: 10_000,
