@@ -51,6 +51,8 @@ export interface DaemonOptions {
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
   /** libxl's XEN_LIB_DIR, watched for its userdata lock files (default /var/lib/xen; see userdata-watch.ts). */
   xenLibDir?: string;
+  /** Cycles keep skipping this long after one was skipped for another tool (default 2000 ms). */
+  toolstackCooldownMs?: number;
   /**
    * Longest time a `status` or `metrics` request waits for time-critical work in flight (a
    * checkpoint cycle and its checks, a suspend, a resume) before it is answered anyway (default
@@ -97,6 +99,8 @@ interface LastOp {
 
 interface DomainState {
   domid: number;
+  /** When a cycle was last skipped because another tool had the domain (see #cycleOnce). */
+  otherToolAt?: number;
   session: SuspendSession | undefined;
   /** The path asked for when the session was opened (undefined: fastest available). */
   requestedPath: string | undefined;
@@ -182,6 +186,7 @@ export class Daemon {
       session: opts.session ?? {},
       log: opts.log ?? (() => undefined),
       toolstackUser: opts.toolstackUser ?? ((domid, name) => this.#toolstackUser(domid, name)),
+      toolstackCooldownMs: opts.toolstackCooldownMs ?? 2000,
     };
     if (opts.toolstackUser === undefined) {
       this.userdataWatch = new UserdataLockWatch(opts.xenLibDir === undefined ? {} : { dir: opts.xenLibDir });
@@ -646,13 +651,20 @@ export class Daemon {
   async #cycleOnce(dom: DomainState, loop: Loop): Promise<"ok" | "failed" | "skipped" | "gone"> {
     const d = dom.domid;
     if (loop.stop.signal.aborted) return "skipped";
-    const skip = (why: string): "skipped" => {
+    const skip = (why: string, otherTool = true): "skipped" => {
       loop.skipped++;
       loop.lastSkip = why;
+      if (otherTool) dom.otherToolAt = Date.now();
       this.cycles.inc({ domid: d, result: "skipped" });
       this.handovers.inc();
       return "skipped";
     };
+    // Another tool had the domain moments ago: it may come back at once (xl save run twice in a
+    // row), and an xl that meets one of our cycles fails at its non-blocking suspend lock.
+    const since = dom.otherToolAt === undefined ? undefined : Date.now() - dom.otherToolAt;
+    if (since !== undefined && since < this.#opts.toolstackCooldownMs) {
+      return skip(`cooling down: another tool had the domain ${since} ms ago (${loop.lastSkip ?? "?"})`, false);
+    }
     try {
       // The lock only: the subscription would take a suspend that xl is waiting for while we look.
       this.xen.activate(d, { subscribe: false });
@@ -674,7 +686,7 @@ export class Daemon {
       if (info.shutdown) {
         // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
         // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume.
-        if (dom.session?.outstandingRequest === true) return skip(await this.#resumeOwnLateSuspend(dom));
+        if (dom.session?.outstandingRequest === true) return skip(await this.#resumeOwnLateSuspend(dom), false);
         return skip("domain suspended by another tool (xl save -c?)");
       }
       if (info.paused) return skip("domain paused by another tool");

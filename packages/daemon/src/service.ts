@@ -29,6 +29,8 @@ export interface ServiceOptions {
   maxRequestHoldMs?: number;
   /** libxl's XEN_LIB_DIR, watched for its userdata lock files (default /var/lib/xen). */
   xenLibDir?: string;
+  /** Cycles keep skipping this long after one was skipped for another tool (default 2000 ms). */
+  toolstackCooldownMs?: number;
 }
 
 export interface RunningService {
@@ -76,6 +78,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.session === undefined ? {} : { session: opts.session }),
       ...(opts.toolstackUser === undefined ? {} : { toolstackUser: opts.toolstackUser }),
       ...(opts.xenLibDir === undefined ? {} : { xenLibDir: opts.xenLibDir }),
+      ...(opts.toolstackCooldownMs === undefined ? {} : { toolstackCooldownMs: opts.toolstackCooldownMs }),
       ...(opts.maxRequestHoldMs === undefined ? {} : { maxRequestHoldMs: opts.maxRequestHoldMs }),
     });
     await daemon.start();

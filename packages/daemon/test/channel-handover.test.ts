@@ -21,7 +21,7 @@ let c: DaemonClient | undefined;
 beforeEach(async () => {
   world = await FakeWorld.create();
   dir = mkdtempSync(join(tmpdir(), "fsd-chan-"));
-  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser: () => undefined });
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser: () => undefined, toolstackCooldownMs: 0 });
   c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
 });
 afterEach(async () => {
@@ -117,7 +117,7 @@ it("a guest that acts late on a timed-out channel request is resumed, not skippe
 it("the sweeper resumes a late suspend of a timed-out suspend request (no loop running)", async () => {
   await svc?.stop();
   c?.close();
-  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, idleMs: 200, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 }, toolstackUser: () => undefined });
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, idleMs: 200, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 }, toolstackUser: () => undefined, toolstackCooldownMs: 0 });
   c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
   const g = await world.addGuest({ channel: "ok", suspendDelayMs: 300 });
   await expect((c).request("suspend", { domid: g.domid, timeoutMs: 30 })).rejects.toMatchObject({ code: "ETIMEDOUT" });

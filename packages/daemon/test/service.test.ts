@@ -22,7 +22,7 @@ let xlAt: { domid: number; what: string } | undefined;
 let scanned: number[] = [];
 
 async function start(
-  extra: { idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> | string | undefined; log?: (line: string) => void } = {},
+  extra: { idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackCooldownMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> | string | undefined; log?: (line: string) => void } = {},
 ): Promise<RunningService> {
   xlAt = undefined;
   scanned = [];
@@ -30,7 +30,8 @@ async function start(
     scanned.push(d);
     return xlAt?.domid === d ? xlAt.what : undefined;
   };
-  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser, ...extra });
+  // No cool-down after another tool by default here: the tests time the hand-back in tens of ms.
+  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser, toolstackCooldownMs: 0, ...extra });
   return svc;
 }
 
@@ -387,6 +388,25 @@ describe("fastsuspendd on the fake host", () => {
     } finally {
       rmSync(xenLib, { recursive: true, force: true });
     }
+  });
+
+  it("after a cycle skipped for another tool, cycles keep skipping for the cool-down (xl save run twice in a row meets no cycle of ours)", async () => {
+    await start({ toolstackCooldownMs: 300 });
+    const g = await world.addGuest({ channel: "ok" });
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+    for (let i = 0; i < 200 && (await loopOf(c, g.domid)).ok < 2; i++) await sleep(5);
+    xlAt = { domid: g.domid, what: "xl (pid 9): save -c 1 /dev/null" };
+    for (let i = 0; i < 200 && (await loopOf(c, g.domid)).skipped === 0; i++) await sleep(5);
+    xlAt = undefined; // xl is gone: the next xl may start any moment
+    const ok = (await loopOf(c, g.domid)).ok;
+    await sleep(150);
+    const mid = await loopOf(c, g.domid);
+    expect(mid.ok).toBeLessThanOrEqual(ok + 1); // at most the cycle in flight
+    expect(mid.lastSkip).toMatch(/^cooling down: another tool had the domain \d+ ms ago/);
+    for (let i = 0; i < 200 && (await loopOf(c, g.domid)).ok <= mid.ok; i++) await sleep(10);
+    expect((await loopOf(c, g.domid)).ok).toBeGreaterThan(mid.ok); // and then it carries on
+    await c.request("checkpoint.stop", { domid: g.domid });
   });
 
   it("status and metrics from many clients never run while a cycle (or its checks) is in flight", async () => {
