@@ -21,7 +21,6 @@ import {
 } from "@fastsuspend/coordinator";
 import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 
-
 import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
@@ -395,15 +394,15 @@ export class Daemon {
     if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
   }
 
-  /**
-   * Another tool at work on the domain: its request pending in control/shutdown (we leave it empty
-   * between requests), or an xl/libxl-save-helper process naming it.
-   */
   /** The default check: libxl's userdata lock seen recently, else a process found by the /proc scan. */
   async #toolstackUser(domid: number, name: string | undefined): Promise<string | undefined> {
     return this.userdataWatch?.user(domid) ?? (await this.scanner.user(domid, name));
   }
 
+  /**
+   * Another tool at work on the domain: its request pending in control/shutdown (we leave it empty
+   * between requests), or an xl/libxl-save-helper process naming it.
+   */
   async #otherTool(dom: DomainState): Promise<string | undefined> {
     const domid = dom.domid;
     const v = await this.xs.tryReadString(controlShutdownKey(domid)).catch(() => undefined);
