@@ -24,7 +24,6 @@ import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
-import { UserdataLockWatch } from "./userdata-watch";
 import { Journal, resumeCheck } from "./journal";
 import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { KeyedQueue } from "./queue";
@@ -45,12 +44,14 @@ export interface DaemonOptions {
   log?: (line: string) => void;
   /**
    * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
-   * see toolstack.ts, and libxl's userdata lock files, see userdata-watch.ts); tests pass their own.
+   * see toolstack.ts); tests pass their own. The userdata lock (handover.ts) does the rest.
    */
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
-  /** libxl's XEN_LIB_DIR, watched for its userdata lock files (default /var/lib/xen; see userdata-watch.ts). */
-  xenLibDir?: string;
-  /** Cycles keep skipping this long after one was skipped for another tool (default 2000 ms). */
+  /**
+   * Cycles keep skipping this long after another tool was last seen on the domain (its lock held,
+   * its process, its request), so that an xl that has read the domain's configuration reaches the
+   * suspend lock before our next cycle (default 2000 ms).
+   */
   toolstackCooldownMs?: number;
   /**
    * Longest time a `status` or `metrics` request waits for time-critical work in flight (a
@@ -115,6 +116,8 @@ interface DomainState {
 }
 
 const CAPS_TTL_MS = 10_000;
+/** How often a loop's gap looks for libxl queued on the userdata lock it keeps. */
+const HANDOVER_POLL_MS = 20;
 
 const sleepAbortable = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -146,12 +149,10 @@ export class Daemon {
   readonly journal: Journal;
   readonly registry = new Registry();
   readonly startedAt = Date.now();
-  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs" | "xenLibDir">> & { session: SessionOptions; log: (line: string) => void };
+  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs">> & { session: SessionOptions; log: (line: string) => void };
   /** Time-critical work first: status and metrics wait for it (bounded). */
   readonly gate: CriticalGate;
   readonly scanner = new ToolstackScanner();
-  /** libxl's userdata lock files: xl seen before it reaches the suspend lock (default toolstackUser only). */
-  readonly userdataWatch: UserdataLockWatch | undefined;
   readonly #names = new Map<number, string | undefined>();
   readonly #queue = new KeyedQueue<number>();
   readonly #domains = new Map<number, DomainState>();
@@ -187,11 +188,6 @@ export class Daemon {
       toolstackUser: opts.toolstackUser ?? ((domid, name) => this.#toolstackUser(domid, name)),
       toolstackCooldownMs: opts.toolstackCooldownMs ?? 2000,
     };
-    if (opts.toolstackUser === undefined) {
-      this.userdataWatch = new UserdataLockWatch(opts.xenLibDir === undefined ? {} : { dir: opts.xenLibDir });
-      this.userdataWatch.start();
-      if (this.userdataWatch.problem !== undefined) this.#opts.log(`${this.userdataWatch.problem}: only the /proc scan will see xl coming`);
-    }
     this.gate = new CriticalGate(opts.maxRequestHoldMs ?? 500);
     const r = this.registry;
     r.add(this.suspendSeconds);
@@ -394,9 +390,9 @@ export class Daemon {
     if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
   }
 
-  /** The default check: libxl's userdata lock seen recently, else a process found by the /proc scan. */
+  /** The default check: an xl or libxl-save-helper process found by the /proc scan. */
   async #toolstackUser(domid: number, name: string | undefined): Promise<string | undefined> {
-    return this.userdataWatch?.user(domid) ?? (await this.scanner.user(domid, name));
+    return this.scanner.user(domid, name);
   }
 
   /**
@@ -431,6 +427,11 @@ export class Daemon {
 
   #deactivate(domid: number): void {
     const problems = this.xen.deactivate(domid);
+    if (problems.length > 0) this.#opts.log(problems.join("; "));
+  }
+
+  #park(domid: number): void {
+    const problems = this.xen.park(domid);
     if (problems.length > 0) this.#opts.log(problems.join("; "));
   }
 
@@ -635,16 +636,47 @@ export class Daemon {
           break;
         }
         if (loop.count !== null && loop.done >= loop.count) break;
-        await sleepAbortable(loop.intervalMs, loop.stop.signal);
+        await this.#gap(dom, loop);
       }
       loop.stoppedBy ??= loop.stop.signal.aborted ? "request" : "count";
     } catch (err) {
       loop.lastError = errorText(err);
       loop.stoppedBy = "error";
     } finally {
+      // The userdata lock kept across the gaps goes with the loop (in the queue: never under a
+      // request that has the domain active).
+      await this.#queue.run(d, () => {
+        this.#deactivate(d);
+      }).catch((err: unknown) => {
+        this.#opts.log(`checkpoint dom${d}: letting go of its locks: ${errorText(err)}`);
+      });
       loop.running = false;
       dom.lastUsed = Date.now();
     }
+  }
+
+  /**
+   * The wait between two cycles, parked on libxl's userdata lock (handover.ts). An xl that starts
+   * now queues on that lock to read the domain's configuration; seen there, it gets the domain at
+   * once, and the loop cools down until xl is done with it.
+   */
+  async #gap(dom: DomainState, loop: Loop): Promise<void> {
+    const end = Date.now() + loop.intervalMs;
+    for (;;) {
+      if (this.xen.toolstackWaiting(dom.domid)) await this.#queue.run(dom.domid, () => { this.#handOver(dom, loop); });
+      const left = end - Date.now();
+      if (left <= 0 || loop.stop.signal.aborted) return;
+      await sleepAbortable(Math.min(left, HANDOVER_POLL_MS), loop.stop.signal);
+    }
+  }
+
+  /** libxl is queued on the userdata lock we hold: let go of everything, and cool down. */
+  #handOver(dom: DomainState, loop: Loop): void {
+    if (!this.xen.toolstackWaiting(dom.domid)) return;
+    this.#deactivate(dom.domid);
+    dom.otherToolAt = Date.now();
+    loop.lastSkip = "libxl queued on the domain's userdata lock (xl save, migrate, remus?): handed over";
+    this.handovers.inc();
   }
 
   async #cycleOnce(dom: DomainState, loop: Loop): Promise<"ok" | "failed" | "skipped" | "gone"> {
@@ -662,16 +694,33 @@ export class Daemon {
     // row), and an xl that meets one of our cycles fails at its non-blocking suspend lock.
     const since = dom.otherToolAt === undefined ? undefined : Date.now() - dom.otherToolAt;
     if (since !== undefined && since < this.#opts.toolstackCooldownMs) {
-      return skip(`cooling down: another tool had the domain ${since} ms ago (${loop.lastSkip ?? "?"})`, false);
+      // libxl still holding its userdata lock (xl reading the configuration) starts it again.
+      let busy: boolean;
+      try {
+        busy = this.xen.toolstackBusy(d);
+      } catch (err) {
+        if (isXenError(err, "ESRCH")) return "gone";
+        busy = true;
+      }
+      return skip(`cooling down: another tool had the domain ${since} ms ago (${loop.lastSkip ?? "?"})`, busy);
+    }
+    if (this.xen.toolstackWaiting(d)) {
+      this.#handOver(dom, loop);
+      return skip(loop.lastSkip ?? "handed over", false);
     }
     try {
-      // The lock only: the subscription would take a suspend that xl is waiting for while we look.
+      // The locks only: the subscription would take a suspend that xl is waiting for while we look.
       this.xen.activate(d, { subscribe: false });
     } catch (err) {
-      if (isXenError(err, "EAGAIN")) return skip("suspend lock held by another process (xl save/migrate/remus?)");
+      if (isXenError(err, "EAGAIN")) {
+        const which = err.call.startsWith("flock") ? "libxl's userdata lock" : "the suspend lock";
+        return skip(`${which} held by another process (xl save/migrate/remus?)`);
+      }
       if (isXenError(err, "ESRCH")) return "gone";
       throw err;
     }
+    // Kept across the gap to the next cycle after a cycle that went well (see #gap).
+    const end = { keepToolstackLock: false };
     try {
       let info: DomainInfo;
       try {
@@ -726,6 +775,7 @@ export class Daemon {
         this.#push(loop.cycleSamples, t.totalMs);
         const { path, ...timings } = t;
         dom.last = { op: "cycle", at: new Date().toISOString(), path, timings };
+        end.keepToolstackLock = true;
         return "ok";
       } catch (err) {
         if (this.#aborted(loop)) {
@@ -743,7 +793,9 @@ export class Daemon {
         return "failed";
       }
     } finally {
-      this.#deactivate(d);
+      if (!end.keepToolstackLock || this.#aborted(loop)) this.#deactivate(d);
+      else if (this.xen.toolstackWaiting(d)) this.#handOver(dom, loop);
+      else this.#park(d);
     }
   }
 
@@ -898,6 +950,5 @@ export class Daemon {
       }
     }
     await Promise.all(this.#watches.map((w) => w.close().catch(() => undefined)));
-    this.userdataWatch?.close();
   }
 }

@@ -27,8 +27,6 @@ export interface ServiceOptions {
   log?: (line: string) => void;
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
   maxRequestHoldMs?: number;
-  /** libxl's XEN_LIB_DIR, watched for its userdata lock files (default /var/lib/xen). */
-  xenLibDir?: string;
   /** Cycles keep skipping this long after one was skipped for another tool (default 2000 ms). */
   toolstackCooldownMs?: number;
 }
@@ -77,7 +75,6 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
       ...(opts.session === undefined ? {} : { session: opts.session }),
       ...(opts.toolstackUser === undefined ? {} : { toolstackUser: opts.toolstackUser }),
-      ...(opts.xenLibDir === undefined ? {} : { xenLibDir: opts.xenLibDir }),
       ...(opts.toolstackCooldownMs === undefined ? {} : { toolstackCooldownMs: opts.toolstackCooldownMs }),
       ...(opts.maxRequestHoldMs === undefined ? {} : { maxRequestHoldMs: opts.maxRequestHoldMs }),
     });

@@ -46,3 +46,11 @@ export const SUSPEND_LOCK_DIR = "/var/run/xen";
 export function suspendLockPath(domid: number, dir: string = SUSPEND_LOCK_DIR): string {
   return `${dir}/suspend-evtchn-${domid}.lock`;
 }
+
+/** libxl's XEN_LIB_DIR, where it keeps per-domain userdata and their lock. */
+export const XEN_LIB_DIR = "/var/lib/xen";
+
+/** libxl__userdata_path(domid, "domain-userdata-lock", "l"): libxl's per-domain lock file. */
+export function toolstackLockPath(domid: number, uuid: string, dir: string = XEN_LIB_DIR): string {
+  return `${dir}/userdata-l.${domid}.${uuid}.domain-userdata-lock`;
+}

@@ -17,4 +17,18 @@ describeXenContract("fake", () => fake.binding(0), {
       return Promise.resolve();
     });
   },
+  flockElsewhere: (path, mode) => {
+    if (mode === "wait") {
+      const giveUp = fake.suspendLocks.addWaiter(path);
+      return Promise.resolve(() => {
+        giveUp();
+        return Promise.resolve();
+      });
+    }
+    fake.suspendLocks.acquire(path, "libxl", "flock(LOCK_EX|LOCK_NB)");
+    return Promise.resolve(() => {
+      if (fake.suspendLocks.holder(path) === "libxl") fake.suspendLocks.release(path);
+      return Promise.resolve();
+    });
+  },
 });

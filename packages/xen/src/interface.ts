@@ -22,6 +22,8 @@ export interface DomainInfo {
   /** Total vCPU time in ns (exact below 2^53 ns, about 104 days). */
   cpuTimeNs: number;
   ssidref: number;
+  /** The domain handle as libxl prints it (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx). */
+  uuid: string;
 }
 
 export interface WaitOptions {
@@ -100,6 +102,24 @@ export interface SuspendLock {
   release(): void;
 }
 
+/**
+ * A held libxl userdata lock (`/var/lib/xen/userdata-l.<domid>.<uuid>.domain-userdata-lock`, a
+ * flock as libxl__lock_domain_userdata takes it): the per-domain lock libxl holds while it reads or
+ * changes a domain's configuration. `xl save`, `xl migrate` and `xl remus` read the configuration
+ * (and so wait for this lock, blocking) before they take the suspend lock (without waiting): a
+ * process that holds it keeps them from reaching the suspend lock, and waiting() tells it that
+ * one of them is queued.
+ */
+export interface ToolstackLock {
+  readonly domid: number;
+  readonly path: string;
+  readonly released: boolean;
+  /** Another process is blocked waiting for this lock (libxl wants the domain). */
+  waiting(): boolean;
+  /** Unlinks the file and drops the lock, like libxl__unlock_file. Idempotent. */
+  release(): void;
+}
+
 export interface XenStats {
   evtchnHandles: number;
   boundPorts: number;
@@ -137,6 +157,13 @@ export interface XenBinding {
    * process already holds it.
    */
   lockSuspend(domid: number): SuspendLock;
+
+  /**
+   * Takes libxl's userdata lock of `domid` without waiting. XenError EAGAIN: another process
+   * (libxl) holds it; EBUSY: this process already holds it; ESRCH: no such domain (the file name
+   * carries the domain's uuid).
+   */
+  lockToolstack(domid: number): ToolstackLock;
 
   /** Open handles and bound ports (for leak checks). The native one counts process-wide. */
   stats(): XenStats;

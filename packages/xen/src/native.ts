@@ -50,6 +50,8 @@ export interface NativeAddon {
   stats(): XenStats;
   /** open + fcntl(F_SETLK) one-byte write lock; the fd. XenError EAGAIN if another process holds it. */
   suspendLockAcquire(path: string): number;
+  /** open + flock(LOCK_EX|LOCK_NB), as libxl__lock_file but not waiting; the fd. XenError EAGAIN if held. */
+  toolstackLockAcquire(path: string): number;
   /** unlink(path) then close(fd). */
   suspendLockRelease(fd: number, path: string): void;
   /** Bench probes: a bare call into the addon, and an AsyncWorker round trip. */

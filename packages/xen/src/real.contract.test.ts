@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 
 import { suspendLockPath } from "./constants";
 import { openXen, PRIVCMD_PATH } from "./real";
-import { holdSuspendLockInChild } from "./testing/lock-holder";
+import { flockInChild, holdSuspendLockInChild } from "./testing/lock-holder";
 import { describeXenContract } from "./testing/contract";
 
 const haveXen = existsSync(PRIVCMD_PATH);
@@ -46,5 +46,6 @@ if (!haveXen) {
     timeoutMs: intEnv("FASTSUSPEND_TIMEOUT_MS") ?? 5000,
     suspendLockExists: (path) => existsSync(path),
     holdSuspendLockElsewhere: (domid) => holdSuspendLockInChild(suspendLockPath(domid)),
+    flockElsewhere: flockInChild,
   });
 }

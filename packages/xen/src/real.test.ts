@@ -8,7 +8,8 @@ import { XenError, XenUnavailableError } from "./errors";
 import { addonBuilt, loadAddon } from "./native";
 import { openXen, PRIVCMD_PATH } from "./real";
 import { SuspendLockTable } from "./suspend-lock";
-import { holdSuspendLockInChild } from "./testing/lock-holder";
+import { fdHasLockWaiters } from "./proc-locks";
+import { flockInChild, holdSuspendLockInChild } from "./testing/lock-holder";
 
 describe("openXen", () => {
   (existsSync(PRIVCMD_PATH) ? it.skip : it)("says there is no /dev/xen when not in a dom0", () => {
@@ -124,5 +125,49 @@ describe("openXen", () => {
     const lock = table.lock(11);
     lock.release();
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+// libxl's userdata lock is a flock(2); libxl waits for it, we never do.
+(addonBuilt() ? describe : describe.skip)("native toolstack (libxl userdata) lock (no Xen needed)", () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fs-userdata-"));
+    path = join(dir, "userdata-l.5.00000000-0000-4000-8000-000000000005.domain-userdata-lock");
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is EAGAIN while libxl (flock) holds it; taken and unlinked on release once it lets go", async () => {
+    const addon = loadAddon();
+    const end = await flockInChild(path, "hold");
+    let err: unknown;
+    try {
+      addon.toolstackLockAcquire(path);
+    } catch (e) {
+      err = e;
+    } finally {
+      await end();
+    }
+    expect(err).toBeInstanceOf(XenError);
+    expect(err).toMatchObject({ code: "EAGAIN", call: "flock(LOCK_EX|LOCK_NB)" });
+    const fd = addon.toolstackLockAcquire(path);
+    expect(fdHasLockWaiters(fd)).toBe(false);
+    addon.suspendLockRelease(fd, path);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it("sees a libxl queued on it in /proc/locks, which gets it (on a fresh file) once released", async () => {
+    const addon = loadAddon();
+    const fd = addon.toolstackLockAcquire(path);
+    const end = await flockInChild(path, "wait");
+    const until = Date.now() + 5000;
+    while (!fdHasLockWaiters(fd) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(fdHasLockWaiters(fd)).toBe(true);
+    addon.suspendLockRelease(fd, path);
+    // The waiter locked the unlinked inode; flock(1) has no libxl re-check, it just runs and exits 0.
+    expect(await end()).toBe(0);
   });
 });

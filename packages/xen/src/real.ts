@@ -2,12 +2,13 @@
 // not usable here.
 import { existsSync, mkdirSync } from "node:fs";
 
-import { SUSPEND_LOCK_DIR, shutdownReasonCode, type ShutdownReasonName } from "./constants";
+import { SUSPEND_LOCK_DIR, XEN_LIB_DIR, shutdownReasonCode, toolstackLockPath, type ShutdownReasonName } from "./constants";
 import { isXenError, XenUnavailableError } from "./errors";
 import { EvtchnPoller } from "./evtchn";
-import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, XenBinding, XenStats } from "./interface";
+import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, ToolstackLock, XenBinding, XenStats } from "./interface";
 import { addonBuilt, DEFAULT_ADDON_PATH, loadAddon, type NativeAddon, type NativeXenControl } from "./native";
-import { SuspendLockTable } from "./suspend-lock";
+import { fdHasLockWaiters } from "./proc-locks";
+import { DomainLockTable, SuspendLockTable } from "./suspend-lock";
 
 export const PRIVCMD_PATH = "/dev/xen/privcmd";
 
@@ -17,8 +18,9 @@ export class NativeXenBinding implements XenBinding {
   readonly #addon: NativeAddon;
   readonly #xc: NativeXenControl;
   readonly #locks: SuspendLockTable;
+  readonly #toolstackLocks: DomainLockTable;
 
-  constructor(addon: NativeAddon, suspendLockDir: string = SUSPEND_LOCK_DIR) {
+  constructor(addon: NativeAddon, suspendLockDir: string = SUSPEND_LOCK_DIR, xenLibDir: string = XEN_LIB_DIR) {
     this.#addon = addon;
     this.#xc = new addon.XenControl();
     this.#locks = new SuspendLockTable(suspendLockDir, {
@@ -31,6 +33,20 @@ export class NativeXenBinding implements XenBinding {
         addon.suspendLockRelease(fd, path);
       },
     });
+    this.#toolstackLocks = new DomainLockTable(
+      "toolstack lock",
+      (domid) => toolstackLockPath(domid, this.getInfo(domid).uuid, xenLibDir),
+      {
+        acquire: (path) => {
+          mkdirSync(xenLibDir, { recursive: true });
+          return addon.toolstackLockAcquire(path);
+        },
+        release: (fd, path) => {
+          addon.suspendLockRelease(fd, path);
+        },
+        waiting: (fd) => fdHasLockWaiters(fd),
+      },
+    );
     const c = addon.constants;
     this.domctlLayout = {
       interfaceVersion: c.domctlInterfaceVersion,
@@ -76,12 +92,16 @@ export class NativeXenBinding implements XenBinding {
   lockSuspend(domid: number): SuspendLock {
     return this.#locks.lock(domid);
   }
+  lockToolstack(domid: number): ToolstackLock {
+    return this.#toolstackLocks.lock(domid);
+  }
   stats(): XenStats {
     return this.#addon.stats();
   }
   /** Also releases the suspend locks taken through this binding. */
   close(): void {
     this.#locks.releaseAll();
+    this.#toolstackLocks.releaseAll();
     this.#xc.close();
   }
 }

@@ -1,46 +1,54 @@
-// The TypeScript half of the suspend lock: path, idempotent release, and the in-process guard that
-// fcntl cannot give (a process never conflicts with its own fcntl locks).
+// The TypeScript half of the per-domain lock files libxl uses (libxenguest's suspend lock, libxl's
+// userdata lock): path, idempotent release, and the in-process guard the kernel cannot give (a
+// process never conflicts with its own fcntl locks, and two flock()s of one file in one process
+// shut each other out).
 import { suspendLockPath } from "./constants";
 import { xenError } from "./errors";
-import type { SuspendLock } from "./interface";
+import type { ToolstackLock } from "./interface";
 
 export interface LockPrimitives {
   acquire(path: string): number;
   release(handle: number, path: string): void;
+  /** Whether another process is blocked waiting for the lock held through `handle`. */
+  waiting?(handle: number, path: string): boolean;
 }
 
-/** Per-binding registry of held locks: refuses a second lock of one domid with EBUSY. */
-export class SuspendLockTable {
-  readonly #held = new Map<number, SuspendLock>();
-  readonly #dir: string;
+/** Per-binding registry of one kind of held lock: refuses a second lock of one domid with EBUSY. */
+export class DomainLockTable {
+  readonly #held = new Map<number, ToolstackLock>();
+  readonly #what: string;
+  readonly #pathOf: (domid: number) => string;
   readonly #prims: LockPrimitives;
 
-  constructor(dir: string, prims: LockPrimitives) {
-    this.#dir = dir;
+  constructor(what: string, pathOf: (domid: number) => string, prims: LockPrimitives) {
+    this.#what = what;
+    this.#pathOf = pathOf;
     this.#prims = prims;
   }
 
-  lock(domid: number): SuspendLock {
+  lock(domid: number): ToolstackLock {
     if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fef) {
       throw new RangeError(`domid must be an integer in [0, 32751], got ${String(domid)}`);
     }
-    const path = suspendLockPath(domid, this.#dir);
     if (this.#held.has(domid)) {
-      throw xenError("suspend lock", `path=${path}`, "EBUSY", "already held by this process");
+      throw xenError(this.#what, `dom=${domid}`, "EBUSY", "already held by this process");
     }
+    const path = this.#pathOf(domid);
     const handle = this.#prims.acquire(path);
     let released = false;
-    const lock: SuspendLock = {
+    const prims = this.#prims;
+    const lock: ToolstackLock = {
       domid,
       path,
       get released() {
         return released;
       },
+      waiting: () => !released && (prims.waiting?.(handle, path) ?? false),
       release: () => {
         if (released) return;
         released = true;
         this.#held.delete(domid);
-        this.#prims.release(handle, path);
+        prims.release(handle, path);
       },
     };
     this.#held.set(domid, lock);
@@ -54,5 +62,12 @@ export class SuspendLockTable {
 
   releaseAll(): void {
     for (const lock of [...this.#held.values()]) lock.release();
+  }
+}
+
+/** The suspend locks (`<dir>/suspend-evtchn-<domid>.lock`). */
+export class SuspendLockTable extends DomainLockTable {
+  constructor(dir: string, prims: LockPrimitives) {
+    super("suspend lock", (domid) => suspendLockPath(domid, dir), prims);
   }
 }

@@ -3,8 +3,9 @@ import { DOMCTL_LAYOUT_4_17, SHUTDOWN_REASONS, shutdownReasonCode, type Shutdown
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_subscribe, XEN_DOMCTL_unpausedomain } from "../constants";
 import { xenError } from "../errors";
 import { EvtchnPoller } from "../evtchn";
-import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, XenBinding, XenStats } from "../interface";
-import { SuspendLockTable } from "../suspend-lock";
+import { XEN_LIB_DIR, toolstackLockPath } from "../constants";
+import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, ToolstackLock, XenBinding, XenStats } from "../interface";
+import { DomainLockTable, SuspendLockTable } from "../suspend-lock";
 import { FakeRawEvtchn } from "./evtchn";
 import type { FakeGuest } from "./guest";
 import type { FakeHypervisor } from "./model";
@@ -27,6 +28,8 @@ export class FakeSuspendLocks {
   readonly dir = "/var/run/xen";
   /** path -> holder ("libxl" for the test hook, else a binding's id). */
   readonly #files = new Map<string, string>();
+  /** path -> processes queued for it (libxl blocked in flock). */
+  readonly #waiters = new Map<string, number>();
 
   exists(path: string): boolean {
     return this.#files.has(path);
@@ -36,16 +39,33 @@ export class FakeSuspendLocks {
     return this.#files.get(path);
   }
 
-  acquire(path: string, holder: string): void {
+  acquire(path: string, holder: string, call = "fcntl(F_SETLK)"): void {
     const current = this.#files.get(path);
     if (current !== undefined && current !== holder) {
-      throw xenError("fcntl(F_SETLK)", `path=${path}`, "EAGAIN", "held by another process");
+      throw xenError(call, `path=${path}`, "EAGAIN", "held by another process");
     }
     this.#files.set(path, holder);
   }
 
   release(path: string): void {
     this.#files.delete(path);
+  }
+
+  /** Test hook: another process starts waiting for `path` (libxl's blocking flock); returns "give up". */
+  addWaiter(path: string): () => void {
+    this.#waiters.set(path, (this.#waiters.get(path) ?? 0) + 1);
+    let gone = false;
+    return () => {
+      if (gone) return;
+      gone = true;
+      const n = (this.#waiters.get(path) ?? 1) - 1;
+      if (n <= 0) this.#waiters.delete(path);
+      else this.#waiters.set(path, n);
+    };
+  }
+
+  waiting(path: string): boolean {
+    return (this.#waiters.get(path) ?? 0) > 0;
   }
 
   /** Paths currently present (held). */
@@ -63,6 +83,7 @@ export class FakeXenBinding implements XenBinding {
   readonly #host: FakeBindingHost;
   readonly #handles = new Set<FakeRawEvtchn>();
   readonly #locks: SuspendLockTable;
+  readonly #toolstackLocks: DomainLockTable;
   #closed = false;
 
   constructor(host: FakeBindingHost, selfDomid = 0) {
@@ -78,6 +99,16 @@ export class FakeXenBinding implements XenBinding {
       release: (_fd, path) => {
         files.release(path);
       },
+    });
+    this.#toolstackLocks = new DomainLockTable("toolstack lock", (domid) => toolstackLockPath(domid, this.getInfo(domid).uuid, XEN_LIB_DIR), {
+      acquire: (path) => {
+        files.acquire(path, me, "flock(LOCK_EX|LOCK_NB)");
+        return 0;
+      },
+      release: (_fd, path) => {
+        files.release(path);
+      },
+      waiting: (_fd, path) => files.waiting(path),
     });
   }
 
@@ -211,6 +242,16 @@ export class FakeXenBinding implements XenBinding {
     return this.#locks.lock(domid);
   }
 
+  lockToolstack(domid: number): ToolstackLock {
+    this.#check("toolstack lock");
+    return this.#toolstackLocks.lock(domid);
+  }
+
+  /** Domids whose toolstack (libxl userdata) lock this binding holds. */
+  heldToolstackLocks(): number[] {
+    return this.#toolstackLocks.held();
+  }
+
   /** Domids whose suspend lock this binding holds. */
   heldSuspendLocks(): number[] {
     return this.#locks.held();
@@ -225,6 +266,7 @@ export class FakeXenBinding implements XenBinding {
   /** Also releases the suspend locks taken through this binding. */
   close(): void {
     this.#locks.releaseAll();
+    this.#toolstackLocks.releaseAll();
     this.#closed = true;
   }
 }

@@ -1,6 +1,6 @@
 // FakeXen: one in-memory hypervisor with dom0 and test-created guests; binding() gives the
 // XenBinding a dom0 process would see.
-import { suspendLockPath, VIRQ_DOM_EXC } from "../constants";
+import { XEN_LIB_DIR, suspendLockPath, toolstackLockPath, VIRQ_DOM_EXC } from "../constants";
 import { FakeSuspendLocks, FakeXenBinding, type FakeBindingHost, type FakeDomctlHandler } from "./binding";
 import { FakeGuest, type GuestBehaviour } from "./guest";
 import { FakeDomain, FakeHypervisor } from "./model";
@@ -87,6 +87,27 @@ export class FakeXen implements FakeBindingHost {
     return () => {
       if (this.suspendLocks.holder(path) === holder) this.suspendLocks.release(path);
     };
+  }
+
+  /**
+   * Test hook: another process (libxl) takes `domid`'s userdata lock (the configuration read of
+   * `xl save`). Returns the function that releases it.
+   */
+  holdToolstackLockElsewhere(domid: number, holder = "libxl"): () => void {
+    const path = this.toolstackLockPath(domid);
+    this.suspendLocks.acquire(path, holder, "flock(LOCK_EX|LOCK_NB)");
+    return () => {
+      if (this.suspendLocks.holder(path) === holder) this.suspendLocks.release(path);
+    };
+  }
+
+  /** Test hook: another process blocks waiting for `domid`'s userdata lock. Returns "gives up". */
+  waitForToolstackLock(domid: number): () => void {
+    return this.suspendLocks.addWaiter(this.toolstackLockPath(domid));
+  }
+
+  toolstackLockPath(domid: number): string {
+    return toolstackLockPath(domid, this.hv.domain(domid, "toolstack lock").info().uuid, XEN_LIB_DIR);
   }
 
   /** Whether `domid`'s lock file exists (someone holds it). */

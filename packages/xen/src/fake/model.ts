@@ -25,6 +25,11 @@ export interface Channel {
   sink: PortSink | undefined;
 }
 
+/** A stable, distinct handle per fake domid. */
+export function fakeUuid(domid: number): string {
+  return `00000000-0000-4000-8000-${domid.toString(16).padStart(12, "0")}`;
+}
+
 export const MAX_PORTS = 4096; // 2-level ABI on 64-bit
 
 export class FakeDomain {
@@ -72,6 +77,7 @@ export class FakeDomain {
       maxPages: this.nrPages,
       cpuTimeNs: this.cpuTimeNs,
       ssidref: 0,
+      uuid: fakeUuid(this.domid),
     };
   }
 }

@@ -72,6 +72,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errnoName", Napi::Function::New(env, ErrnoNameJs, "errnoName"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("suspendLockAcquire", Napi::Function::New(env, SuspendLockAcquire, "suspendLockAcquire"));
+  exports.Set("toolstackLockAcquire", Napi::Function::New(env, ToolstackLockAcquire, "toolstackLockAcquire"));
   exports.Set("suspendLockRelease", Napi::Function::New(env, SuspendLockRelease, "suspendLockRelease"));
   exports.Set("noop", Napi::Function::New(env, Noop, "noop"));
   exports.Set("noopAsync", Napi::Function::New(env, NoopAsync, "noopAsync"));

@@ -2,6 +2,7 @@
 
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -61,6 +62,14 @@ Napi::Object InfoToObject(Napi::Env env, const xc_domaininfo_t& d) {
   o.Set("maxPages", Napi::Number::New(env, static_cast<double>(d.max_pages)));
   o.Set("cpuTimeNs", Napi::Number::New(env, static_cast<double>(d.cpu_time)));
   o.Set("ssidref", Napi::Number::New(env, d.ssidref));
+  // The domain handle, formatted as libxl formats it (LIBXL_UUID_FMT): part of libxl's file names.
+  char uuid[37];
+  const uint8_t* h = d.handle;
+  snprintf(uuid, sizeof(uuid),
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
+           h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]);
+  o.Set("uuid", Napi::String::New(env, uuid));
   return o;
 }
 

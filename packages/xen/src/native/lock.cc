@@ -1,6 +1,7 @@
 #include "lock.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +70,45 @@ Napi::Value SuspendLockAcquire(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, fd);
   }
   ThrowXenError(env, "fcntl(F_SETLK)", args, EAGAIN, "lock file kept being replaced");
+}
+
+Napi::Value ToolstackLockAcquire(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = ArgPath(info, 0);
+  const std::string args = "path=" + path;
+  // libxl__lock_file's discipline (mode 0666, flock, the same inode check), but LOCK_NB: libxl
+  // waits, we never do.
+  for (int attempt = 0; attempt < 100; attempt++) {
+    int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      const int err = errno;
+      ThrowXenError(env, "open", args, err);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      close(fd);
+      if (err == EWOULDBLOCK) err = EAGAIN;
+      ThrowXenError(env, "flock(LOCK_EX|LOCK_NB)", args, err, err == EAGAIN ? "held by another process" : "");
+    }
+    struct stat ours, theirs;
+    if (fstat(fd, &ours) != 0) {
+      int err = errno;
+      close(fd);
+      ThrowXenError(env, "fstat", args, err);
+    }
+    if (stat(path.c_str(), &theirs) != 0) {
+      int err = errno;
+      close(fd);
+      if (err == ENOENT) continue;
+      ThrowXenError(env, "stat", args, err);
+    }
+    if (ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev) {
+      close(fd);
+      continue;
+    }
+    return Napi::Number::New(env, fd);
+  }
+  ThrowXenError(env, "flock(LOCK_EX|LOCK_NB)", args, EAGAIN, "lock file kept being replaced");
 }
 
 Napi::Value SuspendLockRelease(const Napi::CallbackInfo& info) {

@@ -10,6 +10,10 @@ namespace fsxen {
 // suspendLockAcquire(path) -> fd. Throws XenError: EAGAIN when another process holds it
 // (F_SETLK answers EAGAIN or EACCES for that; both are reported as EAGAIN).
 Napi::Value SuspendLockAcquire(const Napi::CallbackInfo& info);
+// toolstackLockAcquire(path) -> fd: libxl's per-domain userdata lock (libxl__lock_file: flock on
+// XEN_LIB_DIR/userdata-l.<domid>.<uuid>.domain-userdata-lock), taken without waiting. EAGAIN when
+// another process holds it. Released with suspendLockRelease (the same unlink-then-close).
+Napi::Value ToolstackLockAcquire(const Napi::CallbackInfo& info);
 // suspendLockRelease(fd, path): unlink then close, like libxenguest's unlock.
 Napi::Value SuspendLockRelease(const Napi::CallbackInfo& info);
 

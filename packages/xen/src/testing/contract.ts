@@ -20,6 +20,11 @@ export interface XenContractEnv {
    * fake: the libxl hook). Resolves once it is held, to a function that makes it let go.
    */
   holdSuspendLockElsewhere?: (domid: number) => Promise<() => Promise<void>>;
+  /**
+   * Have another process (libxl) take, or queue on (`wait`), the userdata lock file at `path`.
+   * Resolves once it holds it, or at once for `wait`, to a function that ends it.
+   */
+  flockElsewhere?: (path: string, mode: "hold" | "wait") => Promise<() => Promise<unknown>>;
 }
 
 /** A domid that no test setup uses. */
@@ -267,6 +272,52 @@ export function describeXenContract(name: string, open: () => XenBinding, env: X
         }
         const lock = xen.lockSuspend(LOCK_DOMID);
         lock.release();
+      },
+      timeoutMs * 4,
+    );
+
+    lockIt("lockToolstack: libxl's userdata lock file of the domain (its uuid in the name), one holder per process", () => {
+      const exists = lockExists ?? (() => false);
+      const uuid = xen.getInfo(self).uuid;
+      expect(uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      const lock = xen.lockToolstack(self);
+      try {
+        expect(lock.path).toMatch(new RegExp(`/userdata-l\\.${self}\\.${uuid}\\.domain-userdata-lock$`));
+        expect(exists(lock.path)).toBe(true);
+        expect(lock.waiting()).toBe(false);
+        expectXenError(() => xen.lockToolstack(self), ["EBUSY"]);
+      } finally {
+        lock.release();
+      }
+      expect(exists(lock.path)).toBe(false);
+      expect(lock.released).toBe(true);
+      lock.release(); // idempotent
+      expectXenError(() => xen.lockToolstack(NO_SUCH_DOMID), ["ESRCH"]);
+    });
+
+    const flockElsewhere = env.flockElsewhere;
+    (flockElsewhere !== undefined ? it : it.skip)(
+      "lockToolstack: EAGAIN while libxl holds it; waiting() once libxl queues on ours",
+      async () => {
+        const other = flockElsewhere ?? (() => Promise.resolve(() => Promise.resolve()));
+        const probe = xen.lockToolstack(self);
+        const path = probe.path;
+        probe.release();
+        const end = await other(path, "hold");
+        try {
+          expectXenError(() => xen.lockToolstack(self), ["EAGAIN"]);
+        } finally {
+          await end();
+        }
+        const lock = xen.lockToolstack(self);
+        const endWaiter = await other(path, "wait");
+        try {
+          await until("the other process to queue on the lock", () => lock.waiting(), timeoutMs * 2);
+        } finally {
+          lock.release();
+          await endWaiter();
+        }
+        expect(lock.waiting()).toBe(false);
       },
       timeoutMs * 4,
     );

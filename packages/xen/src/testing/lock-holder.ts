@@ -32,3 +32,43 @@ export function holdSuspendLockInChild(path: string, addonPath: string = DEFAULT
     });
   });
 }
+
+/**
+ * libxl's side of the userdata lock, played by util-linux flock(1) (the same flock(2) that
+ * libxl__lock_file takes): "hold" resolves once it holds `path`; "wait" resolves at once, while it
+ * blocks until the lock is free. Either way, to a function that ends it and gives its exit code.
+ */
+export function flockInChild(path: string, mode: "hold" | "wait"): Promise<() => Promise<number | null>> {
+  const script = mode === "hold" ? "echo locked; exec sleep 60" : "echo got-it";
+  // Its own process group: the shell and sleep that flock(1) runs inherit the locked fd.
+  const child = spawn("flock", [path, "-c", script], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => { resolve(code); }));
+  const kill = (): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  };
+  // "hold": end it now; "wait": give it 5 s to get the lock and exit by itself.
+  const end = async (): Promise<number | null> => {
+    if (mode === "hold") kill();
+    const timer = setTimeout(kill, 5000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  if (mode === "wait") return Promise.resolve(end);
+  return new Promise((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      if (stdout.includes("locked")) resolve(end);
+    });
+    void exited.then((code) => {
+      reject(new Error(`flock(1) exited (${String(code)}) before locking ${path}: ${stderr.trim()}`));
+    });
+  });
+}
