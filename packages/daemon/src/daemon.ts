@@ -99,8 +99,8 @@ interface LastOp {
 
 interface DomainState {
   domid: number;
-  /** When a cycle was last skipped because another tool had the domain (see #cycleOnce). */
-  otherToolAt?: number;
+  /** When and why another tool was last seen on the domain (cycles cool down; see #cycleOnce). */
+  otherTool?: { at: number; why: string };
   session: SuspendSession | undefined;
   /** The path asked for when the session was opened (undefined: fastest available). */
   requestedPath: string | undefined;
@@ -674,9 +674,11 @@ export class Daemon {
   #handOver(dom: DomainState, loop: Loop): void {
     if (!this.xen.toolstackWaiting(dom.domid)) return;
     this.#deactivate(dom.domid);
-    dom.otherToolAt = Date.now();
-    loop.lastSkip = "libxl queued on the domain's userdata lock (xl save, migrate, remus?): handed over";
+    const why = "libxl queued on the domain's userdata lock (xl save, migrate, remus?): handed over";
+    dom.otherTool = { at: Date.now(), why };
+    loop.lastSkip = why;
     this.handovers.inc();
+    this.#opts.log(`checkpoint dom${dom.domid}: ${why}`);
   }
 
   async #cycleOnce(dom: DomainState, loop: Loop): Promise<"ok" | "failed" | "skipped" | "gone"> {
@@ -685,15 +687,16 @@ export class Daemon {
     const skip = (why: string, otherTool = true): "skipped" => {
       loop.skipped++;
       loop.lastSkip = why;
-      if (otherTool) dom.otherToolAt = Date.now();
+      if (otherTool) dom.otherTool = { at: Date.now(), why };
       this.cycles.inc({ domid: d, result: "skipped" });
       this.handovers.inc();
       return "skipped";
     };
     // Another tool had the domain moments ago: it may come back at once (xl save run twice in a
     // row), and an xl that meets one of our cycles fails at its non-blocking suspend lock.
-    const since = dom.otherToolAt === undefined ? undefined : Date.now() - dom.otherToolAt;
-    if (since !== undefined && since < this.#opts.toolstackCooldownMs) {
+    const seen = dom.otherTool;
+    const since = seen === undefined ? undefined : Date.now() - seen.at;
+    if (seen !== undefined && since !== undefined && since < this.#opts.toolstackCooldownMs) {
       // libxl still holding its userdata lock (xl reading the configuration) starts it again.
       let busy: boolean;
       try {
@@ -702,7 +705,8 @@ export class Daemon {
         if (isXenError(err, "ESRCH")) return "gone";
         busy = true;
       }
-      return skip(`cooling down: another tool had the domain ${since} ms ago (${loop.lastSkip ?? "?"})`, busy);
+      if (busy) return skip("libxl holds the domain's userdata lock (xl reading its configuration?)");
+      return skip(`cooling down: another tool had the domain ${since} ms ago (${seen.why})`, false);
     }
     if (this.xen.toolstackWaiting(d)) {
       this.#handOver(dom, loop);
