@@ -212,37 +212,39 @@ export class Lab {
     const t0 = Date.now();
     // A PVH guest of this lab at times dies in early boot with a triple fault that names a Xen
     // address (QEMU's TCG emulation of SVM nested paging; shared/lab-notes.md): that one is
-    // retried once, said on stderr. Every other failure, and a second one, is the caller's.
+    // retried (three attempts in all), said on stderr. Every other failure is the caller's.
+    const faults = async (): Promise<number> => Number((await this.exec(`xl dmesg | grep -c "Triple fault"; true`)).stdout.trim()) || 0;
     for (let attempt = 1; ; attempt++) {
+      const before = type === "pvh" ? await faults() : 0;
       const domid = await this.#xlCreate(g.name, cfgPath, g.timeoutMs);
-      if (!(g.waitReady ?? true)) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
+      if (domid !== undefined && !(g.waitReady ?? true)) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
       const log = `/var/log/xen/console/guest-${g.name}.log`;
       // Exit 2 as soon as the domain is shut down or gone (a triple fault is a reboot to Xen).
-      const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do case "$(xl list ${domid} 2>/dev/null | awk 'NR==2{print $5}')" in ""|*s*) exit 2;; esac; i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
-      const r = await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
-      if (r.code === 0) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
+      const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do case "$(xl list ${domid ?? -1} 2>/dev/null | awk 'NR==2{print $5}')" in ""|*s*) exit 2;; esac; i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
+      const r = domid === undefined ? { code: 2 } : await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
+      if (r.code === 0 && domid !== undefined) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
       const tail = await this.exec(`tail -n 30 ${log}`);
-      const fault = (await this.exec(`xl dmesg | grep "d${domid}v[0-9]* Triple fault"`)).code === 0;
-      if (type === "pvh" && fault && attempt === 1) {
-        process.stderr.write(`lab: PVH guest ${g.name} (dom${domid}) died in boot with a triple fault (TCG nested SVM): creating it once more\n`);
-        await this.exec(["xl", "destroy", g.name]);
+      const fault = type === "pvh" && (await faults()) > before;
+      await this.exec(["xl", "destroy", g.name]);
+      if (fault && attempt < 3) {
+        process.stderr.write(`lab: PVH guest ${g.name} died in boot with a triple fault (TCG nested SVM; xl dmesg): creating it again (attempt ${attempt + 1} of 3)\n`);
         continue;
       }
-      await this.exec(["xl", "destroy", g.name]);
       const hint = type === "pvh" ? "check the guest kernel (XEN_PVH) and that the lab's CPU offers HVM (`xl info` virt_caps)" : "check the guest kernel (it must be a Xen PV kernel)";
       throw new LabError(`guest ${g.name} did not reach its init${fault ? " (triple fault: see xl dmesg)" : ""}`, hint, tail.stdout);
     }
   }
 
-  /** xl create; the new domid. Leaves no half-made domain behind. */
-  async #xlCreate(name: string, cfgPath: string, timeoutMs: number | undefined): Promise<number> {
+  /** xl create; the new domid, or undefined if the domain was already gone. Leaves no half-made domain behind. */
+  async #xlCreate(name: string, cfgPath: string, timeoutMs: number | undefined): Promise<number | undefined> {
     try {
       await this.mustExec(["xl", "create", cfgPath], { timeoutMs: timeoutMs ?? 120_000 });
     } catch (e) {
       await this.exec(["xl", "destroy", name]);
       throw e;
     }
-    return Number((await this.mustExec(["xl", "domid", name])).trim());
+    const r = await this.exec(["xl", "domid", name]);
+    return r.code === 0 ? Number(r.stdout.trim()) : undefined;
   }
 
   async destroyGuest(name: string): Promise<void> {
