@@ -60,6 +60,19 @@ describe("fastsuspendd in the lab's dom0", () => {
     expectRunning(st.trim());
   }
 
+  /** A 100 ms checkpoint loop on a patched guest, once it has done 3 cycles on the guest's channel. */
+  async function startChannelLoop(d: number): Promise<LoopJson | null> {
+    await request("checkpoint.start", { domid: d, intervalMs: 100 });
+    let loop: LoopJson | null = null;
+    for (let i = 0; i < 120 && !(loop?.running === true && loop.ok >= 3); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      loop = (await request<{ loop: LoopJson | null }>("status", { domid: d })).loop;
+    }
+    expect(loop).toMatchObject({ running: true, failed: 0 });
+    expect(loop?.path ?? "").toMatch(/^evtchn\+/);
+    return loop;
+  }
+
   function expectRunning(state: string): void {
     // r b p s c d: not paused, not shut down (suspended), not crashed, not dying.
     expect(state).toMatch(/^[r-][b-]-{4}$/);
@@ -201,14 +214,7 @@ describe("fastsuspendd in the lab's dom0", () => {
     try {
       const port = Number((await lab.mustExec(`xenstore-read /local/domain/${d}/device/suspend/event-channel`)).trim());
       expect(port).toBeGreaterThan(0);
-      await request("checkpoint.start", { domid: d, intervalMs: 100 });
-      let loop: LoopJson | null = null;
-      for (let i = 0; i < 120 && !(loop?.running === true && loop.ok >= 3); i++) {
-        await new Promise((r) => setTimeout(r, 1000));
-        loop = (await request<{ loop: LoopJson | null }>("status", { domid: d })).loop;
-      }
-      expect(loop).toMatchObject({ running: true, failed: 0 });
-      expect(loop?.path ?? "").toMatch(/^evtchn\+/);
+      await startChannelLoop(d);
       const saves: string[] = [];
       for (let i = 0; i < 3; i++) {
         const save = await lab.exec(`xl -vvv save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
@@ -250,14 +256,7 @@ describe("fastsuspendd in the lab's dom0", () => {
     // A stand-in for ssh: drops the host argument and runs the rest (xl migrate-receive) here.
     await lab.mustExec(`printf '#!/bin/sh\\nshift\\nexec sh -c "$*"\\n' >/tmp/fakessh && chmod +x /tmp/fakessh`);
     try {
-      await request("checkpoint.start", { domid: d, intervalMs: 100 });
-      let loop: LoopJson | null = null;
-      for (let i = 0; i < 120 && !(loop?.running === true && loop.ok >= 3); i++) {
-        await new Promise((r) => setTimeout(r, 1000));
-        loop = (await request<{ loop: LoopJson | null }>("status", { domid: d })).loop;
-      }
-      expect(loop).toMatchObject({ running: true, failed: 0 });
-      expect(loop?.path ?? "").toMatch(/^evtchn\+/);
+      const loop = await startChannelLoop(d);
       const save = await lab.exec(`xl -vvv save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
       if (save.code !== 0) console.log(`xl save -c failed (exit ${save.code}):\n${save.stderr.trim().split("\n").slice(-25).join("\n")}`);
       expect(save.code).toBe(0);

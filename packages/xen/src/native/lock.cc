@@ -24,32 +24,43 @@ std::string ArgPath(const Napi::CallbackInfo& info, size_t i) {
   return path;
 }
 
-}  // namespace
+// One lock on an open fd, without waiting: 0, or the errno (EAGAIN when someone else holds it).
+using LockFn = int (*)(int fd);
 
-Napi::Value SuspendLockAcquire(const Napi::CallbackInfo& info) {
+int FcntlWriteLock(int fd) {
+  struct flock fl;
+  std::memset(&fl, 0, sizeof(fl));
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 1;
+  if (fcntl(fd, F_SETLK, &fl) == 0) return 0;
+  // POSIX lets F_SETLK report a conflicting lock as EACCES or EAGAIN: one meaning, one code.
+  return errno == EACCES ? EAGAIN : errno;
+}
+
+int FlockExclusive(int fd) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+  return errno == EWOULDBLOCK ? EAGAIN : errno;
+}
+
+// open (creating it with `mode`), lock with `lock`, and check that the file we locked is still the
+// one at `path`: a releaser unlinks before it closes, so we may have locked an inode that is
+// already gone (libxenguest and libxl__lock_file do the same check). Returns the fd.
+Napi::Value AcquireLockFile(const Napi::CallbackInfo& info, mode_t mode, LockFn lock, const char* call) {
   Napi::Env env = info.Env();
   const std::string path = ArgPath(info, 0);
   const std::string args = "path=" + path;
-  // Retry while the file we locked is not the one at `path` any more: a releaser unlinks before it
-  // closes, so we may have locked an inode that is already gone (libxenguest does the same check).
   for (int attempt = 0; attempt < 100; attempt++) {
-    int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, mode);
     if (fd < 0) {
       const int err = errno;  // first: the arguments below are built in unspecified order
       ThrowXenError(env, "open", args, err);
     }
-    struct flock fl;
-    std::memset(&fl, 0, sizeof(fl));
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = 0;
-    fl.l_len = 1;
-    if (fcntl(fd, F_SETLK, &fl) != 0) {
-      int err = errno;
+    const int lockErr = lock(fd);
+    if (lockErr != 0) {
       close(fd);
-      // POSIX lets F_SETLK report a conflicting lock as EACCES or EAGAIN: one meaning, one code.
-      if (err == EACCES) err = EAGAIN;
-      ThrowXenError(env, "fcntl(F_SETLK)", args, err, err == EAGAIN ? "held by another process" : "");
+      ThrowXenError(env, call, args, lockErr, lockErr == EAGAIN ? "held by another process" : "");
     }
     struct stat ours, theirs;
     if (fstat(fd, &ours) != 0) {
@@ -69,46 +80,18 @@ Napi::Value SuspendLockAcquire(const Napi::CallbackInfo& info) {
     }
     return Napi::Number::New(env, fd);
   }
-  ThrowXenError(env, "fcntl(F_SETLK)", args, EAGAIN, "lock file kept being replaced");
+  ThrowXenError(env, call, args, EAGAIN, "lock file kept being replaced");
+}
+
+}  // namespace
+
+Napi::Value SuspendLockAcquire(const Napi::CallbackInfo& info) {
+  return AcquireLockFile(info, 0600, FcntlWriteLock, "fcntl(F_SETLK)");
 }
 
 Napi::Value ToolstackLockAcquire(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::string path = ArgPath(info, 0);
-  const std::string args = "path=" + path;
-  // libxl__lock_file's discipline (mode 0666, flock, the same inode check), but LOCK_NB: libxl
-  // waits, we never do.
-  for (int attempt = 0; attempt < 100; attempt++) {
-    int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
-    if (fd < 0) {
-      const int err = errno;
-      ThrowXenError(env, "open", args, err);
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      int err = errno;
-      close(fd);
-      if (err == EWOULDBLOCK) err = EAGAIN;
-      ThrowXenError(env, "flock(LOCK_EX|LOCK_NB)", args, err, err == EAGAIN ? "held by another process" : "");
-    }
-    struct stat ours, theirs;
-    if (fstat(fd, &ours) != 0) {
-      int err = errno;
-      close(fd);
-      ThrowXenError(env, "fstat", args, err);
-    }
-    if (stat(path.c_str(), &theirs) != 0) {
-      int err = errno;
-      close(fd);
-      if (err == ENOENT) continue;
-      ThrowXenError(env, "stat", args, err);
-    }
-    if (ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev) {
-      close(fd);
-      continue;
-    }
-    return Napi::Number::New(env, fd);
-  }
-  ThrowXenError(env, "flock(LOCK_EX|LOCK_NB)", args, EAGAIN, "lock file kept being replaced");
+  // libxl__lock_file's mode and lock; libxl waits for it, we never do.
+  return AcquireLockFile(info, 0666, FlockExclusive, "flock(LOCK_EX|LOCK_NB)");
 }
 
 Napi::Value SuspendLockRelease(const Napi::CallbackInfo& info) {
