@@ -1,5 +1,5 @@
 // `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N]
-//                   [--long-count N] [--long-seconds S] [--stock] [--json FILE]`
+//                   [--long-count N] [--long-seconds S] [--stock] [--output FILE]`
 import { parseArgs } from "node:util";
 
 import { UsageError } from "@fastsuspend/cli";
@@ -8,7 +8,7 @@ import type { HostBenchOptions } from "./bench";
 
 export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS] [--paths a,b,...] [--xl-save N]
                         [--checkpoint-count N] [--long-count N] [--long-seconds S]
-                        [--stock] [--json FILE]
+                        [--stock] [--output FILE]
 Boots the nested Xen lab (patched hypervisor and guest kernel when they build), creates a 128 MB
 guest, runs \`fastsuspend bench-run\` in its dom0, then on the same guest two checkpoint loops of
 --checkpoint-count cycles at interval 0 (XS_RESUME inline, deferred; default 1000, 0 skips) and
@@ -22,10 +22,11 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
       "checkpoint-count": { type: "string" }, "long-count": { type: "string" }, "long-seconds": { type: "string" },
-      stock: { type: "boolean" }, json: { type: "string" },
+      stock: { type: "boolean" }, output: { type: "string" },
     },
     strict: true,
   });
+  if (v.output === "") throw new UsageError("bench: --output FILE is empty");
   const int = (name: string, s: string | undefined, dflt: number, min: number): number => {
     if (s === undefined) return dflt;
     const n = Number(s);
@@ -40,7 +41,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     longCount: int("long-count", v["long-count"], 10000, 0),
     longSeconds: int("long-seconds", v["long-seconds"], 600, 1),
     stock: v.stock === true,
-    jsonFile: v.json ?? "results/bench.json",
+    output: v.output ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),
   };
 }

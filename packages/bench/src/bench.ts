@@ -11,7 +11,8 @@ import { latencyCdfSvg } from "./plot";
 export interface HostBenchOptions {
   cycles: number;
   intervalMs: number;
-  jsonFile: string;
+  /** Where the JSON result goes; the plot is written beside it (.svg). */
+  output: string;
   paths?: string;
   xlSave: number;
   /** Cycles of `checkpoint --interval 0` for the sustained-rate figure (0: skip). */
@@ -125,7 +126,7 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     const g = await l.createGuest({ name: "bench" });
     o.log(`guest "bench" is domain ${g.domid} (128 MB, 1 vCPU), created in ${(g.createMs / 1000).toFixed(1)} s`);
     const argv = ["node", "/fastsuspend/packages/cli/dist/main.js", "bench-run", String(g.domid), "--cycles", String(o.cycles),
-      "--interval", String(o.intervalMs), "--xl-save", String(o.xlSave), "--guest-kernel", guestDesc, "--json", "/lab/bench.json"];
+      "--interval", String(o.intervalMs), "--xl-save", String(o.xlSave), "--guest-kernel", guestDesc, "--output", "/lab/bench.json"];
     if (o.paths) argv.push("--paths", o.paths);
     const r = await l.exec(argv, { timeoutMs: 3_600_000, onStderr: (t: string) => process.stderr.write(t) });
     const written = join(l.runDir, "share", "bench.json");
@@ -141,12 +142,12 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     // shows it here, and in the long loop's medians per 1000 cycles, rather than being hidden.
     const loops = await checkpointLoops(l, g.domid, o);
     if (loops.length > 0) result.checkpointLoops = loops;
-    mkdirSync(dirname(o.jsonFile), { recursive: true });
-    writeFileSync(o.jsonFile, JSON.stringify(result, null, 2) + "\n");
-    const svg = o.jsonFile.replace(/\.json$/, "") + ".svg";
+    mkdirSync(dirname(o.output), { recursive: true });
+    writeFileSync(o.output, JSON.stringify(result, null, 2) + "\n");
+    const svg = o.output.replace(/\.json$/, "") + ".svg";
     writeFileSync(svg, latencyCdfSvg(result));
     console.log(formatTable(result));
-    o.log(`wrote ${o.jsonFile} and ${svg}`);
+    o.log(`wrote ${o.output} and ${svg}`);
     return r.code === 0 && result.paths.every((p) => p.failed === 0) ? 0 : 1;
   } finally {
     await l.down();

@@ -18,10 +18,10 @@ describe("npm run bench arguments", () => {
 
   it("has the seed's defaults", () => {
     expect(parseBenchHostArgs([])).toEqual({
-      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, stock: false, jsonFile: "results/bench.json",
+      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, stock: false, output: "results/bench.json",
     });
-    expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--json", "/tmp/x.json"])).toMatchObject({
-      cycles: 7, stock: true, paths: "a,b", jsonFile: "/tmp/x.json",
+    expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--output", "/tmp/x.json"])).toMatchObject({
+      cycles: 7, stock: true, paths: "a,b", output: "/tmp/x.json",
     });
   });
 });

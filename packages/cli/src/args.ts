@@ -26,7 +26,8 @@ export interface CliArgs {
   forSeconds?: number;
   cycles?: number;
   paths?: string[];
-  jsonFile?: string;
+  /** bench-run: where the JSON result is written. */
+  output?: string;
   xsResume?: "inline" | "deferred" | "skip";
   fallback: boolean;
   xlSave?: number;
@@ -76,8 +77,7 @@ function checkPathName(flag: string, name: string): void {
   if (parsePath(name) === undefined) throw new UsageError(`--${flag}: unknown path "${name}" (known: ${allPathNames().join(", ")})`);
 }
 
-/** A string for parseArgs: bench-run's --json FILE, the others' --json rewritten to --json=1. */
-const takesString = (f: Flag): boolean => FLAG_VALUES[f] !== undefined || f === "json";
+const takesString = (f: Flag): boolean => FLAG_VALUES[f] !== undefined;
 
 const PARSE_OPTIONS = Object.fromEntries(
   (Object.keys(FLAG_VALUES) as Flag[]).map((f) => [f, { type: takesString(f) ? "string" : "boolean", ...(f === "help" ? { short: "h" } : {}) }]),
@@ -143,11 +143,11 @@ function optionArgs(v: Values): Omit<CliArgs, "command" | "domid" | "domName"> {
   if (path !== undefined) checkPathName("path", path);
   const paths = str("paths")?.split(",").filter((p) => p !== "");
   for (const p of paths ?? []) checkPathName("paths", p);
-  const jsonFile = str("json");
+  const output = str("output");
+  if (output === "") throw new UsageError("--output: FILE is empty");
   return {
-    // --json is a switch for most commands and takes FILE for bench-run (see normaliseJsonFlag).
-    json: v.json !== undefined,
-    ...(jsonFile === undefined || jsonFile === "" ? {} : { jsonFile }),
+    json: v.json === true,
+    ...(output === undefined ? {} : { output }),
     full: v.full === true,
     fallback: v.fallback === true,
     ...(path === undefined ? {} : { path }),
@@ -168,7 +168,7 @@ function optionArgs(v: Values): Omit<CliArgs, "command" | "domid" | "domName"> {
 /** The flags a command cannot run without. */
 function checkRequired(args: CliArgs): void {
   if (args.command === "bench-run") {
-    if (args.jsonFile === undefined) throw new UsageError("bench-run: --json FILE is required");
+    if (args.output === undefined) throw new UsageError("bench-run: --output FILE is required");
     if (args.cycles === undefined) throw new UsageError("bench-run: --cycles N is required");
   }
   if (args.command === "checkpoint") {
@@ -194,10 +194,4 @@ export function parseCli(argv: readonly string[]): CliArgs {
   };
   checkRequired(args);
   return args;
-}
-
-/** `--json` alone (no value) is a boolean for the non-bench commands: rewrite it to `--json=1`. */
-export function normaliseJsonFlag(argv: readonly string[]): string[] {
-  const isBenchRun = argv.includes("bench-run");
-  return argv.map((a) => (a === "--json" && !isBenchRun ? "--json=1" : a));
 }

@@ -92,7 +92,7 @@ export async function cmdBenchRun(env: XenEnv, a: CliArgs, deps: Deps): Promise<
     paths: results,
     xlSaveCMs: null,
   };
-  const file = a.jsonFile ?? "bench.json";
+  const file = a.output ?? "bench.json";
   // Written after every path, so a run that is stopped or dies keeps what it measured.
   const save = (): void => { (deps.writeFile ?? (() => undefined))(file, `${JSON.stringify(result, null, 2)}\n`); };
   for (const p of paths) {

@@ -1,5 +1,5 @@
 // The CLI entry as a function: argv in, exit code out, everything else injected.
-import { normaliseJsonFlag, parseCli, USAGE, type CliArgs } from "./args";
+import { parseCli, USAGE, type CliArgs } from "./args";
 import { cmdBenchRun } from "./bench-run";
 import { cmdCheckpoint, cmdInfo, cmdResume, cmdSuspend } from "./commands";
 import type { Deps, XenEnv } from "./context";
@@ -45,7 +45,7 @@ function helpOrVersion(args: CliArgs, deps: Deps): number | undefined {
 export async function run(argv: readonly string[], deps: Deps): Promise<number> {
   let parsed: CliArgs;
   try {
-    parsed = parseCli(normaliseJsonFlag(argv));
+    parsed = parseCli(argv);
   } catch (err) {
     deps.stderr(`${errorLine(err)}\n`);
     deps.stderr("try `fastsuspend --help`\n");

@@ -23,6 +23,7 @@ export const FLAG_VALUES = {
   "guest-kernel": "S",
   "no-daemon": undefined,
   progress: undefined,
+  output: "FILE",
 } as const;
 export type Flag = keyof typeof FLAG_VALUES;
 
@@ -97,12 +98,12 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
     flags: { json: "print the daemon's answer as JSON", "no-daemon": "(status needs the daemon: with this flag it fails)" },
   },
   "bench-run": {
-    synopsis: "bench-run DOM --cycles N --json FILE [--paths A,B,...] [--interval MS] [options]",
+    synopsis: "bench-run DOM --cycles N --output FILE [--paths A,B,...] [options]",
     summary: "the in-dom0 half of the benchmark: N cycles per path, then xl save -c",
     details: "The host half, which boots the nested lab and runs this in its dom0, is `npm run bench` in a\ncheckout (`npm run bench -- --help`).",
     flags: {
       cycles: "cycles per path (required)",
-      json: "where the result is written (required; rewritten after each path, so a stopped run keeps what it measured)",
+      output: "where the JSON result is written (required; rewritten after each path, so a stopped run keeps what it measured)",
       paths: "the paths to measure (default: those of the seed the domain supports)",
       interval: "pause between cycles (default 20)",
       "xl-save": "times to run `xl save -c DOM /dev/null` for scale (default 3; 0 skips)",
@@ -127,9 +128,8 @@ const DOM_HELP = "DOM is a domain name or id, as xl takes them (a name is looked
 const EXIT_HELP = `exit codes: 0 ok, 1 operation failed, 2 bad usage, 3 environment (not root, no /dev/xen,
 no such domain, a dying domain, dom0 given)`;
 
-function flagLabel(flag: Flag, command: Command): string {
-  // bench-run's --json takes the file to write; elsewhere it is a switch.
-  const value = flag === "json" && command === "bench-run" ? "FILE" : FLAG_VALUES[flag];
+function flagLabel(flag: Flag): string {
+  const value = FLAG_VALUES[flag];
   return value === undefined ? `--${flag}` : `--${flag} ${value}`;
 }
 
@@ -186,7 +186,7 @@ ${EXIT_HELP}`;
 export function commandHelp(command: Command): string {
   const spec = COMMAND_SPECS[command];
   const flags = Object.entries(spec.flags) as [Flag, string][];
-  const options = columns([...flags.map(([f, text]): [string, string] => [flagLabel(f, command), text]), ["--help", "this text"]], 20);
+  const options = columns([...flags.map(([f, text]): [string, string] => [flagLabel(f), text]), ["--help", "this text"]], 20);
   const dom = command === "status" ? `Without DOM, every domain; with it, that domain in detail. ${DOM_HELP}` : DOM_HELP;
   const details = spec.details === undefined ? [] : ["", spec.details];
   return [`usage: fastsuspend ${spec.synopsis}`, "", spec.summary, ...details, "", ...wrap(dom, LINE_WIDTH), "", "options:", options, "", EXIT_HELP].join("\n");

@@ -7,7 +7,7 @@ import { summarize } from "@fastsuspend/coordinator";
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import { XenUnavailableError } from "@fastsuspend/xen";
 
-import { COMMANDS, EXIT, formatTable, normaliseJsonFlag, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
+import { COMMANDS, EXIT, formatTable, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
 import { EnvironmentError } from "../src/exit-codes";
 import { mediansPerBlock } from "../src/commands";
 import { commandHelp } from "../src/usage";
@@ -46,7 +46,11 @@ describe("argument parsing", () => {
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"])).toMatchObject({ intervalMs: 0, count: 10 });
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10", "--for", "600"])).toMatchObject({ count: 10, forSeconds: 600 });
     expect(parseCli(["checkpoint", "3", "--interval", "0", "--count", "10"]).forSeconds).toBeUndefined();
-    expect(parseCli(["bench-run", "3", "--cycles", "5", "--paths", "xenstore+watch,evtchn+evtchn", "--json", "out.json"])).toMatchObject({ cycles: 5, paths: ["xenstore+watch", "evtchn+evtchn"], jsonFile: "out.json" });
+    expect(parseCli(["bench-run", "3", "--cycles", "5", "--paths", "xenstore+watch,evtchn+evtchn", "--output", "out.json"])).toMatchObject({ cycles: 5, paths: ["xenstore+watch", "evtchn+evtchn"], output: "out.json", json: false });
+    // --json is a switch everywhere; bench-run's file is --output (issue 16).
+    expect(() => parseCli(["bench-run", "3", "--cycles", "5", "--json", "out.json"])).toThrow(/unexpected argument "out.json"|only applies to/);
+    expect(() => parseCli(["bench-run", "3", "--cycles", "5"])).toThrow(/--output FILE is required/);
+    expect(() => parseCli(["checkpoint", "3", "--interval", "0", "--count", "1", "--output", "x"])).toThrow(/--output only applies to bench-run/);
     expect(parseCli(["--help"]).command).toBe("help");
   });
 
@@ -72,7 +76,7 @@ describe("argument parsing", () => {
     // Past setTimeout's 2^31 - 1 ms the budget would elapse at once.
     [["checkpoint", "7", "--interval", "0", "--count", "3", "--for", "2147484"], /--for must be at most 2147483, got 2147484/],
     [["suspend", "7", "--for", "5"], /suspend: --for only applies to checkpoint/],
-    [["bench-run", "7", "--cycles", "3"], /--json FILE is required/],
+    [["bench-run", "7", "--cycles", "3"], /--output FILE is required/],
     [["suspend", "7", "--full"], /--full only applies to resume/],
     [["suspend", "7", "--bogus"], /Unknown option '--bogus'/],
     // parseArgs' other errors: a value missing, a value given to a switch.
@@ -84,7 +88,7 @@ describe("argument parsing", () => {
     [["status", "--progress"], /status: --progress only applies to checkpoint/],
     // Unknown path names were a failed operation (exit 1) once Xen was open.
     [["suspend", "7", "--path", "evtchn+nope"], /--path: unknown path "evtchn\+nope" \(known: evtchn\+virq, /],
-    [["bench-run", "7", "--cycles", "1", "--json", "f", "--paths", "xenstore+watch,bogus"], /--paths: unknown path "bogus"/],
+    [["bench-run", "7", "--cycles", "1", "--output", "f", "--paths", "xenstore+watch,bogus"], /--paths: unknown path "bogus"/],
     [["status", "1", "2"], /status: unexpected argument "2"/],
     [["help", "frobnicate"], /unknown command "frobnicate"/],
     [["help", "suspend", "resume"], /help: unexpected argument "resume"/],
@@ -248,7 +252,7 @@ describe("commands on the fake host", () => {
   it("bench-run writes the JSON and prints the table", async () => {
     const g = await world.addGuest({ channel: "ok" });
     const d = deps();
-    const code = await run(["bench-run", String(g.domid), "--cycles", "3", "--interval", "1", "--paths", "xenstore+watch,evtchn+evtchn", "--json", "/tmp/b.json", "--xl-save", "2"], d);
+    const code = await run(["bench-run", String(g.domid), "--cycles", "3", "--interval", "1", "--paths", "xenstore+watch,evtchn+evtchn", "--output", "/tmp/b.json", "--xl-save", "2"], d);
     expect(code).toBe(EXIT.ok);
     const j = JSON.parse(d.files.get("/tmp/b.json") ?? "{}") as BenchResult;
     expect(j).toMatchObject({ xen: "4.17.7", xenstored: "oxenstored", domid: g.domid, cycles: 3 });
@@ -263,7 +267,7 @@ describe("commands on the fake host", () => {
     const g = await world.addGuest({ channel: "ok" });
     const writes: string[] = [];
     const d = deps({ writeFile: (_p, t) => writes.push(t) });
-    const code = await run(["bench-run", String(g.domid), "--cycles", "2", "--interval", "0", "--json", "/tmp/b.json", "--xl-save", "0"], d);
+    const code = await run(["bench-run", String(g.domid), "--cycles", "2", "--interval", "0", "--output", "/tmp/b.json", "--xl-save", "0"], d);
     expect(code).toBe(EXIT.ok);
     const names = (JSON.parse(writes.at(-1) ?? "{}") as BenchResult).paths.map((p) => p.name);
     // No hypervisor patch in the fake world: the *+virq paths are not offered, nor evtchn+watch/poll.
@@ -301,7 +305,7 @@ describe("domain names, resolved through xenstore as xl does", () => {
     expect(await run(["checkpoint", "web", "--interval", "0", "--count", "2"], c)).toBe(EXIT.ok);
     expect(c.out[0]).toMatch(new RegExp(`^domain ${web.domid}: 2/2 checkpoints`));
     const b = deps();
-    expect(await run(["bench-run", "db", "--cycles", "1", "--paths", "xenstore+watch", "--json", "/tmp/b.json", "--xl-save", "0"], b)).toBe(EXIT.ok);
+    expect(await run(["bench-run", "db", "--cycles", "1", "--paths", "xenstore+watch", "--output", "/tmp/b.json", "--xl-save", "0"], b)).toBe(EXIT.ok);
     expect(JSON.parse(b.files.get("/tmp/b.json") ?? "{}")).toMatchObject({ domid: db.domid });
   });
 
@@ -377,11 +381,11 @@ describe("help, --version and the note on xl pause", () => {
     expect(text).not.toContain("--cycles");
   });
 
-  it("bench-run's help lists its flags, --json taking FILE", async () => {
+  it("bench-run's help lists its flags, --output taking FILE", async () => {
     const d = deps();
     expect(await run(["help", "bench-run"], d)).toBe(EXIT.ok);
     const text = d.out.join("");
-    for (const f of ["--cycles N", "--json FILE", "--paths A,B,...", "--interval MS", "--xl-save N", "--guest-kernel S", "--timeout MS"]) expect(text).toContain(f);
+    for (const f of ["--cycles N", "--output FILE", "--paths A,B,...", "--interval MS", "--xl-save N", "--guest-kernel S", "--timeout MS"]) expect(text).toContain(f);
     expect(text).toMatch(/npm run bench/);
   });
 
@@ -389,12 +393,12 @@ describe("help, --version and the note on xl pause", () => {
     const help = commandHelp(command);
     const argv = (flag: string): string[] => {
       const base = command === "status" ? [command] : [command, "7"];
-      return [...base, `--${flag}`, ...(flag === "full" || flag === "fallback" || flag === "no-daemon" || flag === "progress" || (flag === "json" && command !== "bench-run") ? [] : ["1"])];
+      return [...base, `--${flag}`, ...(flag === "full" || flag === "fallback" || flag === "no-daemon" || flag === "progress" || flag === "json" ? [] : ["1"])];
     };
-    for (const flag of ["json", "path", "timeout", "full", "interval", "count", "for", "cycles", "paths", "xs-resume", "fallback", "xl-save", "guest-kernel", "no-daemon", "progress"]) {
+    for (const flag of ["json", "path", "timeout", "full", "interval", "count", "for", "cycles", "paths", "xs-resume", "fallback", "xl-save", "guest-kernel", "no-daemon", "progress", "output"]) {
       let refused = false;
       try {
-        parseCli(normaliseJsonFlag(argv(flag)));
+        parseCli(argv(flag));
       } catch (err) {
         refused = /only applies to/.test(String(err));
       }

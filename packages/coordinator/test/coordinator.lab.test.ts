@@ -63,7 +63,7 @@ describe("coordinator on real Xen", () => {
       // cycles on one stock guest outran 12 minutes under TCG. This test is about every path
       // working; the stock guest's slowdown is measured in docs/guest-slowdown.md.
       const cycles = g.patched ? 100 : 25;
-      const r = await lab.exec(`${CLI} bench-run ${g.guest.domid} --cycles ${cycles} --interval 20 --xl-save 0 --timeout 10000 --json ${file}`, { timeoutMs: 12 * MINUTE });
+      const r = await lab.exec(`${CLI} bench-run ${g.guest.domid} --cycles ${cycles} --interval 20 --xl-save 0 --timeout 10000 --output ${file}`, { timeoutMs: 12 * MINUTE });
       const json = JSON.parse(await lab.mustExec(`cat ${file}`)) as BenchJson;
       const summary = json.paths.map((p) => `${p.name}: ${p.ok}/${p.n} ${p.errors.join("; ")}`).join("\n");
       expect({ code: r.code, summary }).toEqual({ code: 0, summary: json.paths.map((p) => `${p.name}: ${p.n}/${p.n} `).join("\n") });

@@ -146,7 +146,7 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
   test("cycle latency, same patched guest, same run: channel trigger vs xenstore trigger", async () => {
     const file = "/tmp/gc-bench.json";
     const r = await lab.exec(
-      `${CLI} bench-run ${patched.domid} --paths evtchn+evtchn,xenstore+evtchn,xenstore+watch --cycles 100 --interval 20 --xl-save 0 --timeout 20000 --json ${file}`,
+      `${CLI} bench-run ${patched.domid} --paths evtchn+evtchn,xenstore+evtchn,xenstore+watch --cycles 100 --interval 20 --xl-save 0 --timeout 20000 --output ${file}`,
       { timeoutMs: 20 * MINUTE },
     );
     const json = JSON.parse(await lab.mustExec(`cat ${file}`)) as BenchJson;

@@ -354,7 +354,7 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     const file = "/tmp/hv-bench.json";
     // bench-run's default: the seed's six paths, stock first (BENCH_PATHS in packages/cli).
     const paths = ["xenstore+watch", "xenstore+poll", "xenstore+evtchn", "evtchn+evtchn", "evtchn+virq", "xenstore+virq"];
-    const r = await L().exec(`${CLI} bench-run ${a.domid} --cycles 100 --interval 20 --xl-save 0 --timeout 20000 --json ${file}`, { timeoutMs: 30 * MINUTE });
+    const r = await L().exec(`${CLI} bench-run ${a.domid} --cycles 100 --interval 20 --xl-save 0 --timeout 20000 --output ${file}`, { timeoutMs: 30 * MINUTE });
     const json = JSON.parse(await L().mustExec(`cat ${file}`)) as { xen: string; xenstored: string; paths: BenchPath[] };
     const by = (n: string): BenchPath => {
       const p = json.paths.find((x) => x.name === n);
