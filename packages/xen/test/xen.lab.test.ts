@@ -24,7 +24,12 @@ describe("native Xen bindings on real Xen", () => {
     });
     const failed = r.tests.filter((t) => t.status === "failed");
     expect(failed.map((t) => `${t.title}: ${t.failureMessages.join("\n").slice(0, 800)}`)).toEqual([]);
-    expect(r.numPendingTests).toBe(0); // with a guest, the suspend tests must have run too
+    // With a guest, the suspend tests must have run too. The one case allowed to be skipped needs
+    // util-linux flock(1) to play libxl, which the lab's busybox dom0 lacks (the host's unit run
+    // has it, and daemon.lab has real xl queue on the same lock).
+    const hasFlock = (await lab.exec("command -v flock")).code === 0;
+    const skipped = r.tests.filter((t) => t.status !== "passed" && t.status !== "failed").map((t) => t.title);
+    expect(skipped).toEqual(hasFlock ? [] : [expect.stringMatching(/lockToolstack: EAGAIN while libxl holds it/)]);
     expect(r.numPassedTests).toBeGreaterThanOrEqual(8);
     // The guest survived the suspend/resume tests.
     const state = (await lab.mustExec("xl list xen-contract | awk 'NR==2{print $5}'")).trim();
