@@ -185,7 +185,7 @@ export class Daemon {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 10,
       session: opts.session ?? {},
       log: opts.log ?? (() => undefined),
-      toolstackUser: opts.toolstackUser ?? ((domid, name) => this.#toolstackUser(domid, name)),
+      toolstackUser: opts.toolstackUser ?? ((domid, name) => this.scanner.user(domid, name)),
       toolstackCooldownMs: opts.toolstackCooldownMs ?? 2000,
     };
     this.gate = new CriticalGate(opts.maxRequestHoldMs ?? 500);
@@ -388,11 +388,6 @@ export class Daemon {
       throw new DaemonError("EDOMAIN", `${what}: domain ${d} is shut down (${r})`);
     }
     if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
-  }
-
-  /** The default check: an xl or libxl-save-helper process found by the /proc scan. */
-  async #toolstackUser(domid: number, name: string | undefined): Promise<string | undefined> {
-    return this.scanner.user(domid, name);
   }
 
   /**
@@ -663,16 +658,20 @@ export class Daemon {
   async #gap(dom: DomainState, loop: Loop): Promise<void> {
     const end = Date.now() + loop.intervalMs;
     for (;;) {
-      if (this.xen.toolstackWaiting(dom.domid)) await this.#queue.run(dom.domid, () => { this.#handOver(dom, loop); });
+      // Looked at again in the queue: a request served meanwhile may have let go of the lock.
+      if (this.xen.toolstackWaiting(dom.domid)) {
+        await this.#queue.run(dom.domid, () => {
+          if (this.xen.toolstackWaiting(dom.domid)) this.#handOver(dom, loop);
+        });
+      }
       const left = end - Date.now();
       if (left <= 0 || loop.stop.signal.aborted) return;
       await sleepAbortable(Math.min(left, HANDOVER_POLL_MS), loop.stop.signal);
     }
   }
 
-  /** libxl is queued on the userdata lock we hold: let go of everything, and cool down. */
+  /** libxl is queued on the userdata lock we hold (the caller has just seen it): let go of everything, and cool down. */
   #handOver(dom: DomainState, loop: Loop): void {
-    if (!this.xen.toolstackWaiting(dom.domid)) return;
     this.#deactivate(dom.domid);
     const why = "libxl queued on the domain's userdata lock (xl save, migrate, remus?): handed over";
     dom.otherTool = { at: Date.now(), why };

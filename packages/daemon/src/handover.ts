@@ -22,6 +22,7 @@
 // toolstackWaiting() sees it queued there (/proc/locks), so that the daemon lets go of both locks
 // and stays off the domain until xl is done.
 import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, ToolstackLock, XenBinding, XenStats } from "@fastsuspend/xen";
+import { errorText } from "@fastsuspend/coordinator";
 import { isXenError, type ShutdownReasonName } from "@fastsuspend/xen";
 
 interface DomainGate {
@@ -266,8 +267,4 @@ function standIn(domid: number, path: string): ToolstackLock {
       released = true;
     },
   };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
