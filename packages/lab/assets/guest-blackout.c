@@ -40,24 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define XS_READ 2
-#define XS_WATCH 4
-#define XS_MKDIR 9
-#define XS_ERROR 16
-#define XS_WATCH_EVENT 15
+#include "guest-xsreq.h"
 
 #define MAX_GAPS 4096
 #define HIST_STEP_US 10
 #define HIST_BUCKETS 2000 /* 0 .. 20 ms of excess in 10 us steps, then one overflow bucket */
 #define REQ_NODE "data/blackout/request"
 #define WATCH_TOKEN "blackout"
-
-struct xsd_sockmsg {
-	uint32_t type;
-	uint32_t req_id;
-	uint32_t tx_id;
-	uint32_t len;
-};
 
 struct gap {
 	int64_t at_boot_ns; /* BOOTTIME at the read before the gap */
@@ -83,14 +72,7 @@ static char clocksource[32] = "unknown";
 static unsigned seq;
 static volatile sig_atomic_t want_dump;
 
-/* xenbus connection (fd < 0: none) */
-static int xfd = -1;
-static uint32_t xreq_id;
-static unsigned char xbuf[8192];
-static size_t xlen;
-static char last_req[128];
-static uint32_t read_req; /* req_id of our XS_READ in flight, 0: none */
-static int64_t xs_retry_at;
+static struct xsreq xs = { .node = REQ_NODE, .token = WATCH_TOKEN, .tag = "BLACKOUT", .fd = -1 };
 
 static char out[65536];
 static size_t outlen;
@@ -210,138 +192,6 @@ static void dump(const char *req)
 	hist_reset(&window_h, now_ns(CLOCK_BOOTTIME));
 }
 
-/* ---- xenbus: one watch, and a read of the node when it fires ---- */
-
-static void xs_close(const char *why)
-{
-	if (xfd >= 0) {
-		emit("BLACKOUT-NOTE xenbus closed: %s\n", why);
-		flush_out();
-		close(xfd);
-	}
-	xfd = -1;
-	xlen = 0;
-	read_req = 0;
-	xs_retry_at = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
-}
-
-/* Sends one request; returns its req_id, 0 on failure. */
-static uint32_t xs_send(uint32_t type, const char *a, const char *b)
-{
-	char msg[sizeof(struct xsd_sockmsg) + 256];
-	struct xsd_sockmsg h = { .type = type };
-	size_t la = strlen(a) + 1, lb = b ? strlen(b) + (type == XS_WATCH) : 0;
-
-	if (++xreq_id == 0)
-		xreq_id = 1;
-	h.req_id = xreq_id;
-	h.len = la + lb;
-	if (sizeof(h) + h.len > sizeof(msg))
-		return 0;
-	memcpy(msg, &h, sizeof(h));
-	memcpy(msg + sizeof(h), a, la);
-	if (b)
-		memcpy(msg + sizeof(h) + la, b, lb);
-	if (write(xfd, msg, sizeof(h) + h.len) != (ssize_t)(sizeof(h) + h.len)) {
-		xs_close("write failed");
-		return 0;
-	}
-	return h.req_id;
-}
-
-static void xs_open(void)
-{
-	static const char *const paths[] = { "/proc/xen/xenbus", "/dev/xen/xenbus" };
-	unsigned i;
-
-	for (i = 0; i < 2 && xfd < 0; i++)
-		xfd = open(paths[i], O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (xfd < 0) {
-		xs_retry_at = INT64_MAX; /* not a Xen guest (or no xenfs): no requests, SIGUSR1 only */
-		return;
-	}
-	xlen = 0;
-	/*
-	 * Create the node ourselves (XS_MKDIR: empty if it is new, left alone if dom0 was
-	 * quicker) so that the guest owns it; then the watch, which fires once at once: that
-	 * first read finds the empty value and is ignored, or dom0's early request and dumps.
-	 */
-	if (xs_send(XS_MKDIR, REQ_NODE, NULL))
-		xs_send(XS_WATCH, REQ_NODE, WATCH_TOKEN);
-}
-
-/* Handles one complete message from xenstored. */
-static void xs_message(const struct xsd_sockmsg *h, const char *body)
-{
-	char val[sizeof(last_req)];
-	size_t n, i;
-
-	if (h->type == XS_WATCH_EVENT) {
-		if (!read_req)
-			read_req = xs_send(XS_READ, REQ_NODE, NULL);
-		return;
-	}
-	if (!read_req || h->req_id != read_req)
-		return; /* the replies to our MKDIR and WATCH */
-	read_req = 0;
-	if (h->type != XS_READ)
-		return; /* XS_ERROR, e.g. ENOENT: nothing asked */
-	n = h->len < sizeof(val) - 1 ? h->len : sizeof(val) - 1;
-	memcpy(val, body, n);
-	val[n] = '\0';
-	/* Only a token-like value (no spaces or controls) ends up in the output. */
-	for (i = 0; i < n; i++)
-		if (val[i] <= ' ' || val[i] > '~')
-			val[i] = '_';
-	if (n == 0 || strcmp(val, last_req) == 0)
-		return; /* the watch's first fire, or a re-fire (resume) of a request already done */
-	memcpy(last_req, val, n + 1);
-	want_dump = 2; /* 2: asked through xenstore, token in last_req */
-}
-
-static void xs_readable(void)
-{
-	for (;;) {
-		ssize_t n;
-
-		if (xlen == sizeof(xbuf)) {
-			xs_close("message too big");
-			return;
-		}
-		n = read(xfd, xbuf + xlen, sizeof(xbuf) - xlen);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			xs_close(n == 0 ? "end of file" : strerror(errno));
-			return;
-		}
-		xlen += n;
-		/* one read may carry several messages, or part of one */
-		for (;;) {
-			struct xsd_sockmsg h;
-			size_t whole;
-
-			if (xlen < sizeof(h))
-				break;
-			memcpy(&h, xbuf, sizeof(h));
-			if (h.len > sizeof(xbuf) - sizeof(h)) {
-				xs_close("bad length");
-				return;
-			}
-			whole = sizeof(h) + h.len;
-			if (xlen < whole)
-				break;
-			xs_message(&h, (const char *)xbuf + sizeof(h));
-			if (xfd < 0)
-				return;
-			memmove(xbuf, xbuf + whole, xlen - whole);
-			xlen -= whole;
-		}
-	}
-}
-
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -408,7 +258,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
 	read_clocksource();
-	xs_open();
+	xsreq_open(&xs);
 
 	slp.tv_sec = sleep_us / 1000000;
 	slp.tv_nsec = (sleep_us % 1000000) * 1000;
@@ -420,11 +270,11 @@ int main(int argc, char **argv)
 	hist_reset(&floor_h, start_boot);
 	hist_reset(&window_h, start_boot);
 	emit("BLACKOUT-START pid=%d clocksource=%s sleep_us=%ld threshold_us=%ld floor_s=%ld xenbus=%s\n",
-	     (int)getpid(), clocksource, sleep_us, threshold_us, floor_s, xfd >= 0 ? "yes" : "no");
+	     (int)getpid(), clocksource, sleep_us, threshold_us, floor_s, xs.fd >= 0 ? "yes" : "no");
 	flush_out();
 
 	for (;;) {
-		struct pollfd pfd = { .fd = xfd, .events = POLLIN };
+		struct pollfd pfd = { .fd = xs.fd, .events = POLLIN };
 		int64_t boot, mono, d;
 		int r, full;
 
@@ -463,18 +313,22 @@ int main(int argc, char **argv)
 			prev_mono = mono;
 		}
 		if (r > 0 && (pfd.revents & POLLIN))
-			xs_readable();
+			xsreq_readable(&xs);
 		else if (r > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
-			xs_close("poll error");
-		if (xfd < 0 && now_ns(CLOCK_MONOTONIC) >= xs_retry_at)
-			xs_open();
+			xsreq_close(&xs, "poll error");
+		if (xs.pending) {
+			xs.pending = 0;
+			want_dump = 2; /* 2: asked through xenstore, token in xs.last */
+		}
+		if (xs.fd < 0 && now_ns(CLOCK_MONOTONIC) >= xs.retry_at)
+			xsreq_open(&xs);
 		if (run_end && boot >= run_end)
 			want_dump = 1;
 		if (want_dump) {
 			int from_xs = want_dump == 2;
 
 			want_dump = 0;
-			dump(from_xs ? last_req : "signal");
+			dump(from_xs ? xs.last : "signal");
 			if (run_end && boot >= run_end)
 				return 0;
 			/* the dump's own time (a slow console) is not a gap */

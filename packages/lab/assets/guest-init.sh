@@ -12,15 +12,20 @@
 # line says `fastsuspend.blackout=on` (its 1 ms loop costs CPU under TCG, and it has not yet been
 # measured against the other lab tests and the benchmark); `fastsuspend.blackout_args=--threshold-us,5000`
 # passes options (commas for spaces).
-bo=off; bo_args=
+bo=off; bo_args=; ph=on
 for w in $(/bin/busybox cat /proc/cmdline); do
   case "$w" in
     fastsuspend.blackout=*) bo=${w#*=} ;;
     fastsuspend.blackout_args=*) bo_args=$(echo "${w#*=}" | /bin/busybox tr , ' ') ;;
+    fastsuspend.phases=*) ph=${w#*=} ;;
   esac
 done
 # ash starts a background command with stdin from /dev/null, which this initramfs lacks.
 [ -e /dev/null ] || /bin/busybox mknod -m 666 /dev/null c 1 3
 [ "$bo" = on ] && /bin/blackout $bo_args &
+# The phases probe (guest-phases.c): the suspend_resume tracepoint on, in the kernel's ring
+# buffer; dom0 asks for each suspend's steps through data/phases/request. Idle in between (it
+# sleeps on xenbus), so on unless the command line says `fastsuspend.phases=off`.
+[ "$ph" = off ] || /bin/phases &
 echo "FASTSUSPEND-GUEST-READY $(/bin/busybox uname -r)"
 while :; do /bin/busybox sleep 3600; done

@@ -1,9 +1,8 @@
-// The guest's blackout probe (assets/guest-blackout.c), read from dom0: write a fresh token to the
-// guest's data/blackout/request, wait for the block the probe prints on its console (which
-// xenconsoled logs to /var/log/xen/console/guest-NAME.log), parse it. Asking clears the probe's
+// The guest's blackout probe (assets/guest-blackout.c), read from dom0 (guest-probe.ts: a token
+// written to the guest's data/blackout/request, the block it prints on its console), parsed. Asking clears the probe's
 // gap table and its "window" histogram, so each call reports what happened since the previous one.
-import { randomBytes } from "node:crypto";
 import { LabError } from "./errors";
+import { askGuestProbe } from "./guest-probe";
 import type { Lab } from "./lab";
 
 export interface BlackoutGap {
@@ -130,30 +129,14 @@ export interface BlackoutOptions {
 
 /**
  * Asks a running guest's probe for its results (gaps since the previous request, the floor and the
- * window histograms) and returns them. `guest` is a domain name or id. Off the critical path: one
- * xenstore write, then the console log is polled in dom0.
+ * window histograms) and returns them. `guest` is a domain name or id.
  */
 export async function blackout(lab: Lab, guest: string | number, opts: BlackoutOptions = {}): Promise<BlackoutReport> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const domid = typeof guest === "number" ? guest : Number((await lab.mustExec(["xl", "domid", guest])).trim());
-  const name = typeof guest === "string" ? guest : (await lab.mustExec(["xl", "domname", String(guest)])).trim();
-  if (!Number.isInteger(domid) || !/^[a-zA-Z0-9_-]{1,64}$/.test(name)) throw new LabError(`blackout: bad guest ${JSON.stringify(guest)}`, "pass a running guest's name or domid");
-  const req = `r${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
-  const log = `/var/log/xen/console/guest-${name}.log`;
-  const script = [
-    `xenstore-write /local/domain/${domid}/data/blackout/request ${req} || exit 4`,
-    `end=$(($(date +%s) + ${Math.ceil(timeoutMs / 1000)}))`,
-    `until grep -q 'BLACKOUT-END req=${req} ' ${log} 2>/dev/null; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
-    `sed -n '/BLACKOUT-BEGIN req=${req} /,/BLACKOUT-END req=${req} /p' ${log}`,
-  ].join("\n");
-  const r = await lab.exec(script, { timeoutMs: timeoutMs + 30_000 });
-  if (r.code !== 0 || r.timedOut) {
-    const tail = await lab.exec(`tail -n 20 ${log}`);
-    const why = r.code === 4 ? "could not write its request node" : "no answer in its console log";
-    throw new LabError(`blackout probe of ${name} (domid ${domid}): ${why} within ${timeoutMs} ms`,
-      "is the guest running an initramfs with /bin/blackout (lab artefacts rebuilt) and booted with fastsuspend.blackout=on?", `${r.stderr}\n${tail.stdout}`);
-  }
-  const report = parseBlackout(r.stdout, req);
-  if (!report) throw new LabError(`blackout probe of ${name}: its block for ${req} could not be parsed`, "see the console output below", r.stdout.slice(-3000));
+  const a = await askGuestProbe(lab, guest, {
+    node: "data/blackout/request", tag: "BLACKOUT", timeoutMs: opts.timeoutMs ?? 30_000,
+    hint: "is the guest running an initramfs with /bin/blackout (lab artefacts rebuilt) and booted with fastsuspend.blackout=on?",
+  });
+  const report = parseBlackout(a.block, a.req);
+  if (!report) throw new LabError(`blackout probe of ${a.name}: its block for ${a.req} could not be parsed`, "see the console output below", a.block.slice(-3000));
   return report;
 }

@@ -6,3 +6,4 @@ export { cacheDir, repoDir } from "./paths";
 export { stderrProgress, type Progress } from "./progress";
 export { attachSharedLab, runJestInDom0, type Dom0JestResult } from "./testing";
 export { blackout, parseBlackout, type BlackoutReport, type BlackoutGap, type BlackoutHist, type BlackoutOptions } from "./blackout";
+export { guestSuspends, parsePhases, parsePhasesLine, type GuestSuspend } from "./phases";

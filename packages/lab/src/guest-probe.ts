@@ -1,0 +1,50 @@
+// Asking a lab guest's probe for its results (assets/guest-xsreq.h): write a fresh token to the
+// probe's request node in the guest's xenstore home, then wait in dom0 for the block the probe
+// prints, tagged with that token, on its console (xenconsoled logs it to
+// /var/log/xen/console/guest-NAME.log). Off the critical path: one xenstore write, then the log
+// is polled in dom0.
+import { randomBytes } from "node:crypto";
+import { LabError } from "./errors";
+import type { Lab } from "./lab";
+
+export interface GuestProbeRequest {
+  /** The probe's node under /local/domain/DOMID, e.g. "data/phases/request". */
+  node: string;
+  /** Its console lines' prefix, e.g. "PHASES" (blocks are TAG-BEGIN req=TOKEN .. TAG-END req=TOKEN). */
+  tag: string;
+  /** How long to wait for the block (the console is slow under TCG). */
+  timeoutMs: number;
+  /** What the caller should check when no answer comes. */
+  hint: string;
+}
+
+export interface GuestProbeAnswer {
+  req: string;
+  name: string;
+  domid: number;
+  /** The console lines from TAG-BEGIN to TAG-END of this request. */
+  block: string;
+}
+
+/** `guest` is a domain name or id. */
+export async function askGuestProbe(lab: Lab, guest: string | number, r: GuestProbeRequest): Promise<GuestProbeAnswer> {
+  const probe = r.tag.toLowerCase();
+  const domid = typeof guest === "number" ? guest : Number((await lab.mustExec(["xl", "domid", guest])).trim());
+  const name = typeof guest === "string" ? guest : (await lab.mustExec(["xl", "domname", String(guest)])).trim();
+  if (!Number.isInteger(domid) || !/^[a-zA-Z0-9_-]{1,64}$/.test(name)) throw new LabError(`${probe}: bad guest ${JSON.stringify(guest)}`, "pass a running guest's name or domid");
+  const req = `r${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+  const log = `/var/log/xen/console/guest-${name}.log`;
+  const script = [
+    `xenstore-write /local/domain/${domid}/${r.node} ${req} || exit 4`,
+    `end=$(($(date +%s) + ${Math.ceil(r.timeoutMs / 1000)}))`,
+    `until grep -q '${r.tag}-END req=${req} ' ${log} 2>/dev/null; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
+    `sed -n '/${r.tag}-BEGIN req=${req} /,/${r.tag}-END req=${req} /p' ${log}`,
+  ].join("\n");
+  const res = await lab.exec(script, { timeoutMs: r.timeoutMs + 30_000 });
+  if (res.code !== 0 || res.timedOut) {
+    const tail = await lab.exec(`tail -n 20 ${log}`);
+    const why = res.code === 4 ? "could not write its request node" : "no answer in its console log";
+    throw new LabError(`${probe} probe of ${name} (domid ${domid}): ${why} within ${r.timeoutMs} ms`, r.hint, `${res.stderr}\n${tail.stdout}`);
+  }
+  return { req, name, domid, block: res.stdout };
+}

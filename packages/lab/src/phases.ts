@@ -1,0 +1,111 @@
+// The guest's own account of each Xen suspend (assets/guest-phases.c, on the suspend_resume
+// tracepoint of the PM core and of kernel patch 0005), read from dom0 through guest-probe.ts.
+// Asking empties the guest's trace buffer, so each call reports the suspends since the previous.
+import { LabError } from "./errors";
+import { askGuestProbe } from "./guest-probe";
+import type { Lab } from "./lab";
+
+/** One suspend as the guest saw it; times in ms, from the guest's trace clock. */
+export interface GuestSuspend {
+  /** How the request came: 1 the suspend event channel, 0 control/shutdown, -1 not traced. */
+  source: number;
+  /** The hypercall's result: 1 cancelled (the guest went on in the same domain). */
+  cancelled: boolean;
+  /** do_suspend() ran the restore path (not cancelled). */
+  restored: boolean;
+  /** Request seen → do_suspend() starts (the work item / xenwatch latency); undefined if no request was traced. */
+  requestMs?: number;
+  /** Request seen (or do_suspend()'s start) → suspend hypercall. */
+  suspendMs: number;
+  /** The hypercall, i.e. how long the domain stayed suspended. */
+  hypercallMs: number;
+  /** Hypercall returns → do_suspend() ends, tasks thawed. */
+  resumeMs: number;
+  totalMs: number;
+  /** Each traced step's time (freeze_processes, dpm_suspend, xs_resume, thaw_processes, ...). */
+  steps: Record<string, number>;
+}
+
+const FIXED = new Set(["src", "cancelled", "restored", "request_us", "suspend_us", "hypercall_us", "resume_us", "total_us"]);
+
+function fields(line: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const w of line.trim().split(/\s+/).slice(1)) {
+    const i = w.indexOf("=");
+    if (i > 0) m.set(w.slice(0, i), w.slice(i + 1));
+  }
+  return m;
+}
+
+function int(m: Map<string, string>, k: string, line: string): number {
+  const s = m.get(k);
+  if (s === undefined || !/^-?\d+$/.test(s)) throw new LabError(`phases probe: no integer ${k} in ${JSON.stringify(line)}`, "the console log may be garbled; ask again");
+  return Number(s);
+}
+
+/** One PHASES-CYC line. Negative times (a step the kernel did not trace) throw. */
+export function parsePhasesLine(line: string): GuestSuspend {
+  const m = fields(line);
+  const us = (k: string): number => {
+    const v = int(m, k, line);
+    if (v < 0) throw new LabError(`phases probe: ${k} not traced in ${JSON.stringify(line)}`, "is the guest kernel built with patch 0005 (xen_suspend_hypercall)?");
+    return v / 1000;
+  };
+  const request = int(m, "request_us", line);
+  const steps: Record<string, number> = {};
+  for (const [k, v] of m) {
+    if (FIXED.has(k)) continue;
+    if (!/^[a-z_]{1,31}$/.test(k) || !/^\d+$/.test(v)) throw new LabError(`phases probe: bad step ${k}=${v}`, "the console log may be garbled; ask again");
+    steps[k] = Number(v) / 1000;
+  }
+  return {
+    source: int(m, "src", line), cancelled: int(m, "cancelled", line) === 1, restored: int(m, "restored", line) === 1,
+    ...(request >= 0 ? { requestMs: request / 1000 } : {}),
+    suspendMs: us("suspend_us"), hypercallMs: us("hypercall_us"), resumeMs: us("resume_us"), totalMs: us("total_us"), steps,
+  };
+}
+
+/**
+ * The suspends in the probe's block for `req` (the last block when `req` is not given);
+ * undefined while that block is not complete. The count is checked against the END line.
+ */
+export function parsePhases(text: string, req?: string): GuestSuspend[] | undefined {
+  const lines = text.replace(/\r/g, "").split("\n").map((l) => {
+    const i = l.indexOf("PHASES-"); // a line may start with another writer's unterminated output
+    return i >= 0 ? l.slice(i) : l;
+  });
+  let begin = -1;
+  for (let i = lines.length - 1; i >= 0 && begin < 0; i--) {
+    const l = lines[i] ?? "";
+    if (l.startsWith("PHASES-BEGIN ") && (req === undefined || fields(l).get("req") === req)) begin = i;
+  }
+  if (begin < 0) return undefined;
+  const head = fields(lines[begin] ?? "");
+  const out: GuestSuspend[] = [];
+  for (const l of lines.slice(begin + 1)) {
+    if (l.startsWith("PHASES-CYC ")) out.push(parsePhasesLine(l));
+    else if (l.startsWith("PHASES-BEGIN ")) return undefined; // cut off by a new block
+    else if (l.startsWith("PHASES-END ")) {
+      const e = fields(l);
+      if (e.get("req") !== head.get("req") || e.get("seq") !== head.get("seq")) continue;
+      const count = Number(e.get("count"));
+      if (count !== out.length) throw new LabError(`phases probe: block seq=${head.get("seq") ?? "?"} has ${out.length} lines for count=${count}`, "console output was lost or interleaved; ask again");
+      return out;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The suspends `guest` (a domain name or id) went through since the previous call (or its boot),
+ * in order, from its trace buffer.
+ */
+export async function guestSuspends(lab: Lab, guest: string | number, opts: { timeoutMs?: number } = {}): Promise<GuestSuspend[]> {
+  const a = await askGuestProbe(lab, guest, {
+    node: "data/phases/request", tag: "PHASES", timeoutMs: opts.timeoutMs ?? 60_000,
+    hint: "is the guest running an initramfs with /bin/phases (lab artefacts rebuilt), a kernel with event tracing, and not booted with fastsuspend.phases=off?",
+  });
+  const r = parsePhases(a.block, a.req);
+  if (!r) throw new LabError(`phases probe of ${a.name}: its block for ${a.req} could not be parsed`, "see the console output below", a.block.slice(-3000));
+  return r;
+}
