@@ -4,9 +4,12 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
-import { formatTable, type BenchResult, type CheckpointLoopResult } from "@fastsuspend/cli";
+import { guestSuspends, Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
+import { BENCH_PATHS, formatTable, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs } from "@fastsuspend/cli";
+import { summarizeGuestPhases } from "./guest-phases";
 import { latencyCdfSvg } from "./plot";
+
+const CLI = "/fastsuspend/packages/cli/dist/main.js";
 
 export interface HostBenchOptions {
   cycles: number;
@@ -42,6 +45,67 @@ function buildArtefact(repo: string, script: string, args: string[], log: (l: st
 /** What the checkpoint loops need of the lab (a fake in the unit tests). */
 export type Dom0Exec = Pick<Lab, "exec">;
 
+/**
+ * What the guest traced since the previous call: its own suspend and resume times, by step.
+ * undefined (and said) when it cannot tell: a guest kernel without patch 0005, or no probe.
+ */
+async function guestView(l: Lab, guest: string, log: (line: string) => void): Promise<GuestPhasesMs | undefined> {
+  try {
+    return summarizeGuestPhases(await guestSuspends(l, guest));
+  } catch (e) {
+    log(`guest's own suspend times unavailable: ${(e as Error).message.split("\n")[0] ?? ""}`);
+    return undefined;
+  }
+}
+
+interface PathRunOptions {
+  cycles: number;
+  intervalMs: number;
+  xlSave: number;
+  paths?: string;
+  guestDesc: string;
+  log: (line: string) => void;
+}
+
+/**
+ * `fastsuspend bench-run` in dom0, one path at a time (then `xl save -c` on its own), so that the
+ * guest's account of each path's cycles can be asked for in between and set beside dom0's.
+ */
+async function benchRun(l: Lab, domid: number, guest: string, o: PathRunOptions): Promise<{ result?: BenchResult; code: number }> {
+  let names = o.paths?.split(",").filter((p) => p !== "");
+  if (names === undefined) {
+    const info = JSON.parse(await l.mustExec(["node", CLI, "info", String(domid), "--json", "--no-daemon"])) as { paths: string[] };
+    names = BENCH_PATHS.filter((p) => info.paths.includes(p));
+  }
+  await guestView(l, guest, o.log); // empties the guest's trace buffer: its boot is not a path
+  const runs = [...names.map((p) => ({ paths: p, xlSave: 0 })), ...(o.xlSave > 0 ? [{ paths: "", xlSave: o.xlSave }] : [])];
+  let result: BenchResult | undefined;
+  let code = 0;
+  for (const [i, run] of runs.entries()) {
+    const out = `bench-${i}.json`;
+    const r = await l.exec(["node", CLI, "bench-run", String(domid), "--cycles", String(o.cycles), "--interval", String(o.intervalMs),
+      "--xl-save", String(run.xlSave), "--guest-kernel", o.guestDesc, "--output", `/lab/${out}`, `--paths=${run.paths}`],
+    { timeoutMs: 3_600_000, onStderr: (t: string) => process.stderr.write(t) });
+    if (r.code !== 0) {
+      o.log(`bench-run ${run.paths || "xl save -c"} exited ${r.code}: ${r.stderr.slice(-500)}`);
+      code = r.code;
+    }
+    const written = join(l.runDir, "share", out);
+    // bench-run exits non-zero when any cycle failed, but still writes every path it measured.
+    if (!existsSync(written)) continue;
+    const part = JSON.parse(readFileSync(written, "utf8")) as BenchResult;
+    const guestMs = await guestView(l, guest, o.log);
+    if (guestMs) for (const p of part.paths) p.guestMs = guestMs;
+    if (part.xlSaveCMs && guestMs) part.xlSaveCMs.guestMs = guestMs;
+    if (result === undefined) result = part;
+    else {
+      result.paths.push(...part.paths);
+      result.xlSaveCMs = part.xlSaveCMs ?? result.xlSaveCMs;
+    }
+  }
+  return { ...(result === undefined ? {} : { result }), code };
+}
+
 interface LoopSpec {
   count: number;
   xsResume: "inline" | "deferred";
@@ -52,7 +116,7 @@ interface LoopSpec {
 /** `fastsuspend checkpoint DOM --interval 0 --count N [--for S]`: the rate a Remus-style loop sustains. */
 async function checkpointRate(l: Dom0Exec, domid: number, spec: LoopSpec): Promise<CheckpointLoopResult> {
   const budget = spec.seconds === undefined ? [] : ["--for", String(spec.seconds)];
-  const r = await l.exec(["node", "/fastsuspend/packages/cli/dist/main.js", "checkpoint", String(domid), "--interval", "0",
+  const r = await l.exec(["node", CLI, "checkpoint", String(domid), "--interval", "0",
     "--count", String(spec.count), ...budget, "--timeout", "20000", "--xs-resume", spec.xsResume, "--json"],
   // Past the budget, so that the loop stops itself and still prints its JSON.
   { timeoutMs: spec.seconds === undefined ? 3_600_000 : spec.seconds * 1000 + 120_000 });
@@ -125,15 +189,8 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     o.log(`hypervisor: ${hvDesc}; guest kernel: ${guestDesc}`);
     const g = await l.createGuest({ name: "bench" });
     o.log(`guest "bench" is domain ${g.domid} (128 MB, 1 vCPU), created in ${(g.createMs / 1000).toFixed(1)} s`);
-    const argv = ["node", "/fastsuspend/packages/cli/dist/main.js", "bench-run", String(g.domid), "--cycles", String(o.cycles),
-      "--interval", String(o.intervalMs), "--xl-save", String(o.xlSave), "--guest-kernel", guestDesc, "--output", "/lab/bench.json"];
-    if (o.paths) argv.push("--paths", o.paths);
-    const r = await l.exec(argv, { timeoutMs: 3_600_000, onStderr: (t: string) => process.stderr.write(t) });
-    const written = join(l.runDir, "share", "bench.json");
-    if (r.code !== 0) o.log(`bench-run exited ${r.code}: ${r.stderr.slice(-500)}`);
-    // bench-run exits non-zero when any cycle failed, but still writes every path it measured.
-    if (!existsSync(written)) return 1;
-    const result = JSON.parse(readFileSync(written, "utf8")) as BenchResult;
+    const { result, code } = await benchRun(l, g.domid, "bench", { ...o, guestDesc });
+    if (result === undefined) return 1;
     result.xen = `${result.xen} (${hvDesc})`;
     // The loops run on the guest that has just served the paths, no longer each on a fresh one:
     // the 6.1 guest's slowdown with age was the periodic tick's catch-up loop, paid on every
@@ -148,7 +205,7 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     writeFileSync(svg, latencyCdfSvg(result));
     console.log(formatTable(result));
     o.log(`wrote ${o.output} and ${svg}`);
-    return r.code === 0 && result.paths.every((p) => p.failed === 0) ? 0 : 1;
+    return code === 0 && result.paths.every((p) => p.failed === 0) ? 0 : 1;
   } finally {
     await l.down();
   }

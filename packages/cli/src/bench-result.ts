@@ -1,6 +1,25 @@
 // The JSON that bench-run writes and the host side reads (and formatTable prints).
 import type { Summary } from "@fastsuspend/coordinator";
 
+/**
+ * The guest's own account of its suspends (kernel patch 0005's tracepoints, read by the lab's
+ * phases probe), added by the bench host: the guest's clock, not dom0's.
+ */
+export interface GuestPhasesMs {
+  /** Suspends the guest traced (a failed cycle may not have reached the guest). */
+  n: number;
+  /** Request seen by the guest → its suspend hypercall. */
+  suspend: Summary;
+  /** The hypercall returns → tasks running again (after thaw_processes). */
+  resume: Summary;
+  /** The hypercall itself: how long the domain stayed suspended, dom0's work included. */
+  hypercall: Summary;
+  /** Request seen → do_suspend() starts (the channel's work item, or xenwatch). */
+  request?: Summary;
+  /** Each traced step (freeze_processes, dpm_suspend, xs_suspend, stop_machine, xs_resume, ...). */
+  steps: Record<string, Summary>;
+}
+
 export interface BenchPathResult {
   name: string;
   /** Cycles attempted. */
@@ -17,6 +36,8 @@ export interface BenchPathResult {
   samples: { suspendMs: number[]; resumeMs: number[]; totalMs: number[] };
   /** Why cycles failed (first few), or why the path could not be opened. */
   errors: string[];
+  /** The guest's view of the same cycles (absent when the guest cannot tell). */
+  guestMs?: GuestPhasesMs;
 }
 
 /**
@@ -57,7 +78,7 @@ export interface BenchResult {
   intervalMs: number;
   paths: BenchPathResult[];
   /** `xl save -c DOM /dev/null`, for scale (null when skipped or failed). */
-  xlSaveCMs: (Summary & { samples: number[]; failed: number }) | null;
+  xlSaveCMs: (Summary & { samples: number[]; failed: number; guestMs?: GuestPhasesMs }) | null;
   /** Added by the bench host after bench-run (absent when skipped). */
   checkpointLoops?: CheckpointLoopResult[];
 }

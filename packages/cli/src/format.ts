@@ -2,7 +2,7 @@
 // path's cycle median relative to the baseline (libxl's xenstore+watch). The host side reuses it.
 import { BASELINE_PATH, type Summary } from "@fastsuspend/coordinator";
 
-import type { BenchResult, CheckpointLoopResult } from "./bench-result";
+import type { BenchResult, CheckpointLoopResult, GuestPhasesMs } from "./bench-result";
 
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const five = (s: Summary): string[] => [s.avg, s.min, s.max, s.median, s.p99].map(fmt);
@@ -14,6 +14,13 @@ function pad(rows: string[][]): string {
 }
 
 const blockLine = (size: number, medians: number[]): string => `  cycle median per ${size} cycles: ${medians.map((m) => fmt(m)).join(", ")} ms`;
+
+/** The guest's own view of a path's suspends: its suspend and resume, and its three slowest steps. */
+function guestLine(what: string, g: GuestPhasesMs): string {
+  const slow = Object.entries(g.steps).sort(([, a], [, b]) => b.median - a.median).slice(0, 3)
+    .map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
+  return `  ${what}: guest suspend med ${fmt(g.suspend.median)} (p99 ${fmt(g.suspend.p99)}), resume med ${fmt(g.resume.median)} (p99 ${fmt(g.resume.p99)}), suspended ${fmt(g.hypercall.median)}; slowest steps: ${slow || "-"} (n=${g.n})`;
+}
 
 /** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */
 function checkpointLoopLines(c: CheckpointLoopResult): string[] {
@@ -50,6 +57,10 @@ export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & P
   if (base === undefined) lines.push(`baseline ${baseline} was not measured: no ratios`);
   const x = result.xlSaveCMs;
   if (x !== null) lines.push(`xl save -c (to /dev/null): median ${fmt(x.median)} ms, min ${fmt(x.min)}, max ${fmt(x.max)} (n=${x.n})`);
+  const guest = result.paths.filter((p) => p.guestMs !== undefined);
+  if (guest.length > 0 || x?.guestMs !== undefined) lines.push("the guest's own clock (kernel patch 0005's tracepoints), medians in ms:");
+  for (const p of guest) if (p.guestMs) lines.push(guestLine(p.name, p.guestMs));
+  if (x?.guestMs) lines.push(guestLine("xl save -c", x.guestMs));
   for (const c of result.checkpointLoops ?? []) lines.push(...checkpointLoopLines(c));
   for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
   return lines.join("\n");
