@@ -25,7 +25,8 @@ import { CriticalGate } from "./gate";
 import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
 import { Journal, resumeCheck } from "./journal";
-import { Counter, Gauge, Histogram, Registry } from "./metrics";
+import { DaemonMetrics, domainLabels, failureReason } from "./daemon-metrics";
+import { EventLoopLag } from "./loop-lag";
 import { KeyedQueue } from "./queue";
 import { DaemonError, type CheckpointStartRequest, type Request, type SuspendRequest } from "./protocol";
 
@@ -59,6 +60,11 @@ export interface DaemonOptions {
    * 500 ms). See gate.ts.
    */
   maxRequestHoldMs?: number;
+  /**
+   * How long the metrics keep a gone domain's series (its last counts), so that the next scrape
+   * still sees them (default 300 000 ms: a few scrape intervals).
+   */
+  goneSeriesMs?: number;
 }
 
 export interface LoopStatus {
@@ -113,6 +119,8 @@ interface DomainState {
   lastUsed: number;
   /** Suspended by a `suspend` request and not resumed since: not touched by idle close or shutdown. */
   userSuspended: boolean;
+  /** The path of the last session opened (kept after an idle close: what the domain uses). */
+  path: string | undefined;
 }
 
 const CAPS_TTL_MS = 10_000;
@@ -147,9 +155,11 @@ export class Daemon {
   readonly xen: HandoverBinding;
   readonly xs: XenstoreLike;
   readonly journal: Journal;
-  readonly registry = new Registry();
   readonly startedAt = Date.now();
-  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs">> & { session: SessionOptions; log: (line: string) => void };
+  readonly lag = new EventLoopLag();
+  readonly metrics: DaemonMetrics;
+  readonly #goneSeriesMs: number;
+  readonly #opts: Required<Omit<DaemonOptions, "xen" | "xs" | "journal" | "session" | "log" | "maxRequestHoldMs" | "goneSeriesMs">> & { session: SessionOptions; log: (line: string) => void };
   /** Time-critical work first: status and metrics wait for it (bounded). */
   readonly gate: CriticalGate;
   readonly scanner = new ToolstackScanner();
@@ -165,16 +175,6 @@ export class Daemon {
   /** Set by the server: connected clients, for the gauge. */
   clients = (): number => 0;
 
-  readonly suspendSeconds = new Histogram("fastsuspend_suspend_seconds", "Trigger to confirmed suspended, per path (suspend requests and checkpoint cycles).");
-  readonly resumeSeconds = new Histogram("fastsuspend_resume_seconds", "Resume (xc_domain_resume + XS_RESUME), per path.");
-  readonly cycleSeconds = new Histogram("fastsuspend_checkpoint_cycle_seconds", "Whole checkpoint cycle (suspend, resume), per path.");
-  readonly requests = new Counter("fastsuspend_requests_total", "API requests handled, per op.");
-  readonly requestErrors = new Counter("fastsuspend_request_errors_total", "API requests answered with an error, per op and code.");
-  readonly cycles = new Counter("fastsuspend_checkpoint_cycles_total", "Checkpoint cycles per domain and result (ok, failed, skipped).");
-  readonly handovers = new Counter("fastsuspend_lock_handover_total", "Times the daemon found a domain held or suspended by another tool (xl) and left it alone.");
-  readonly requestsHeld = new Counter("fastsuspend_requests_held_total", "status/metrics requests that waited for time-critical work in flight, by how they were let go (after-work, hold-limit).");
-  readonly toolstackChecks = new Counter("fastsuspend_toolstack_checks_total", "Checks for an xl process at work on a domain before a cycle or suspend (how=scan: /proc).");
-
   constructor(opts: DaemonOptions) {
     this.xen = new HandoverBinding(opts.xen);
     this.xs = opts.xs;
@@ -189,23 +189,20 @@ export class Daemon {
       toolstackCooldownMs: opts.toolstackCooldownMs ?? 2000,
     };
     this.gate = new CriticalGate(opts.maxRequestHoldMs ?? 500);
-    const r = this.registry;
-    r.add(this.suspendSeconds);
-    r.add(this.resumeSeconds);
-    r.add(this.cycleSeconds);
-    r.add(this.requests);
-    r.add(this.requestErrors);
-    r.add(this.cycles);
-    r.add(this.handovers);
-    r.add(this.toolstackChecks);
-    r.add(this.requestsHeld);
-    r.add(new Gauge("fastsuspend_checkpoint_loops_running", "Checkpoint loops running.", () => [{ labels: {}, value: this.#loops().length }]));
-    r.add(new Gauge("fastsuspend_checkpoint_loop_interval_seconds", "Interval of each running checkpoint loop.", () => this.#loops().map((d) => ({ labels: { domid: d.domid }, value: (d.loop?.intervalMs ?? 0) / 1000 }))));
-    r.add(new Gauge("fastsuspend_checkpoint_loop_cycles", "Cycles done by each running checkpoint loop.", () => this.#loops().map((d) => ({ labels: { domid: d.domid }, value: d.loop?.done ?? 0 }))));
-    r.add(new Gauge("fastsuspend_sessions_open", "Warm per-domain suspend sessions.", () => [{ labels: {}, value: [...this.#domains.values()].filter((d) => d.session !== undefined).length }]));
-    r.add(new Gauge("fastsuspend_domains_followed", "Guest domains known to the daemon.", () => [{ labels: {}, value: this.#known.size }]));
-    r.add(new Gauge("fastsuspend_clients_connected", "API clients connected.", () => [{ labels: {}, value: this.clients() }]));
-    r.add(new Gauge("fastsuspend_uptime_seconds", "Seconds since the daemon started.", () => [{ labels: {}, value: Math.round((Date.now() - this.startedAt) / 1000) }]));
+    this.#goneSeriesMs = opts.goneSeriesMs ?? 300_000;
+    this.metrics = new DaemonMetrics({
+      domains: () => [...this.#domains.values()].map((d) => ({
+        domid: d.domid,
+        name: this.#names.get(d.domid),
+        path: d.path,
+        caps: d.session?.capabilities ?? d.caps,
+        requestedPath: d.requestedPath,
+        loop: d.loop?.running === true ? { intervalMs: d.loop.intervalMs, done: d.loop.done } : undefined,
+      })),
+      sessionsOpen: () => [...this.#domains.values()].filter((d) => d.session !== undefined).length,
+      domainsFollowed: () => this.#known.size,
+      clients: () => this.clients(),
+    }, this.lag);
   }
 
   #aborted(loop: Loop): boolean {
@@ -227,6 +224,7 @@ export class Daemon {
 
   /** Lists the domains and watches @introduceDomain/@releaseDomain; starts the idle sweeper. */
   async start(): Promise<void> {
+    this.lag.start();
     this.#refresh();
     for (const path of ["@introduceDomain", "@releaseDomain"]) {
       const w = await this.xs.watch(path);
@@ -278,6 +276,7 @@ export class Daemon {
     if (this.#domains.get(dom.domid) !== dom) return;
     this.#domains.delete(dom.domid);
     this.#names.delete(dom.domid);
+    this.metrics.forgetDomain(dom.domid, this.#goneSeriesMs);
     if (dom.loop?.running === true) {
       dom.loop.stoppedBy = why;
       dom.loop.stop.abort();
@@ -363,7 +362,7 @@ export class Daemon {
   #state(domid: number): DomainState {
     let dom = this.#domains.get(domid);
     if (dom === undefined) {
-      dom = { domid, session: undefined, requestedPath: undefined, caps: undefined, capsAt: 0, last: undefined, suspendMs: [], cycleMs: [], loop: undefined, lastUsed: Date.now(), userSuspended: false };
+      dom = { domid, session: undefined, requestedPath: undefined, caps: undefined, capsAt: 0, last: undefined, suspendMs: [], cycleMs: [], loop: undefined, lastUsed: Date.now(), userSuspended: false, path: undefined };
       this.#domains.set(domid, dom);
     }
     return dom;
@@ -402,10 +401,24 @@ export class Daemon {
     // lock, but with a non-blocking F_SETLK: an xl started just before our cycle that reaches its
     // lock while we hold ours fails at once ("Can't fcntl F_SETLK lock file for suspend event
     // channel"). Seen by its process, it makes us skip the cycle instead, and xl gets the lock.
-    this.toolstackChecks.inc({ how: "scan" });
-    if (!this.#names.has(domid)) this.#names.set(domid, await this.xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined));
-    const p = await this.#opts.toolstackUser(domid, this.#names.get(domid));
+    this.metrics.toolstackChecks.inc({ how: "scan" });
+    const p = await this.#opts.toolstackUser(domid, await this.#name(domid));
     return p === undefined ? undefined : `the toolstack is working on it: ${p}`;
+  }
+
+  /**
+   * The domain's name (/local/domain/N/name), read once and kept while the daemon follows the
+   * domain: the metrics' `domain` label and the toolstack scan use it. Read once so that a guest
+   * able to rename itself cannot make new series at will.
+   */
+  async #name(domid: number): Promise<string | undefined> {
+    if (!this.#names.has(domid)) this.#names.set(domid, await this.xs.tryReadString(`/local/domain/${domid}/name`).catch(() => undefined));
+    return this.#names.get(domid);
+  }
+
+  /** `{domain, domid}` for the domain's series (its name as read by #name, "" if not read or none). */
+  #labels(domid: number): { domain: string; domid: number } {
+    return domainLabels(domid, this.#names.get(domid));
   }
 
   #activate(domid: number, what: string, opts: { subscribe?: boolean } = {}): void {
@@ -413,7 +426,7 @@ export class Daemon {
       this.xen.activate(domid, opts);
     } catch (err) {
       if (isXenError(err, "EAGAIN")) {
-        this.handovers.inc();
+        this.metrics.handovers.inc();
         throw new DaemonError("EBUSY", `${what}: domain ${domid}'s suspend lock is held by another process (xl save, migrate or remus in progress?): leaving it alone`);
       }
       throw err;
@@ -454,6 +467,7 @@ export class Daemon {
       s = new SuspendSession(this.xen, this.xs, dom.domid, opts);
       await s.open();
       dom.session = s;
+      dom.path = s.path;
       dom.requestedPath = path;
       dom.caps = s.capabilities;
       dom.capsAt = Date.now();
@@ -468,13 +482,13 @@ export class Daemon {
 
   /** Handles one validated request. Throws DaemonError (or anything, mapped by the server). */
   async handle(req: Request): Promise<unknown> {
-    this.requests.inc({ op: req.op });
+    this.metrics.requests.inc({ op: req.op });
     try {
       if (this.stopping && req.op !== "status" && req.op !== "metrics") throw new DaemonError("ESHUTDOWN", "the daemon is stopping");
       if (req.op === "status" || req.op === "metrics") {
         // Read-only: after the time-critical work in flight (see gate.ts).
         const how = await this.gate.wait();
-        if (how !== "free") this.requestsHeld.inc({ released: how });
+        if (how !== "free") this.metrics.requestsHeld.inc({ released: how });
       }
       switch (req.op) {
         case "suspend":
@@ -488,11 +502,11 @@ export class Daemon {
         case "status":
           return req.domid === undefined ? this.#statusAll() : await this.#statusDomain(req.domid);
         case "metrics":
-          return this.registry.render();
+          return this.metrics.render();
       }
     } catch (err) {
       const e = toDaemonError(err);
-      this.requestErrors.inc({ op: req.op, code: e.code });
+      this.metrics.requestErrors.inc({ op: req.op, code: e.code });
       throw e;
     }
   }
@@ -500,6 +514,7 @@ export class Daemon {
   async #suspend(req: SuspendRequest): Promise<unknown> {
     const d = req.domid;
     this.#info(d);
+    await this.#name(d); // before its first work: the domain's series carry its name from the start
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
     return this.#queue.run(d, () => this.gate.critical(async () => {
@@ -518,7 +533,7 @@ export class Daemon {
           const r = await s.suspend(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs });
           this.xen.dropSubscription(d);
           dom.userSuspended = true;
-          this.suspendSeconds.observe({ path: r.path }, r.suspendMs / 1000);
+          this.metrics.suspendSeconds.observe({ path: r.path }, r.suspendMs / 1000);
           this.#push(dom.suspendMs, r.suspendMs);
           dom.last = { op: "suspend", at: new Date().toISOString(), path: r.path, timings: { triggerMs: r.triggerMs, awaitMs: r.awaitMs, confirmMs: r.confirmMs, suspendMs: r.suspendMs } };
           return { domid: d, ...r };
@@ -535,6 +550,7 @@ export class Daemon {
 
   async #resume(d: number): Promise<unknown> {
     this.#info(d);
+    await this.#name(d); // before its first work: the domain's series carry its name from the start
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `resume: a checkpoint loop is running on domain ${d} (it resumes the domain itself)`);
     return this.#queue.run(d, () => this.gate.critical(async () => {
@@ -561,7 +577,7 @@ export class Daemon {
         this.#deactivate(d);
       }
       dom.userSuspended = false;
-      this.resumeSeconds.observe({ path: path ?? "none" }, (r.resumeMs + r.xsResumeMs) / 1000);
+      this.metrics.resumeSeconds.observe({ path: path ?? "none" }, (r.resumeMs + r.xsResumeMs) / 1000);
       dom.last = { op: "resume", at: new Date().toISOString(), path, timings: { resumeMs: r.resumeMs, xsResumeMs: r.xsResumeMs } };
       dom.lastUsed = Date.now();
       return { domid: d, ...r };
@@ -571,6 +587,7 @@ export class Daemon {
   async #checkpointStart(req: CheckpointStartRequest): Promise<unknown> {
     const d = req.domid;
     this.#info(d);
+    await this.#name(d); // before its first work: the domain's series carry its name from the start
     const dom = this.#state(d);
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
     // Set up (or reuse) the session now, so that no path / a held lock is this request's error. The
@@ -676,7 +693,7 @@ export class Daemon {
     const why = "libxl queued on the domain's userdata lock (xl save, migrate, remus?): handed over";
     dom.otherTool = { at: Date.now(), why };
     loop.lastSkip = why;
-    this.handovers.inc();
+    this.metrics.handovers.inc();
     this.#opts.log(`checkpoint dom${dom.domid}: ${why}`);
   }
 
@@ -687,8 +704,8 @@ export class Daemon {
       loop.skipped++;
       loop.lastSkip = why;
       if (otherTool) dom.otherTool = { at: Date.now(), why };
-      this.cycles.inc({ domid: d, result: "skipped" });
-      this.handovers.inc();
+      this.metrics.cycles.inc({ ...this.#labels(d), result: "skipped" });
+      this.metrics.handovers.inc();
       return "skipped";
     };
     // Another tool had the domain moments ago: it may come back at once (xl save run twice in a
@@ -768,10 +785,10 @@ export class Daemon {
         loop.ok++;
         loop.consecutiveFailures = 0;
         loop.path = t.path;
-        this.cycles.inc({ domid: d, result: "ok" });
-        this.suspendSeconds.observe({ path: t.path }, t.suspendMs / 1000);
-        this.resumeSeconds.observe({ path: t.path }, (t.resumeMs + t.xsResumeMs) / 1000);
-        this.cycleSeconds.observe({ path: t.path }, t.totalMs / 1000);
+        this.metrics.cycles.inc({ ...this.#labels(d), result: "ok" });
+        this.metrics.suspendSeconds.observe({ path: t.path }, t.suspendMs / 1000);
+        this.metrics.resumeSeconds.observe({ path: t.path }, (t.resumeMs + t.xsResumeMs) / 1000);
+        this.metrics.cycleSeconds.observe({ path: t.path }, t.totalMs / 1000);
         this.#push(dom.suspendMs, t.suspendMs);
         this.#push(dom.cycleMs, t.totalMs);
         this.#push(loop.suspendSamples, t.suspendMs);
@@ -788,7 +805,8 @@ export class Daemon {
         loop.failed++;
         loop.consecutiveFailures++;
         loop.lastError = errorText(err);
-        this.cycles.inc({ domid: d, result: "failed" });
+        this.metrics.cycles.inc({ ...this.#labels(d), result: "failed" });
+        this.metrics.cycleFailures.inc({ ...this.#labels(d), reason: failureReason(err) });
         this.#opts.log(`checkpoint dom${d}: ${loop.lastError}`);
         if (isCoordinatorError(err, "EDOMAIN")) return "gone";
         // A broken session is rebuilt on the next cycle.
@@ -910,6 +928,8 @@ export class Daemon {
 
   async #stop(): Promise<void> {
     this.gate.releaseAll();
+    this.lag.stop();
+    this.metrics.stop();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     const doms = [...this.#domains.values()];

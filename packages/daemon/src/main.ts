@@ -6,15 +6,19 @@ import { XenstoreClient } from "@fastsuspend/xenstore";
 import { openXen, type XenBinding } from "@fastsuspend/xen";
 
 import { defaultSocketPath } from "./client";
+import { parseListenAddress, type ListenAddress } from "./metrics-http";
 import { DEFAULT_RUN_DIR } from "./protocol";
 import { assertRoot, startService } from "./service";
 
-const USAGE = `usage: fastsuspendd [--socket PATH] [--run-dir DIR] [--idle-ms MS] [--allow-non-root]
+const USAGE = `usage: fastsuspendd [--socket PATH] [--run-dir DIR] [--idle-ms MS] [--metrics-listen ADDR] [--allow-non-root]
 
-  --socket PATH     API socket (default $FASTSUSPEND_SOCKET or /run/fastsuspend/daemon.sock)
-  --run-dir DIR     pid file and crash journal (default $FASTSUSPEND_RUN_DIR or /run/fastsuspend)
-  --idle-ms MS      close a domain's warm session after MS without use (default 60000)
-  --allow-non-root  tests only (also FASTSUSPEND_ALLOW_NONROOT=1)`;
+  --socket PATH          API socket (default $FASTSUSPEND_SOCKET or /run/fastsuspend/daemon.sock)
+  --run-dir DIR          pid file and crash journal (default $FASTSUSPEND_RUN_DIR or /run/fastsuspend)
+  --idle-ms MS           close a domain's warm session after MS without use (default 60000)
+  --metrics-listen ADDR  also serve Prometheus metrics at http://ADDR/metrics; ADDR is a loopback
+                         address and port, e.g. 127.0.0.1:9477 or [::1]:9477 (default: off;
+                         \`fastsuspend metrics\` reads them through the socket either way)
+  --allow-non-root       tests only (also FASTSUSPEND_ALLOW_NONROOT=1)`;
 
 const log = (line: string): void => {
   process.stderr.write(`fastsuspendd: ${line}\n`);
@@ -30,6 +34,7 @@ async function main(): Promise<number> {
         socket: { type: "string" },
         "run-dir": { type: "string" },
         "idle-ms": { type: "string" },
+        "metrics-listen": { type: "string" },
         "allow-non-root": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -45,6 +50,15 @@ async function main(): Promise<number> {
   const idle = v["idle-ms"];
   if (idle !== undefined && !/^[0-9]+$/.test(idle)) {
     log(`--idle-ms must be a non-negative integer, got "${idle}"`);
+    return 2;
+  }
+  // Checked before Xen is opened: a bad address is a usage error (exit 2).
+  let metricsListen: ListenAddress | undefined;
+  try {
+    const m = v["metrics-listen"];
+    metricsListen = m === undefined ? undefined : parseListenAddress(m);
+  } catch (err) {
+    log(err instanceof Error ? err.message : String(err));
     return 2;
   }
   try {
@@ -78,6 +92,7 @@ async function main(): Promise<number> {
       socketPath: v.socket ?? defaultSocketPath(),
       log,
       ...(idle === undefined ? {} : { idleMs: Number(idle) }),
+      ...(metricsListen === undefined ? {} : { metricsListen }),
     });
   } catch (err) {
     log(err instanceof Error ? err.message : String(err));
@@ -86,6 +101,8 @@ async function main(): Promise<number> {
     return 1;
   }
   log(`listening on ${svc.server.socketPath} (pid ${process.pid})`);
+  const http = svc.metricsHttp?.address;
+  if (http !== undefined) log(`metrics on http://${http.host.includes(":") ? `[${http.host}]` : http.host}:${http.port}/metrics`);
   const s = svc;
   await new Promise<void>((resolve) => {
     let once = false;

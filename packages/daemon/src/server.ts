@@ -143,7 +143,7 @@ export class DaemonServer {
 
   #tooBig(sock: Socket, send: (r: Response) => void, n: number): void {
     send(errorResponse(null, new DaemonError("ETOOBIG", `request line over ${this.#maxLine} bytes (${n}${n > this.#maxLine ? "+" : ""} read without a newline): closing the connection`)));
-    this.#daemon.requestErrors.inc({ op: "none", code: "ETOOBIG" });
+    this.#daemon.metrics.requestErrors.inc({ op: "none", code: "ETOOBIG" });
     sock.end();
     setTimeout(() => sock.destroy(), 1000).unref();
   }
@@ -152,7 +152,7 @@ export class DaemonServer {
   #handleLine(text: string, send: (r: Response) => void): Promise<void> | undefined {
     const p = parseRequest(text);
     if (p.error !== undefined) {
-      this.#daemon.requestErrors.inc({ op: "none", code: p.error.code });
+      this.#daemon.metrics.requestErrors.inc({ op: "none", code: p.error.code });
       send(errorResponse(p.id, p.error));
       return undefined;
     }

@@ -1,6 +1,6 @@
 // Starting and stopping the whole daemon around injected Xen and xenstore (the real ones in
 // main.ts, the fakes in tests): root check, pid lock, crash recovery from the journal, domain
-// following, the socket.
+// following, the socket, and the opt-in metrics HTTP listener.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 
@@ -9,6 +9,7 @@ import type { XenBinding } from "@fastsuspend/xen";
 
 import { Daemon } from "./daemon";
 import { Journal, recoverJournal, type RecoveryAction } from "./journal";
+import { MetricsHttpServer, parseListenAddress, type ListenAddress } from "./metrics-http";
 import { acquirePidLock, type PidLock } from "./pidlock";
 import { ToolstackScanner } from "./toolstack";
 import { DaemonError, DEFAULT_RUN_DIR } from "./protocol";
@@ -29,11 +30,21 @@ export interface ServiceOptions {
   maxRequestHoldMs?: number;
   /** Cycles keep skipping this long after one was skipped for another tool (default 2000 ms). */
   toolstackCooldownMs?: number;
+  /**
+   * Serve GET /metrics over HTTP on this loopback address ("127.0.0.1:9477", or parsed). Off by
+   * default. A bad or non-loopback address, or one that cannot be bound, fails the start
+   * (MetricsListenError) with nothing left behind.
+   */
+  metricsListen?: string | ListenAddress;
+  /** How long a gone domain's series stay in the metrics (default 300 000 ms). */
+  goneSeriesMs?: number;
 }
 
 export interface RunningService {
   daemon: Daemon;
   server: DaemonServer;
+  /** The metrics HTTP listener, when metricsListen was given. */
+  metricsHttp: MetricsHttpServer | undefined;
   pidLock: PidLock;
   recovery: RecoveryAction[];
   /** Closes the socket (file removed), stops the daemon, drops the pid file. Idempotent. */
@@ -53,12 +64,15 @@ export function assertRoot(getuid: (() => number) | undefined, allowNonRoot: boo
 
 export async function startService(opts: ServiceOptions): Promise<RunningService> {
   const log = opts.log ?? (() => undefined);
+  // Checked before anything is taken: a typo in the address is the caller's to fix.
+  const metricsAddr = typeof opts.metricsListen === "string" ? parseListenAddress(opts.metricsListen) : opts.metricsListen;
   const runDir = opts.runDir ?? DEFAULT_RUN_DIR;
   const socketPath = opts.socketPath ?? join(runDir, "daemon.sock");
   const pidLock = await acquirePidLock(join(runDir, "daemon.pid"));
   if (pidLock.replacedStale !== undefined) log(`replaced a stale pid file (pid ${pidLock.replacedStale} no longer holds the daemon lock)`);
   let daemon: Daemon | undefined;
   let server: DaemonServer | undefined;
+  let metricsHttp: MetricsHttpServer | undefined;
   try {
     const loaded = Journal.load(join(runDir, "journal.json"));
     if (loaded.problem !== undefined) log(loaded.problem);
@@ -77,27 +91,36 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.toolstackUser === undefined ? {} : { toolstackUser: opts.toolstackUser }),
       ...(opts.toolstackCooldownMs === undefined ? {} : { toolstackCooldownMs: opts.toolstackCooldownMs }),
       ...(opts.maxRequestHoldMs === undefined ? {} : { maxRequestHoldMs: opts.maxRequestHoldMs }),
+      ...(opts.goneSeriesMs === undefined ? {} : { goneSeriesMs: opts.goneSeriesMs }),
     });
     await daemon.start();
     server = new DaemonServer(daemon, { socketPath, log, ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }) });
     await server.listen();
+    if (metricsAddr !== undefined) {
+      const dm = daemon;
+      metricsHttp = new MetricsHttpServer({ render: async () => String(await dm.handle({ op: "metrics" })), log });
+      await metricsHttp.listen(metricsAddr);
+    }
     const d = daemon;
     const s = server;
+    const h = metricsHttp;
     let stopping: Promise<void> | undefined;
     return {
       daemon: d,
       server: s,
+      metricsHttp: h,
       pidLock,
       recovery,
       abandon: () => {
+        void h?.close();
         rmSync(s.socketPath, { force: true });
         if (d.journal.entries().length === 0) d.journal.unlink();
         pidLock.release();
       },
       stop: () => {
         stopping ??= (async () => {
-          // The socket goes first: clients see the daemon gone at once.
-          await s.close();
+          // The socket and the listener go first: clients see the daemon gone at once.
+          await Promise.all([s.close(), h?.close()]);
           await d.stop();
           if (d.journal.entries().length === 0) d.journal.unlink();
           pidLock.release();
@@ -106,8 +129,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       },
     };
   } catch (err) {
+    await metricsHttp?.close().catch(() => undefined);
     await daemon?.stop().catch(() => undefined);
     await server?.close().catch(() => undefined);
+    // As a clean stop leaves it: an empty journal is removed, one with entries kept for the next start.
+    if (daemon?.journal.entries().length === 0) daemon.journal.unlink();
     pidLock.release();
     throw err;
   }

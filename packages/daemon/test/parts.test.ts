@@ -1,10 +1,10 @@
-// The pieces: per-key queue, Prometheus text, journal file, pid lock.
+// The pieces: per-key queue, journal file, pid lock (the Prometheus text: metrics.test.ts).
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
-import { acquirePidLock, Counter, CriticalGate, Gauge, Histogram, isDaemonError, Journal, KeyedQueue, Registry, ToolstackScanner, toolstackUser } from "../src";
+import { acquirePidLock, CriticalGate, isDaemonError, Journal, KeyedQueue, ToolstackScanner, toolstackUser } from "../src";
 import { mkdirSync } from "node:fs";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -46,40 +46,6 @@ describe("KeyedQueue", () => {
     expect(log.indexOf("start a2")).toBeGreaterThan(log.indexOf("end a1"));
     await q.idle();
     expect(q.depth(1)).toBe(0);
-  });
-});
-
-describe("metrics text", () => {
-  it("renders histograms with cumulative buckets, +Inf, sum and count; counters and gauges with labels", () => {
-    const r = new Registry();
-    const h = r.add(new Histogram("x_seconds", "X.", [0.01, 0.1]));
-    h.observe({ path: "xenstore+watch" }, 0.005);
-    h.observe({ path: "xenstore+watch" }, 0.05);
-    h.observe({ path: "xenstore+watch" }, 3);
-    const c = r.add(new Counter("y_total", "Y."));
-    c.inc({ op: "status" });
-    c.inc({ op: "status" }, 2);
-    r.add(new Gauge("z", "Z.", () => [{ labels: { domid: 3, q: 'a"b' }, value: 1.5 }]));
-    const text = r.render();
-    expect(text).toBe(
-      [
-        "# HELP x_seconds X.",
-        "# TYPE x_seconds histogram",
-        'x_seconds_bucket{le="0.01",path="xenstore+watch"} 1',
-        'x_seconds_bucket{le="0.1",path="xenstore+watch"} 2',
-        'x_seconds_bucket{le="+Inf",path="xenstore+watch"} 3',
-        'x_seconds_sum{path="xenstore+watch"} 3.055',
-        'x_seconds_count{path="xenstore+watch"} 3',
-        "# HELP y_total Y.",
-        "# TYPE y_total counter",
-        'y_total{op="status"} 3',
-        "# HELP z Z.",
-        "# TYPE z gauge",
-        'z{domid="3",q="a\\"b"} 1.5',
-        "",
-      ].join("\n"),
-    );
-    expect(c.get({ op: "status" })).toBe(3);
   });
 });
 
