@@ -4,7 +4,9 @@
 import { existsSync, statSync } from "node:fs";
 import { log, mustSh, sh, stage } from "./lib.mjs";
 
-const HOST_PACKAGES = ["qemu-system-x86", "libxen-dev", "xz-utils", "build-essential", "python3"];
+// debhelper, lintian and systemd (systemd-analyze): the .deb is built with dpkg-buildpackage and
+// checked by packages/daemon/test/deb.test.ts.
+const HOST_PACKAGES = ["qemu-system-x86", "libxen-dev", "xz-utils", "build-essential", "python3", "debhelper", "lintian", "systemd"];
 
 export async function bootstrap() {
   await stage("host packages", async () => {

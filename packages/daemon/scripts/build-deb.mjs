@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// Builds fastsuspend_<version>_amd64.deb with dpkg-deb: the daemon, the CLI, the packages they load
-// at run time (built dist only, no source maps or type declarations), the xen native addon, the
-// systemd unit. Run `npm run build` first (turbo) and `npm run deb -w @fastsuspend/daemon`.
-// Output: packages/daemon/dist-deb/fastsuspend_<version>_amd64.deb (or --out DIR).
+// Builds fastsuspend_<version>_amd64.deb the Debian way: stages the built tree next to
+// packages/daemon/debian/ and runs `dpkg-buildpackage -us -uc -b` on it (debhelper: Depends from
+// dpkg-shlibdeps, the unit's maintainer scripts from dh_installsystemd, man pages, md5sums).
+// Staged: the daemon, the CLI and the packages they load at run time (built dist/ only, no source
+// maps, type declarations, tests or lab probes), the xen native addon, two shell wrappers. Not the
+// lab, the bench or any test code. Run `npm run build` first (turbo), then
+// `npm run deb -w @fastsuspend/daemon`. Needs dpkg-dev and debhelper (scripts/bootstrap.mjs).
+// Output: packages/daemon/dist-deb/fastsuspend_<version>_amd64.deb (or --out DIR), path printed.
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,112 +19,76 @@ const outIdx = process.argv.indexOf("--out");
 const outDir = outIdx > 0 ? process.argv[outIdx + 1] : join(pkgDir, "dist-deb");
 const version = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).version;
 const deb = join(outDir, `fastsuspend_${version}_amd64.deb`);
-const root = join(outDir, "root");
+// dpkg-buildpackage writes the .deb, .buildinfo and .changes into the staging directory's parent.
+const buildDir = join(outDir, "build");
+const stage = join(buildDir, `fastsuspend-${version}`);
 const lib = "usr/lib/fastsuspend";
 
 // What `fastsuspend` and `fastsuspendd` require at run time (the lab and the host-side bench are not shipped).
 const PACKAGES = ["xen", "xenstore", "coordinator", "daemon", "cli"];
+// Left out of each dist/: source maps, declarations, tests, the fakes and contract suites
+// (testing/), the coordinator's lab probes, the binding and xenstore micro-benchmarks (bench/).
+// The daemon's bench/load.js stays: a load generator for a running daemon (the lab test runs the
+// installed one).
+function shipped(pkg, file) {
+  if (file.endsWith(".map") || file.endsWith(".d.ts") || /\.test\.js$/.test(file)) return false;
+  if (/[\\/](lab-probes|testing)([\\/]|$)/.test(file)) return false;
+  return pkg === "daemon" || !/[\\/]dist[\\/]bench([\\/]|$)/.test(file);
+}
 
 function die(msg) {
   process.stderr.write(`build-deb: ${msg}\n`);
   process.exit(1);
 }
 
-if (spawnSync("dpkg-deb", ["--version"], { stdio: "ignore" }).status !== 0) die("dpkg-deb not found (apt-get install dpkg)");
+for (const [tool, pkg] of [["dpkg-buildpackage", "dpkg-dev"], ["dh", "debhelper"]]) {
+  if (spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status !== 0) die(`${tool} not found (apt-get install ${pkg}; scripts/bootstrap.mjs installs it)`);
+}
 for (const p of PACKAGES) {
   if (!existsSync(join(repo, "packages", p, "dist", "index.js"))) die(`packages/${p}/dist is missing: run \`npm run build\` (or npx turbo run build) first`);
 }
 const addon = join(repo, "packages", "xen", "build", "Release", "xen.node");
 if (!existsSync(addon)) die(`${relative(repo, addon)} is missing: build packages/xen (needs libxen-dev)`);
+// debian/changelog is the package's version; package.json is npm's. They must agree.
+const changelogVersion = /^fastsuspend \(([^)]+)\)/.exec(readFileSync(join(pkgDir, "debian", "changelog"), "utf8"))?.[1];
+if (changelogVersion !== version) die(`debian/changelog's top entry is ${changelogVersion ?? "missing"} but package.json says ${version}: add a changelog entry (dch -v ${version})`);
 
-rmSync(root, { recursive: true, force: true });
-mkdirSync(join(root, "DEBIAN"), { recursive: true });
+rmSync(buildDir, { recursive: true, force: true });
+mkdirSync(stage, { recursive: true });
+cpSync(join(pkgDir, "debian"), join(stage, "debian"), { recursive: true });
 
 for (const p of PACKAGES) {
   const src = join(repo, "packages", p);
   const meta = JSON.parse(readFileSync(join(src, "package.json"), "utf8"));
-  const dest = join(root, lib, "node_modules", "@fastsuspend", p);
+  const dest = join(stage, lib, "node_modules", "@fastsuspend", p);
   mkdirSync(dest, { recursive: true });
   // Keep only what resolution needs; dependencies are all @fastsuspend/* (copied alongside) or build-time.
-  const slim = { name: meta.name, version: meta.version, license: meta.license, main: meta.main, types: meta.types, ...(meta.exports ? { exports: meta.exports } : {}) };
+  const exports = meta.exports === undefined ? undefined : Object.fromEntries(Object.entries(meta.exports).filter(([k]) => k !== "./testing"));
+  const slim = { name: meta.name, version: meta.version, license: meta.license, main: meta.main, ...(exports ? { exports } : {}) };
   writeFileSync(join(dest, "package.json"), `${JSON.stringify(slim, null, 2)}\n`);
   cpSync(join(src, "dist"), join(dest, "dist"), {
     recursive: true,
-    filter: (f) => !f.endsWith(".map") && !f.endsWith(".d.ts") && !/\.test\.js$/.test(f) && !/[\\/]lab-probes([\\/]|$)/.test(f),
+    filter: (f) => shipped(p, f),
   });
 }
-mkdirSync(join(root, lib, "node_modules/@fastsuspend/xen/build/Release"), { recursive: true });
-cpSync(addon, join(root, lib, "node_modules/@fastsuspend/xen/build/Release/xen.node"));
+mkdirSync(join(stage, lib, "node_modules/@fastsuspend/xen/build/Release"), { recursive: true });
+cpSync(addon, join(stage, lib, "node_modules/@fastsuspend/xen/build/Release/xen.node"));
 
+// `node` from PATH: Debian's or NodeSource's nodejs (/usr/bin/node), or the lab dom0's copied binary.
 const wrapper = (target) => `#!/bin/sh\n# installed by the fastsuspend package\nexec node /${lib}/node_modules/@fastsuspend/${target} "$@"\n`;
-mkdirSync(join(root, "usr/bin"), { recursive: true });
-mkdirSync(join(root, "usr/sbin"), { recursive: true });
-writeFileSync(join(root, "usr/bin/fastsuspend"), wrapper("cli/dist/main.js"));
-writeFileSync(join(root, "usr/sbin/fastsuspendd"), wrapper("daemon/dist/main.js"));
-chmodSync(join(root, "usr/bin/fastsuspend"), 0o755);
-chmodSync(join(root, "usr/sbin/fastsuspendd"), 0o755);
-mkdirSync(join(root, "lib/systemd/system"), { recursive: true });
-cpSync(join(pkgDir, "debian", "fastsuspendd.service"), join(root, "lib/systemd/system/fastsuspendd.service"));
+mkdirSync(join(stage, "usr/bin"), { recursive: true });
+mkdirSync(join(stage, "usr/sbin"), { recursive: true });
+writeFileSync(join(stage, "usr/bin/fastsuspend"), wrapper("cli/dist/main.js"));
+writeFileSync(join(stage, "usr/sbin/fastsuspendd"), wrapper("daemon/dist/main.js"));
+chmodSync(join(stage, "usr/bin/fastsuspend"), 0o755);
+chmodSync(join(stage, "usr/sbin/fastsuspendd"), 0o755);
+chmodSync(join(stage, "debian/rules"), 0o755);
 
-function sizeKb(dir) {
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) n += sizeKb(p);
-    else n += Math.ceil(statSync(p).size / 1024);
-  }
-  return n;
-}
-
-// Debian bookworm names: libxenctrl and libxenguest are in libxenmisc4.17. The xenstore client is
-// pure TypeScript (no libxenstore). Node.js: Debian's nodejs, or NodeSource's (also "nodejs").
-const control = [
-  "Package: fastsuspend",
-  `Version: ${version}`,
-  "Architecture: amd64",
-  "Maintainer: fastsuspend developers <fastsuspend@localhost>",
-  `Installed-Size: ${sizeKb(root)}`,
-  "Depends: nodejs (>= 18), libxenmisc4.17, libxenevtchn1, libxencall1, libc6, libstdc++6, libgcc-s1",
-  "Recommends: xen-utils-4.17",
-  "Section: admin",
-  "Priority: optional",
-  "Homepage: https://github.com/fastsuspend/fastsuspend",
-  "Description: fast suspend, resume and checkpoints for Xen guests (dom0)",
-  " fastsuspendd keeps per-domain suspend channels warm, serves suspend, resume,",
-  " checkpoint loops, status and Prometheus metrics on a root-only unix socket",
-  " (/run/fastsuspend/daemon.sock), and hands each domain back to libxl between",
-  " its cycles. The fastsuspend CLI uses it when it runs and works without it.",
-  "",
-].join("\n");
-writeFileSync(join(root, "DEBIAN/control"), control);
-
-// Maintainer scripts: only act under systemd (the lab's dom0 has none; busybox dpkg runs these with /bin/sh).
-const postinst = `#!/bin/sh
-set -e
-if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
-  systemctl daemon-reload || true
-  systemctl enable fastsuspendd.service || true
-  systemctl restart fastsuspendd.service || true
-fi
-exit 0
-`;
-const prerm = `#!/bin/sh
-set -e
-if [ -d /run/systemd/system ]; then
-  systemctl stop fastsuspendd.service || true
-  if [ "$1" = remove ]; then systemctl disable fastsuspendd.service || true; fi
-fi
-exit 0
-`;
-writeFileSync(join(root, "DEBIAN/postinst"), postinst);
-writeFileSync(join(root, "DEBIAN/prerm"), prerm);
-chmodSync(join(root, "DEBIAN/postinst"), 0o755);
-chmodSync(join(root, "DEBIAN/prerm"), 0o755);
-
+const r = spawnSync("dpkg-buildpackage", ["-us", "-uc", "-b"], { cwd: stage, encoding: "utf8", env: { ...process.env, DEB_BUILD_OPTIONS: process.env.DEB_BUILD_OPTIONS ?? "" } });
+const built = join(buildDir, `fastsuspend_${version}_amd64.deb`);
+if (r.status !== 0 || !existsSync(built)) die(`dpkg-buildpackage failed (exit ${r.status}):\n${(r.stdout + r.stderr).split("\n").slice(-40).join("\n")}`);
 mkdirSync(outDir, { recursive: true });
 rmSync(deb, { force: true });
-// gzip: busybox's dpkg (the lab's dom0) reads gzip members for sure.
-const r = spawnSync("dpkg-deb", ["--build", "--root-owner-group", "-Zgzip", root, deb], { encoding: "utf8" });
-if (r.status !== 0) die(`dpkg-deb failed: ${r.stderr || r.stdout}`);
-rmSync(root, { recursive: true, force: true });
+renameSync(built, deb);
+rmSync(buildDir, { recursive: true, force: true });
 process.stdout.write(`${deb} (${Math.round(statSync(deb).size / 1024)} KiB)\n`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// fastsuspendd: see docs/daemon.md. Runs in the foreground (systemd Type=simple), logs to stderr.
+// fastsuspendd: see docs/daemon.md. Runs in the foreground (systemd Type=notify: src/sd-notify.ts), logs to stderr.
 import { parseArgs } from "node:util";
 
 import { XenstoreClient } from "@fastsuspend/xenstore";
@@ -8,6 +8,7 @@ import { openXen, type XenBinding } from "@fastsuspend/xen";
 import { defaultSocketPath } from "./client";
 import { parseListenAddress, type ListenAddress } from "./metrics-http";
 import { DEFAULT_RUN_DIR } from "./protocol";
+import { notifyReady } from "./sd-notify";
 import { assertRoot, startService } from "./service";
 
 const USAGE = `usage: fastsuspendd [--socket PATH] [--run-dir DIR] [--idle-ms MS] [--metrics-listen ADDR] [--allow-non-root]
@@ -103,6 +104,7 @@ async function main(): Promise<number> {
   log(`listening on ${svc.server.socketPath} (pid ${process.pid})`);
   const http = svc.metricsHttp?.address;
   if (http !== undefined) log(`metrics on http://${http.host.includes(":") ? `[${http.host}]` : http.host}:${http.port}/metrics`);
+  void notifyReady(`listening on ${svc.server.socketPath}`, log); // systemd Type=notify: READY=1
   const s = svc;
   await new Promise<void>((resolve) => {
     let once = false;
