@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { allPathNames, parsePath } from "@fastsuspend/coordinator";
 
 import { UsageError } from "./exit-codes";
-import { COMMANDS, commandsTaking, flagApplies, FLAG_VALUES, usageText, type Command, type Flag } from "./usage";
+import { COMMAND_SPECS, COMMANDS, commandsTaking, flagApplies, FLAG_VALUES, usageText, type Command, type Flag } from "./usage";
 
 export { COMMANDS, type Command } from "./usage";
 
@@ -26,7 +26,7 @@ export interface CliArgs {
   forSeconds?: number;
   cycles?: number;
   paths?: string[];
-  /** bench-run: where the JSON result is written. */
+  /** bench-run: where the JSON result is written; metrics: the textfile written instead of stdout. */
   output?: string;
   xsResume?: "inline" | "deferred" | "skip";
   fallback: boolean;
@@ -177,6 +177,17 @@ function checkRequired(args: CliArgs): void {
   }
 }
 
+/** DOM as the command takes it: required (most), optional (status) or none (metrics). */
+function domTarget(command: Command, dom: string | undefined): { domid: number } | { domName: string } {
+  const takes = COMMAND_SPECS[command].dom ?? "required";
+  if (takes === "none") {
+    if (dom !== undefined) throw new UsageError(`${command}: unexpected argument "${dom}" (it takes no DOM)`);
+    return { domid: -1 };
+  }
+  if (takes === "optional" && dom === undefined) return { domid: -1 };
+  return parseDom(dom, command);
+}
+
 export function parseCli(argv: readonly string[]): CliArgs {
   const { values, positionals } = parseArgv(argv);
   const help = helpOrVersion(values, positionals);
@@ -186,7 +197,7 @@ export function parseCli(argv: readonly string[]): CliArgs {
   const command = commandNamed(cmd);
   if (extra.length > 0) throw new UsageError(`${command}: unexpected argument "${String(extra[0])}"`);
   checkFlagsApply(command, values);
-  const target = command === "status" && dom === undefined ? { domid: -1 } : parseDom(dom, command);
+  const target = domTarget(command, dom);
   const args: CliArgs = {
     command,
     ...("domName" in target ? { domid: -1, domName: target.domName } : { domid: target.domid }),

@@ -25,6 +25,8 @@ export interface Deps {
   /** Reads a small text file or undefined (xen version, xenstored flavour). */
   readText?: (path: string) => string | undefined;
   writeFile?: (path: string, text: string) => void;
+  /** Replaces `path` whole or not at all (a temporary file renamed over it): metrics --output. */
+  writeFileAtomic?: (path: string, text: string) => void;
   /** Signal source for the guard (default process). */
   signals?: SignalSource;
   exit?: (code: number) => void;

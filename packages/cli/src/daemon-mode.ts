@@ -1,5 +1,5 @@
-// suspend, resume, checkpoint, info and status through fastsuspendd when it runs and answers;
-// the caller falls back to working directly otherwise (or with --no-daemon).
+// suspend, resume, checkpoint, info, status and metrics through fastsuspendd when it runs and
+// answers; the caller falls back to working directly otherwise (or with --no-daemon).
 import type { Capabilities, Summary } from "@fastsuspend/coordinator";
 import type { DaemonClient, LoopStatus } from "@fastsuspend/daemon";
 import { isDaemonError } from "@fastsuspend/daemon";
@@ -8,6 +8,7 @@ import type { CliArgs } from "./args";
 import { GUARDED_SIGNALS, printInfo } from "./commands";
 import type { Deps } from "./context";
 import { EXIT, type ExitCode } from "./exit-codes";
+import { cmdMetrics } from "./metrics";
 import { progressFor, type LoopCounts } from "./progress";
 import { formatStatus } from "./status-format";
 
@@ -28,6 +29,7 @@ export function daemonCanServe(a: CliArgs): boolean {
       return !a.full && a.xsResume === undefined;
     case "info":
     case "status":
+    case "metrics":
       return true;
     default:
       return false;
@@ -73,6 +75,8 @@ export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promis
       }
       case "checkpoint":
         return await checkpoint(c, a, deps);
+      case "metrics":
+        return await cmdMetrics(c, a, deps);
       default:
         return EXIT.usage;
     }

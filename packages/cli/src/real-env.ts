@@ -1,6 +1,6 @@
 // The real environment: root, /dev/xen through the addon, xenstored through its socket.
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 
 import { DaemonClient } from "@fastsuspend/daemon";
 import { openXen } from "@fastsuspend/xen";
@@ -31,6 +31,22 @@ export async function openRealEnv(): Promise<XenEnv> {
   };
 }
 
+/**
+ * Writes `text` to a temporary file beside `path` and renames it over `path`: a reader (node_exporter's
+ * textfile collector) sees the old file or the new one, never half of one. The temporary name does
+ * not end in .prom, so the collector skips it.
+ */
+export function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
 export function realDeps(): Deps {
   // After a hangup (ssh dropped) writes to the terminal fail with EIO/EPIPE, emitted as 'error'
   // events: unhandled, they would kill the CLI while its signal guard is still resuming the guest.
@@ -57,6 +73,7 @@ export function realDeps(): Deps {
       }
     },
     writeFile: (path, text) => { writeFileSync(path, text); },
+    writeFileAtomic,
     connectDaemon: () => DaemonClient.tryConnect(),
     stderrIsTTY: process.stderr.isTTY,
   };

@@ -72,6 +72,11 @@ export async function run(argv: readonly string[], deps: Deps): Promise<number> 
       deps.stderr("fastsuspend: status: fastsuspendd is not running (or --no-daemon); `fastsuspend info DOM` works without it\n");
       return EXIT.environment;
     }
+    if (args.command === "metrics") {
+      // A textfile left as it was goes stale: alert on node_textfile_mtime_seconds (docs/daemon.md).
+      deps.stderr("fastsuspend: metrics: fastsuspendd is not running (or --no-daemon): the metrics are the daemon's\n");
+      return EXIT.environment;
+    }
     return await runDirect(await env.get(), args, deps);
   } catch (err) {
     deps.stderr(`${errorLine(err)}\n`);

@@ -1,7 +1,7 @@
 // What each command takes and says about itself. One table drives the parser's "does this flag
 // apply here" check and the help texts, so `fastsuspend help CMD` lists exactly what CMD accepts.
 
-export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "status", "bench-run"] as const;
+export const COMMANDS = ["suspend", "resume", "checkpoint", "info", "status", "metrics", "bench-run"] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** Every flag parseArgs knows, with the placeholder of its value (undefined: a boolean). */
@@ -33,6 +33,8 @@ const GLOBAL_FLAGS: readonly Flag[] = ["help", "version"];
 interface CommandSpec {
   /** What follows `fastsuspend` (flags in brackets are optional). */
   synopsis: string;
+  /** Whether the command takes DOM (default "required"). */
+  dom?: "required" | "optional" | "none";
   /** One line for the command list. */
   summary: string;
   /** A paragraph for `help CMD`. */
@@ -93,9 +95,22 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
     flags: { path: "show whether this path would be used", json: "print as JSON", "no-daemon": NO_DAEMON_HELP },
   },
   status: {
+    dom: "optional",
     synopsis: "status [DOM] [--json]",
     summary: "fastsuspendd's view: domains, sessions, loops, latencies (needs the daemon)",
     flags: { json: "print the daemon's answer as JSON", "no-daemon": "(status needs the daemon: with this flag it fails)" },
+  },
+  metrics: {
+    dom: "none",
+    synopsis: "metrics [--output FILE]",
+    summary: "fastsuspendd's Prometheus metrics in the text format (needs the daemon)",
+    details: `Read over the daemon's socket and printed as Prometheus scrapes them (fastsuspendd
+--metrics-listen serves the same over HTTP on loopback). For node_exporter's textfile collector,
+run \`fastsuspend metrics --output DIR/fastsuspend.prom\` every 15-60 s (a systemd timer, cron).`,
+    flags: {
+      output: "write to FILE instead, atomically (a temporary file renamed over it), for node_exporter's textfile collector; without the process_* metrics, which node_exporter exports under the same names",
+      "no-daemon": "(metrics needs the daemon: with this flag it fails)",
+    },
   },
   "bench-run": {
     synopsis: "bench-run DOM --cycles N --output FILE [--paths A,B,...] [options]",
@@ -166,9 +181,15 @@ function columns(rows: readonly (readonly [string, string])[], width: number): s
     .join("\n");
 }
 
+/** How a command and its DOM look in the command list. */
+function commandLabel(c: Command): string {
+  const dom = COMMAND_SPECS[c].dom ?? "required";
+  return dom === "none" ? c : dom === "optional" ? `${c} [DOM]` : `${c} DOM`;
+}
+
 export function usageText(): string {
-  const commands = columns(COMMANDS.map((c) => [c === "status" ? "status [DOM]" : `${c} DOM`, COMMAND_SPECS[c].summary]), 17);
-  return `usage: fastsuspend COMMAND DOM [options]
+  const commands = columns(COMMANDS.map((c) => [commandLabel(c), COMMAND_SPECS[c].summary]), 17);
+  return `usage: fastsuspend COMMAND [DOM] [options]
        fastsuspend help [COMMAND]    (or: fastsuspend COMMAND --help)
        fastsuspend --version
 
@@ -187,7 +208,8 @@ export function commandHelp(command: Command): string {
   const spec = COMMAND_SPECS[command];
   const flags = Object.entries(spec.flags) as [Flag, string][];
   const options = columns([...flags.map(([f, text]): [string, string] => [flagLabel(f), text]), ["--help", "this text"]], 20);
-  const dom = command === "status" ? `Without DOM, every domain; with it, that domain in detail. ${DOM_HELP}` : DOM_HELP;
+  const takes = spec.dom ?? "required";
+  const dom = takes === "none" ? [] : [...wrap(takes === "optional" ? `Without DOM, every domain; with it, that domain in detail. ${DOM_HELP}` : DOM_HELP, LINE_WIDTH), ""];
   const details = spec.details === undefined ? [] : ["", spec.details];
-  return [`usage: fastsuspend ${spec.synopsis}`, "", spec.summary, ...details, "", ...wrap(dom, LINE_WIDTH), "", "options:", options, "", EXIT_HELP].join("\n");
+  return [`usage: fastsuspend ${spec.synopsis}`, "", spec.summary, ...details, "", ...dom, "options:", options, "", EXIT_HELP].join("\n");
 }

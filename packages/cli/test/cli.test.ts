@@ -50,7 +50,7 @@ describe("argument parsing", () => {
     // --json is a switch everywhere; bench-run's file is --output (issue 16).
     expect(() => parseCli(["bench-run", "3", "--cycles", "5", "--json", "out.json"])).toThrow(/unexpected argument "out.json"|only applies to/);
     expect(() => parseCli(["bench-run", "3", "--cycles", "5"])).toThrow(/--output FILE is required/);
-    expect(() => parseCli(["checkpoint", "3", "--interval", "0", "--count", "1", "--output", "x"])).toThrow(/--output only applies to bench-run/);
+    expect(() => parseCli(["checkpoint", "3", "--interval", "0", "--count", "1", "--output", "x"])).toThrow(/--output only applies to metrics, bench-run/);
     expect(parseCli(["--help"]).command).toBe("help");
   });
 
@@ -392,7 +392,7 @@ describe("help, --version and the note on xl pause", () => {
   it.each(COMMANDS)("%s accepts exactly the flags its help lists", (command) => {
     const help = commandHelp(command);
     const argv = (flag: string): string[] => {
-      const base = command === "status" ? [command] : [command, "7"];
+      const base = command === "status" || command === "metrics" ? [command] : [command, "7"];
       return [...base, `--${flag}`, ...(flag === "full" || flag === "fallback" || flag === "no-daemon" || flag === "progress" || flag === "json" ? [] : ["1"])];
     };
     for (const flag of ["json", "path", "timeout", "full", "interval", "count", "for", "cycles", "paths", "xs-resume", "fallback", "xl-save", "guest-kernel", "no-daemon", "progress", "output"]) {

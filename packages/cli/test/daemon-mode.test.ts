@@ -1,14 +1,17 @@
 // The CLI through fastsuspendd (a real daemon on a unix socket, over the fake host), and its
 // fallback to working directly.
 import { EventEmitter } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import { DaemonClient, startService, type RunningService } from "@fastsuspend/daemon";
+import { parsePrometheusText } from "@fastsuspend/daemon/testing";
 
 import { EXIT, parseCli, run, type Deps } from "../src";
+import { writeFileAtomic } from "../src/real-env";
+import { commandHelp } from "../src/usage";
 
 let world: FakeWorld;
 let dir: string;
@@ -38,6 +41,7 @@ function deps(): Deps & { out: string[]; err: string[]; direct: number } {
     },
     stdout: (t: string) => out.push(t),
     stderr: (t: string) => err.push(t),
+    writeFileAtomic,
     signals: new EventEmitter(),
     connectDaemon: () => DaemonClient.tryConnect({ socketPath: join(dir, "daemon.sock") }),
   };
@@ -148,5 +152,68 @@ describe("fastsuspend through fastsuspendd", () => {
     expect(d.direct).toBe(4);
     expect(await run(["status"], d)).toBe(EXIT.environment);
     expect(d.err.join("")).toMatch(/fastsuspendd is not running/);
+  });
+});
+
+describe("fastsuspend metrics", () => {
+  it("prints the daemon's Prometheus text: every family with HELP and TYPE, domains by name and domid, names escaped", async () => {
+    const g = await world.addGuest();
+    await world.xs.write(`/local/domain/${g.domid}/name`, 'db"1');
+    const d = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "3"], d)).toBe(EXIT.ok);
+    const m = deps();
+    expect(await run(["metrics"], m)).toBe(EXIT.ok);
+    const text = m.out.join("");
+    expect(text).toContain(`fastsuspend_checkpoint_cycles_total{domain="db\\"1",domid="${g.domid}",result="ok"} 3\n`);
+    const fams = parsePrometheusText(text);
+    const cycles = fams.get("fastsuspend_checkpoint_cycles_total");
+    expect(cycles).toMatchObject({ type: "counter", help: expect.stringMatching(/per domain and result/) as unknown });
+    expect(cycles?.samples).toEqual([{ name: "fastsuspend_checkpoint_cycles_total", labels: { domain: 'db"1', domid: String(g.domid), result: "ok" }, value: 3 }]);
+    expect(fams.get("fastsuspend_domain_path_info")?.samples[0]?.labels).toEqual({ domain: 'db"1', domid: String(g.domid), path: "xenstore+evtchn", fallback: "channel-absent" });
+    expect(fams.get("process_start_time_seconds")?.type).toBe("gauge");
+    for (const f of fams.values()) {
+      expect([f.name, f.type === "untyped"]).toEqual([f.name, false]);
+      expect([f.name, (f.help ?? "") === ""]).toEqual([f.name, false]);
+    }
+    expect(d.direct).toBe(0);
+  });
+
+  it("--output FILE replaces the file whole, for node_exporter's textfile collector, without process_* metrics", async () => {
+    const file = join(dir, "fastsuspend.prom");
+    writeFileSync(file, "stale\n");
+    const d = deps();
+    expect(await run(["metrics", "--output", file], d)).toBe(EXIT.ok);
+    expect(d.out.join("")).toBe("");
+    const text = readFileSync(file, "utf8");
+    const fams = parsePrometheusText(text);
+    expect(fams.has("fastsuspend_requests_total")).toBe(true);
+    // node_exporter exports its own process_start_time_seconds: two would fail its whole scrape.
+    expect(fams.has("process_start_time_seconds")).toBe(false);
+    expect(text).not.toMatch(/^(# (HELP|TYPE) )?process_/m);
+    expect(readdirSync(dir).filter((f) => f.includes("fastsuspend.prom"))).toEqual(["fastsuspend.prom"]);
+    // Unwritable: an error that names the file, exit 1, nothing left behind.
+    const bad = deps();
+    expect(await run(["metrics", "--output", join(dir, "no-such-dir", "x.prom")], bad)).toBe(EXIT.failed);
+    expect(bad.err.join("")).toMatch(/cannot write .*no-such-dir\/x\.prom/);
+  });
+
+  it("takes no DOM and only its own flags; needs the daemon", async () => {
+    expect(parseCli(["metrics"])).toMatchObject({ command: "metrics", domid: -1 });
+    expect(() => parseCli(["metrics", "3"])).toThrow(/metrics: unexpected argument "3"/);
+    expect(() => parseCli(["metrics", "--json"])).toThrow(/--json only applies to/);
+    const help = commandHelp("metrics");
+    expect(help).toMatch(/^usage: fastsuspend metrics \[--output FILE\]/);
+    expect(help).toMatch(/textfile collector/);
+    expect(help).not.toMatch(/DOM is a domain name/);
+    const file = join(dir, "kept.prom");
+    writeFileSync(file, "old\n");
+    const forced = deps();
+    expect(await run(["metrics", "--no-daemon"], forced)).toBe(EXIT.environment);
+    await svc.stop();
+    const d = deps();
+    expect(await run(["metrics", "--output", file], d)).toBe(EXIT.environment);
+    expect(d.err.join("")).toMatch(/metrics: fastsuspendd is not running/);
+    expect(readFileSync(file, "utf8")).toBe("old\n");
+    expect(d.direct).toBe(0);
   });
 });
