@@ -16,7 +16,6 @@ export function summarizeGuestPhases(suspends: readonly GuestSuspend[]): GuestPh
     n: suspends.length,
     suspend: summarize(suspends.map((s) => s.suspendMs)),
     resume: summarize(suspends.map((s) => s.resumeMs)),
-    hypercall: summarize(suspends.map((s) => s.hypercallMs)),
     ...(requests.length > 0 ? { request: summarize(requests) } : {}),
     steps,
   };

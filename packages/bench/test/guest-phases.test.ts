@@ -1,7 +1,7 @@
 import { summarizeGuestPhases } from "../src/guest-phases";
 
 const suspend = (suspendMs: number, steps: Record<string, number>, requestMs?: number) => ({
-  source: 1, cancelled: true, restored: false, suspendMs, hypercallMs: 2, resumeMs: suspendMs * 2, totalMs: suspendMs * 3 + 2, steps,
+  source: 1, cancelled: true, restored: false, suspendMs, resumeMs: suspendMs * 2, totalMs: suspendMs * 3 + 2, steps,
   ...(requestMs === undefined ? {} : { requestMs }),
 });
 
@@ -10,12 +10,11 @@ describe("summarizeGuestPhases", () => {
     expect(summarizeGuestPhases([])).toBeUndefined();
   });
 
-  test("summarises suspend, resume, the hypercall and each step over the suspends that took it", () => {
+  test("summarises suspend, resume and each step over the suspends that took it", () => {
     const g = summarizeGuestPhases([suspend(10, { freeze_processes: 4, xs_resume: 8 }, 1), suspend(12, { freeze_processes: 6 }), suspend(14, { freeze_processes: 5 }, 3)]);
     expect(g?.n).toBe(3);
     expect(g?.suspend.median).toBe(12);
     expect(g?.resume.max).toBe(28);
-    expect(g?.hypercall.avg).toBe(2);
     expect(g?.request).toMatchObject({ n: 2, min: 1, max: 3 });
     expect(g?.steps.freeze_processes).toMatchObject({ n: 3, median: 5 });
     expect(g?.steps.xs_resume).toMatchObject({ n: 1, median: 8 });

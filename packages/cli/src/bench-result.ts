@@ -3,7 +3,8 @@ import type { Summary } from "@fastsuspend/coordinator";
 
 /**
  * The guest's own account of its suspends (kernel patch 0005's tracepoints, read by the lab's
- * phases probe), added by the bench host: the guest's clock, not dom0's.
+ * phases probe), added by the bench host: the guest's CLOCK_MONOTONIC, which stands still while
+ * the domain is suspended.
  */
 export interface GuestPhasesMs {
   /** Suspends the guest traced (a failed cycle may not have reached the guest). */
@@ -12,8 +13,6 @@ export interface GuestPhasesMs {
   suspend: Summary;
   /** The hypercall returns → tasks running again (after thaw_processes). */
   resume: Summary;
-  /** The hypercall itself: how long the domain stayed suspended, dom0's work included. */
-  hypercall: Summary;
   /** Request seen → do_suspend() starts (the channel's work item, or xenwatch). */
   request?: Summary;
   /** Each traced step (freeze_processes, dpm_suspend, xs_suspend, stop_machine, xs_resume, ...). */

@@ -19,7 +19,7 @@ const blockLine = (size: number, medians: number[]): string => `  cycle median p
 function guestLine(what: string, g: GuestPhasesMs): string {
   const slow = Object.entries(g.steps).sort(([, a], [, b]) => b.median - a.median).slice(0, 3)
     .map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
-  return `  ${what}: guest suspend med ${fmt(g.suspend.median)} (p99 ${fmt(g.suspend.p99)}), resume med ${fmt(g.resume.median)} (p99 ${fmt(g.resume.p99)}), suspended ${fmt(g.hypercall.median)}; slowest steps: ${slow || "-"} (n=${g.n})`;
+  return `  ${what}: guest suspend med ${fmt(g.suspend.median)} (p99 ${fmt(g.suspend.p99)}), resume med ${fmt(g.resume.median)} (p99 ${fmt(g.resume.p99)}); slowest steps: ${slow || "-"} (n=${g.n})`;
 }
 
 /** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */

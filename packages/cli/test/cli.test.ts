@@ -471,12 +471,12 @@ describe("formatTable", () => {
 
   it("adds the guest's own view of each path, slowest steps first, when the bench host has it", () => {
     const guestMs = {
-      n: 3, suspend: summarize([11, 12, 13]), resume: summarize([14, 15, 16]), hypercall: summarize([3, 4, 5]),
+      n: 3, suspend: summarize([11, 12, 13]), resume: summarize([14, 15, 16]),
       steps: { dpm_suspend: summarize([1]), xs_resume: summarize([9]), freeze_processes: summarize([3]), thaw_processes: summarize([2]) },
     };
     const text = formatTable({ paths: [{ ...path("evtchn+evtchn", 12), guestMs }, path("xenstore+watch", 48)], xlSaveCMs: null });
     expect(text).toContain("the guest's own clock");
-    expect(text).toContain("  evtchn+evtchn: guest suspend med 12.0 (p99 13.0), resume med 15.0 (p99 16.0), suspended 4.0; slowest steps: xs_resume 9.0, freeze_processes 3.0, thaw_processes 2.0 (n=3)");
+    expect(text).toContain("  evtchn+evtchn: guest suspend med 12.0 (p99 13.0), resume med 15.0 (p99 16.0); slowest steps: xs_resume 9.0, freeze_processes 3.0, thaw_processes 2.0 (n=3)");
     expect(text).not.toMatch(/xenstore\+watch: guest/);
     expect(formatTable({ paths: [path("xenstore+watch", 48)], xlSaveCMs: null })).not.toContain("own clock");
   });

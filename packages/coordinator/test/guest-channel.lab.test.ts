@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { attachSharedLab, cacheDir, type Guest, type Lab } from "@fastsuspend/lab";
+import { attachSharedLab, cacheDir, guestSuspends, type Guest, type Lab } from "@fastsuspend/lab";
 
 const CLI = "node /fastsuspend/packages/cli/dist/main.js";
 const MINUTE = 60_000;
@@ -133,6 +133,7 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
 
   test("100 cooperative suspend/resume cycles through the channel keep the same port", async () => {
     const before = await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`);
+    await guestSuspends(lab, PATCHED_NAME); // empties the guest's trace: what follows is these 100
     const r = await lab.exec(`${CLI} checkpoint ${patched.domid} --interval 0 --count 100 --path evtchn+evtchn --timeout 20000 --json`, { timeoutMs: 12 * MINUTE });
     const stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { ok: number; failed: number; path: string; totalMs: Summary; errors: string[] };
     expect({ code: r.code, ok: stats.ok, failed: stats.failed, path: stats.path, errors: stats.errors }).toEqual({ code: 0, ok: 100, failed: 0, path: "evtchn+evtchn", errors: [] });
@@ -141,6 +142,20 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
     // No re-advertisement happened: checkpoints are cancelled suspends.
     expect(await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`)).toBe(before);
     expectRunning(await xlState(lab, patched.domid));
+    // The guest's own account (patch 0005's tracepoints): the same 100, each asked for on the
+    // channel, cancelled, and timed step by step from its side.
+    const seen = await guestSuspends(lab, PATCHED_NAME);
+    expect(seen).toHaveLength(100);
+    for (const g of seen) {
+      expect({ source: g.source, cancelled: g.cancelled, restored: g.restored }).toEqual({ source: 1, cancelled: true, restored: false });
+      expect(g.suspendMs).toBeGreaterThan(0);
+      expect(g.resumeMs).toBeGreaterThan(0);
+      expect(Object.keys(g.steps)).toEqual(expect.arrayContaining(["freeze_processes", "freeze_kernel_threads", "dpm_suspend", "xs_suspend", "stop_machine", "xs_resume", "dpm_resume", "thaw_processes"]));
+      // The steps lie inside the suspend: none is longer than the whole.
+      for (const ms of Object.values(g.steps)) expect(ms).toBeLessThanOrEqual(g.totalMs);
+    }
+    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
+    console.log(`the guest's view of those 100: suspend median ${med(seen.map((g) => g.suspendMs)).toFixed(2)} ms, resume median ${med(seen.map((g) => g.resumeMs)).toFixed(2)} ms`);
   }, 15 * MINUTE);
 
   test("cycle latency, same patched guest, same run: channel trigger vs xenstore trigger", async () => {
@@ -200,6 +215,12 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
     expect(await xlState(lab, domid)).toMatch(/^---ss-$/);
     await lab.mustExec(`${CLI} resume ${domid}`);
     expectRunning(await xlState(lab, domid));
+    // The guest saw both: xl save's suspend (over the channel) ended in a restore, ours was cancelled.
+    const seen = await guestSuspends(lab, RESTORED_NAME);
+    const restored = seen.filter((g) => g.restored);
+    expect(restored).toHaveLength(1);
+    expect(restored[0]).toMatchObject({ source: 1, cancelled: false });
+    expect(seen[seen.length - 1]).toMatchObject({ source: 1, cancelled: true, restored: false });
   }, 12 * MINUTE);
 
   test("a stock guest has no channel and still suspends through xenstore", async () => {

@@ -36,6 +36,7 @@ struct xsreq {
 	const char *tag;   /* prefix of the probe's console lines, e.g. "BLACKOUT" */
 	int fd;            /* < 0: not connected */
 	uint32_t req_id;
+	uint32_t mkdir_req; /* req_id of our XS_MKDIR in flight, 0: none */
 	uint32_t read_req; /* req_id of our XS_READ in flight, 0: none */
 	unsigned char buf[8192];
 	size_t len;
@@ -61,6 +62,7 @@ static void xsreq_close(struct xsreq *x, const char *why)
 	}
 	x->fd = -1;
 	x->len = 0;
+	x->mkdir_req = 0;
 	x->read_req = 0;
 	x->retry_at = xsreq_now() + 5000000000LL;
 }
@@ -103,12 +105,14 @@ static void xsreq_open(struct xsreq *x)
 	}
 	x->len = 0;
 	/*
-	 * Create the node ourselves (empty if it is new, left alone if dom0 was quicker), then
-	 * watch it.  The watch fires once at once: that first read finds the empty value and is
-	 * ignored, or dom0's early request and answers it.
+	 * Create the node ourselves (empty if it is new, left alone if dom0 was quicker), then,
+	 * once xenstored has answered, watch it: Linux 6.1's xenbus device keeps a request's
+	 * payload in the file's write buffer until the reply, so a second write before it
+	 * corrupts the first (the lab saw the probe hang in D state writing its XS_WATCH).  The
+	 * watch fires once at once: that first read finds the empty value and is ignored, or
+	 * dom0's early request and answers it.
 	 */
-	if (xsreq_send(x, XS_MKDIR, x->node, NULL))
-		xsreq_send(x, XS_WATCH, x->node, x->token);
+	x->mkdir_req = xsreq_send(x, XS_MKDIR, x->node, NULL);
 }
 
 /* Handles one complete message from xenstored. */
@@ -118,12 +122,17 @@ static void xsreq_message(struct xsreq *x, const struct xsd_sockmsg *h, const ch
 	size_t n, i;
 
 	if (h->type == XS_WATCH_EVENT) {
-		if (!x->read_req)
+		if (!x->read_req && !x->mkdir_req)
 			x->read_req = xsreq_send(x, XS_READ, x->node, NULL);
 		return;
 	}
+	if (x->mkdir_req && h->req_id == x->mkdir_req) {
+		x->mkdir_req = 0;
+		xsreq_send(x, XS_WATCH, x->node, x->token);
+		return;
+	}
 	if (!x->read_req || h->req_id != x->read_req)
-		return; /* the replies to our MKDIR and WATCH */
+		return; /* the reply to our WATCH */
 	x->read_req = 0;
 	if (h->type != XS_READ)
 		return; /* XS_ERROR, e.g. ENOENT: nothing asked */

@@ -5,7 +5,10 @@ import { LabError } from "./errors";
 import { askGuestProbe } from "./guest-probe";
 import type { Lab } from "./lab";
 
-/** One suspend as the guest saw it; times in ms, from the guest's trace clock. */
+/**
+ * One suspend as the guest saw it; times in ms, on the guest's CLOCK_MONOTONIC, which stands still
+ * while the domain is suspended (dom0 measures that part).
+ */
 export interface GuestSuspend {
   /** How the request came: 1 the suspend event channel, 0 control/shutdown, -1 not traced. */
   source: number;
@@ -15,18 +18,16 @@ export interface GuestSuspend {
   restored: boolean;
   /** Request seen → do_suspend() starts (the work item / xenwatch latency); undefined if no request was traced. */
   requestMs?: number;
-  /** Request seen (or do_suspend()'s start) → suspend hypercall. */
+  /** Request seen (or do_suspend()'s start) → suspend hypercall (to timekeeping_suspend, exactly). */
   suspendMs: number;
-  /** The hypercall, i.e. how long the domain stayed suspended. */
-  hypercallMs: number;
-  /** Hypercall returns → do_suspend() ends, tasks thawed. */
+  /** Hypercall returns (timekeeping_resume, exactly) → do_suspend() ends, tasks thawed. */
   resumeMs: number;
   totalMs: number;
   /** Each traced step's time (freeze_processes, dpm_suspend, xs_resume, thaw_processes, ...). */
   steps: Record<string, number>;
 }
 
-const FIXED = new Set(["src", "cancelled", "restored", "request_us", "suspend_us", "hypercall_us", "resume_us", "total_us"]);
+const FIXED = new Set(["src", "cancelled", "restored", "request_us", "suspend_us", "resume_us", "total_us"]);
 
 function fields(line: string): Map<string, string> {
   const m = new Map<string, string>();
@@ -61,7 +62,7 @@ export function parsePhasesLine(line: string): GuestSuspend {
   return {
     source: int(m, "src", line), cancelled: int(m, "cancelled", line) === 1, restored: int(m, "restored", line) === 1,
     ...(request >= 0 ? { requestMs: request / 1000 } : {}),
-    suspendMs: us("suspend_us"), hypercallMs: us("hypercall_us"), resumeMs: us("resume_us"), totalMs: us("total_us"), steps,
+    suspendMs: us("suspend_us"), resumeMs: us("resume_us"), totalMs: us("total_us"), steps,
   };
 }
 
