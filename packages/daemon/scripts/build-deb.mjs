@@ -84,7 +84,7 @@ chmodSync(join(stage, "usr/bin/fastsuspend"), 0o755);
 chmodSync(join(stage, "usr/sbin/fastsuspendd"), 0o755);
 chmodSync(join(stage, "debian/rules"), 0o755);
 
-const r = spawnSync("dpkg-buildpackage", ["-us", "-uc", "-b"], { cwd: stage, encoding: "utf8", env: { ...process.env, DEB_BUILD_OPTIONS: process.env.DEB_BUILD_OPTIONS ?? "" } });
+const r = spawnSync("dpkg-buildpackage", ["-us", "-uc", "-b"], { cwd: stage, encoding: "utf8" });
 const built = join(buildDir, `fastsuspend_${version}_amd64.deb`);
 if (r.status !== 0 || !existsSync(built)) die(`dpkg-buildpackage failed (exit ${r.status}):\n${(r.stdout + r.stderr).split("\n").slice(-40).join("\n")}`);
 mkdirSync(outDir, { recursive: true });
