@@ -211,10 +211,15 @@ describe("the HTTP listener (--metrics-listen)", () => {
     ["127.0.0.1:65536", "EADDRESS"],
     ["::1:9477", "EADDRESS"],
   ])("refuses %s (%s) before taking anything", async (addr, code) => {
+    expect(() => parseListenAddress(addr)).toThrow(expect.objectContaining({ code }) as unknown as Error);
     const err: unknown = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, metricsListen: addr }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MetricsListenError);
     expect(err).toMatchObject({ code });
     expect(readdirSync(dir)).toEqual([]);
+    // Checked before the pid lock: with a daemon running, the address is still what is reported.
+    await start();
+    const again: unknown = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, metricsListen: addr }).catch((e: unknown) => e);
+    expect(again).toMatchObject({ code });
   });
 
   it("takes numeric loopback addresses, IPv4 and IPv6", () => {
