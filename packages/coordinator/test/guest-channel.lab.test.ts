@@ -8,7 +8,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { attachSharedLab, cacheDir, guestSuspends, type Guest, type Lab } from "@fastsuspend/lab";
+import { attachSharedLab, guestSuspends, type Guest, type Lab } from "@fastsuspend/lab";
+
+import { prepareLoopVbd, VBD, VBD_ID } from "./vbd";
 
 const CLI = "node /fastsuspend/packages/cli/dist/main.js";
 const MINUTE = 60_000;
@@ -298,29 +300,6 @@ const POWER_DOWN = "reboot: (System halted|Power down)";
 const GETINFO = (domid: number): string =>
   `node -e 'const x=require("/fastsuspend/packages/xen/dist/index.js").openXen(); try { const i=x.getInfo(${domid}); console.log("xen-info " + JSON.stringify({ shutdown: i.shutdown, reason: i.shutdownReasonName, dying: i.dying })); } catch (e) { console.log("xen-info " + JSON.stringify({ gone: String(e.message) })); }'`;
 
-/** dom0 modules the lab image lacks (xen-blkback, loop), from the lab's pinned Debian kernel package. */
-function shareDom0BlockModules(lab: Lab): { loop: string; blkback: string } {
-  const deb = join(cacheDir(), "debs", "linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb");
-  const dir = mkdtempSync(join(tmpdir(), "gc-mods-"));
-  execFileSync("sh", ["-c", `dpkg-deb --fsys-tarfile '${deb}' | tar -x -C '${dir}' --wildcards '*/kernel/drivers/block/loop.ko' '*/xen-blkback/xen-blkback.ko'`]);
-  const k = join(dir, "lib", "modules", "6.1.0-57-amd64", "kernel", "drivers", "block");
-  return { loop: lab.share(join(k, "loop.ko")), blkback: lab.share(join(k, "xen-blkback", "xen-blkback.ko")) };
-}
-
-// A hotplug script for a phy vbd on a loop device (Xen's own is bash; dom0 has busybox sh only).
-const BLOCK_SCRIPT = [
-  "#!/bin/sh",
-  'case "$1" in',
-  "add)",
-  '  dev=$(xenstore-read "$XENBUS_PATH/params")',
-  '  xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T "$dev")" "$XENBUS_PATH/physical-device-path" "$dev" "$XENBUS_PATH/hotplug-status" connected',
-  "  ;;",
-  "esac",
-  "",
-].join("\n");
-const VBD = "xvdb";
-const VBD_ID = 51728; // (202 << 8) | 16
-
 // Lines a guest kernel must never print in these tests.
 const KERNEL_TROUBLE = /WARNING:|BUG:|Oops|should not be sleeping|INFO: task|Call Trace|suspend failed|dpm_suspend_start|freeze processes failed|xenbus_dev_suspend|Kernel panic/;
 
@@ -392,18 +371,7 @@ describe("guest suspend event channel: shutdown and xenwatch serialisation (revi
   }, 15 * MINUTE);
 
   test("(b) channel checkpoints while a vbd is attached and detached in a loop: all succeed, no kernel warning, the disk still works", async () => {
-    const mods = shareDom0BlockModules(lab);
-    writeFileSync(join(lab.runDir, "share", "gc-block.sh"), BLOCK_SCRIPT);
-    await lab.mustExec(
-      [
-        `grep -q '^loop ' /proc/modules || insmod ${mods.loop}`,
-        `grep -q '^xen_blkback ' /proc/modules || insmod ${mods.blkback}`,
-        "cp /lab/gc-block.sh /tmp/gc-block && chmod +x /tmp/gc-block",
-        "[ -f /tmp/gc-vbd.img ] || dd if=/dev/zero of=/tmp/gc-vbd.img bs=1M count=4 2>/dev/null",
-        "losetup /dev/loop7 2>/dev/null | grep -q gc-vbd || losetup /dev/loop7 /tmp/gc-vbd.img",
-      ].join(" && "),
-    );
-    const spec = `format=raw, vdev=${VBD}, access=rw, backendtype=phy, script=/tmp/gc-block, target=/dev/loop7`;
+    const spec = await prepareLoopVbd(lab, { loop: 7, image: "/tmp/gc-vbd.img", mb: 4 });
     for (const type of types) {
       const name = `gc-vbd-${type}`;
       const log = `/var/log/xen/console/guest-${name}.log`;

@@ -12,12 +12,14 @@
 # line says `fastsuspend.blackout=on` (its 1 ms loop costs CPU under TCG, and it has not yet been
 # measured against the other lab tests and the benchmark); `fastsuspend.blackout_args=--threshold-us,5000`
 # passes options (commas for spaces).
-bo=off; bo_args=; ph=on
+bo=off; bo_args=; ph=on; wr=off; wr_args=
 for w in $(/bin/busybox cat /proc/cmdline); do
   case "$w" in
     fastsuspend.blackout=*) bo=${w#*=} ;;
     fastsuspend.blackout_args=*) bo_args=$(echo "${w#*=}" | /bin/busybox tr , ' ') ;;
     fastsuspend.phases=*) ph=${w#*=} ;;
+    fastsuspend.writer=*) wr=${w#*=} ;;
+    fastsuspend.writer_args=*) wr_args=$(echo "${w#*=}" | /bin/busybox tr , ' ') ;;
   esac
 done
 # ash starts a background command with stdin from /dev/null, which this initramfs lacks.
@@ -27,5 +29,8 @@ done
 # buffer; dom0 asks for each suspend's steps through data/phases/request. Idle in between (it
 # sleeps on xenbus), so on unless the command line says `fastsuspend.phases=off`.
 [ "$ph" = off ] || /bin/phases &
+# The data writer (guest-writer.c): O_DSYNC records on the vbd xvdb once dom0 attaches one; dom0
+# asks how many were written through data/writer/request and checks them on the backing file.
+[ "$wr" = on ] && /bin/writer $wr_args &
 echo "FASTSUSPEND-GUEST-READY $(/bin/busybox uname -r)"
 while :; do /bin/busybox sleep 3600; done

@@ -60,6 +60,7 @@ export function artefactKey(): string {
     readFileSync(join(assetsDir, "guest-xsprobe.c")),
     readFileSync(join(assetsDir, "guest-blackout.c")),
     readFileSync(join(assetsDir, "guest-phases.c")),
+    readFileSync(join(assetsDir, "guest-writer.c")),
     readFileSync(join(assetsDir, "guest-xsreq.h")),
     fileIdentity(process.execPath),
     readFileSync(__filename),
@@ -184,6 +185,7 @@ async function buildGuestInitramfs(x: string, file: string, root: string): Promi
   compileStatic(join(assetsDir, "guest-xsprobe.c"), join(root, "bin/xsprobe"));
   compileStatic(join(assetsDir, "guest-blackout.c"), join(root, "bin/blackout"));
   compileStatic(join(assetsDir, "guest-phases.c"), join(root, "bin/phases"));
+  compileStatic(join(assetsDir, "guest-writer.c"), join(root, "bin/writer"));
   copyFileSync(join(assetsDir, "guest-init.sh"), join(root, "init"));
   chmodSync(join(root, "init"), 0o755);
   await writeInitramfs(root, file, 6, [{ path: "dev/console", major: 5, minor: 1 }]);

@@ -16,6 +16,8 @@ export interface GuestSuspend {
   cancelled: boolean;
   /** do_suspend() ran the restore path (not cancelled). */
   restored: boolean;
+  /** Tasks were frozen (a fast suspend, kernel patch 0006's xen_manage.fast_suspend, skips it). */
+  frozen: boolean;
   /** Request seen → do_suspend() starts (the work item / xenwatch latency); undefined if no request was traced. */
   requestMs?: number;
   /** Request seen (or do_suspend()'s start) → suspend hypercall (to timekeeping_suspend, exactly). */
@@ -61,6 +63,7 @@ export function parsePhasesLine(line: string): GuestSuspend {
   }
   return {
     source: int(m, "src", line), cancelled: int(m, "cancelled", line) === 1, restored: int(m, "restored", line) === 1,
+    frozen: "freeze_processes" in steps,
     ...(request >= 0 ? { requestMs: request / 1000 } : {}),
     suspendMs: us("suspend_us"), resumeMs: us("resume_us"), totalMs: us("total_us"), steps,
   };

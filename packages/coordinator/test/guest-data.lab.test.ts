@@ -1,0 +1,134 @@
+// An application's data through checkpoints, with both suspend modes (issue 12, items 3 and 4):
+// a patched guest with a vbd (xen-blkback on a loop device in dom0) runs the lab's data writer
+// (O_DSYNC records, guest-writer.c) while dom0 checkpoints it back to back over its channel, then
+// saves and restores it; every record the writer was told was written must be on the backing
+// image, intact. Once with the task freezer (the default), once with kernel patch 0006's
+// xen_manage.fast_suspend=1, whose guest must advertise control/feature-fast-suspend and whose
+// trace must show no freezer. PV always; PVH too when the lab's CPU offers HVM (live migration
+// to localhost then as well: a PV guest cannot be live-migrated on a Xen without shadow paging).
+// FASTSUSPEND_DATA_CHECKPOINTS sets the checkpoint count (default 10000).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { attachSharedLab, guestSuspends, verifyRecords, writerStatus, type Lab, type WriterStatus } from "@fastsuspend/lab";
+
+import { prepareLoopVbd, VBD, waitVbdConnected } from "./vbd";
+
+const CLI = "node /fastsuspend/packages/cli/dist/main.js";
+const MINUTE = 60_000;
+const CHECKPOINTS = Number(process.env.FASTSUSPEND_DATA_CHECKPOINTS ?? "10000");
+const IMAGE_MB = 32; // 65536 records: 10 ms apart, ten minutes of writing
+type GuestType = "pv" | "pvh";
+type Mode = "full" | "fast";
+
+const KERNEL_TROUBLE = /WARNING:|BUG:|Oops|should not be sleeping|INFO: task|Call Trace|suspend failed|freeze processes failed|Kernel panic|I\/O error/;
+
+function patchedKernel(): string {
+  const v = process.env.FASTSUSPEND_GUEST_KERNEL_PATCHED;
+  if (v === undefined || v === "") throw new Error("FASTSUSPEND_GUEST_KERNEL_PATCHED is not set: these tests need the patched kernel (kernel/build.sh)");
+  return v;
+}
+
+/** Waits (bounded) until the writer has written more than `after` records; returns its status. */
+async function writerPast(lab: Lab, name: string, after: number, timeoutMs = 2 * MINUTE): Promise<WriterStatus> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await writerStatus(lab, name);
+    if (s.acked > after || Date.now() > end) return s;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+/** The backing image as it is now (copied out of dom0 through the lab's share). */
+async function image(lab: Lab, path: string, name: string): Promise<Buffer> {
+  await lab.mustExec(`sync; cp ${path} /lab/${name}.img`, { timeoutMs: 2 * MINUTE });
+  return readFileSync(join(lab.runDir, "share", `${name}.img`));
+}
+
+describe("data on a vbd through checkpoints, save/restore and migration, full and fast suspend", () => {
+  let lab: Lab;
+  let attached = false;
+  let types: GuestType[] = ["pv"];
+  const names: string[] = [];
+
+  beforeAll(async () => {
+    lab = await attachSharedLab();
+    attached = true;
+    const caps = (await lab.mustExec("xl info")).split("\n").find((l) => l.startsWith("virt_caps")) ?? "";
+    types = /\bhvm\b/.test(caps) ? ["pv", "pvh"] : ["pv"];
+    console.log(`virt_caps: ${caps.trim()}; guest types: ${types.join(", ")}; ${CHECKPOINTS} checkpoints per guest`);
+    await lab.mustExec(`printf '#!/bin/sh\\nshift\\nexec sh -c "$*"\\n' >/tmp/fakessh && chmod +x /tmp/fakessh`);
+  }, 2 * MINUTE);
+
+  afterAll(async () => {
+    if (!attached) return;
+    await lab.exec(`for n in ${names.join(" ")}; do xl destroy $n 2>/dev/null; done; true`);
+    lab.disconnect();
+  });
+
+  for (const mode of ["full", "fast"] as const satisfies readonly Mode[]) {
+    test(`${mode} suspend: ${CHECKPOINTS} checkpoints and an xl save + restore lose no record; the guest's trace ${mode === "fast" ? "has no freezer" : "freezes tasks"}`, async () => {
+      for (const [i, type] of types.entries()) {
+        const name = `gd-${mode}-${type}`;
+        names.push(name);
+        const img = `/tmp/${name}.img`;
+        const loop = (mode === "full" ? 4 : 5) + 2 * i;
+        await lab.exec(`xl destroy ${name} 2>/dev/null; losetup -d /dev/loop${loop} 2>/dev/null; rm -f ${img}; true`);
+        const spec = await prepareLoopVbd(lab, { loop, image: img, mb: IMAGE_MB });
+        const extra = `fastsuspend.writer=on${mode === "fast" ? " xen_manage.fast_suspend=1" : ""}`;
+        const g = await lab.createGuest({ name, type, kernel: patchedKernel(), extra });
+        const log = `/var/log/xen/console/guest-${name}.log`;
+        const fastNode = (await lab.exec(`xenstore-read /local/domain/${g.domid}/control/feature-fast-suspend`)).stdout.trim();
+        expect(fastNode).toBe(mode === "fast" ? "1" : "");
+        await lab.mustExec(`xl block-attach ${g.domid} '${spec}'`, { timeoutMs: 2 * MINUTE });
+        expect(await waitVbdConnected(lab, g.domid)).toBe("4");
+        const started = await writerPast(lab, name, 10);
+        expect(started.acked).toBeGreaterThan(10);
+        await guestSuspends(lab, name); // the trace from here on is this test's
+
+        // Back-to-back checkpoints over the channel while the writer writes.
+        const r = await lab.exec(`${CLI} checkpoint ${g.domid} --interval 0 --count ${CHECKPOINTS} --path evtchn+evtchn --timeout 20000 --json --no-daemon`, { timeoutMs: 60 * MINUTE });
+        const loop1 = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { ok: number; failed: number; cyclesPerSecond: number; errors: string[] };
+        const afterLoop = await writerPast(lab, name, started.acked);
+        const seen = await guestSuspends(lab, name);
+        const disk1 = await image(lab, img, name);
+        const bad1 = verifyRecords(disk1, afterLoop.acked);
+        console.log(`${name}: ${loop1.ok} ok, ${loop1.failed} failed, ${loop1.cyclesPerSecond.toFixed(1)} cycles/s; writer ${JSON.stringify(afterLoop)}; guest saw ${seen.length} suspends, frozen ${seen.filter((s) => s.frozen).length}`);
+        expect({ code: r.code, ok: loop1.ok, failed: loop1.failed, errors: loop1.errors }).toEqual({ code: 0, ok: CHECKPOINTS, failed: 0, errors: [] });
+        expect(afterLoop.errors).toBe(0);
+        expect(afterLoop.acked).toBeGreaterThan(started.acked);
+        expect(bad1).toEqual([]);
+        expect(seen).toHaveLength(CHECKPOINTS);
+        expect(seen.every((s) => s.cancelled && s.frozen === (mode === "full"))).toBe(true);
+
+        // A real suspend that ends in a restore: blkfront reconnects, the writer goes on.
+        await lab.mustExec(`rm -f /tmp/${name}.save; xl save ${g.domid} /tmp/${name}.save && xl restore /tmp/${name}.save`, { timeoutMs: 10 * MINUTE });
+        let domid = Number((await lab.mustExec(`xl domid ${name}`)).trim());
+        expect(await waitVbdConnected(lab, domid)).toBe("4");
+        const afterRestore = await writerPast(lab, name, afterLoop.acked + 10);
+        expect(afterRestore.errors).toBe(0);
+        expect(afterRestore.acked).toBeGreaterThan(afterLoop.acked + 10);
+        expect(verifyRecords(await image(lab, img, name), afterRestore.acked)).toEqual([]);
+        const restored = (await guestSuspends(lab, name)).filter((s) => s.restored);
+        expect(restored).toHaveLength(1);
+        expect(restored[0]?.frozen).toBe(mode === "full");
+        let last = afterRestore;
+
+        // Live migration to localhost needs log-dirty: PVH here (PV would need shadow paging).
+        if (type === "pvh") {
+          const mig = await lab.exec(`xl migrate -s /tmp/fakessh ${domid} localhost`, { timeoutMs: 10 * MINUTE });
+          expect(mig.code).toBe(0);
+          domid = Number((await lab.mustExec(`xl domid ${name}`)).trim());
+          expect(await waitVbdConnected(lab, domid)).toBe("4");
+          last = await writerPast(lab, name, afterRestore.acked + 10);
+          expect(last.errors).toBe(0);
+          expect(verifyRecords(await image(lab, img, name), last.acked)).toEqual([]);
+        }
+        const troubles = (await lab.exec(`grep -nE '${KERNEL_TROUBLE.source}' ${log}; true`)).stdout.trim();
+        console.log(`${name}: after restore${type === "pvh" ? " and migration" : ""} the writer is at ${last.acked} records, ${last.errors} errors, longest write ${last.maxWriteMs.toFixed(1)} ms (${last.slow} over 100 ms); kernel trouble lines: ${troubles || "(none)"}`);
+        expect(troubles).toBe("");
+        await lab.exec(`xl block-detach ${domid} ${VBD}; xl destroy ${name}; losetup -d /dev/loop${loop}; rm -f ${img} /tmp/${name}.save /lab/${name}.img; true`, { timeoutMs: 2 * MINUTE });
+      }
+    }, 120 * MINUTE);
+  }
+});
