@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { guestSuspends, Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
-import { BENCH_PATHS, formatTable, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs } from "@fastsuspend/cli";
+import { BENCH_PATHS, formatTable, type BenchPathResult, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs } from "@fastsuspend/cli";
 import { summarizeGuestPhases } from "./guest-phases";
 import { latencyCdfSvg } from "./plot";
 
@@ -139,6 +139,31 @@ async function checkpointRate(l: Dom0Exec, domid: number, spec: LoopSpec): Promi
 
 type LoopOptions = Pick<HostBenchOptions, "checkpointCount" | "longCount" | "longSeconds" | "log">;
 
+/**
+ * The same guest kernel booted with xen_manage.fast_suspend=1 (kernel patch 0006: no task
+ * freezer), beside the default guest's rows: libxl's trigger and the channel, then one
+ * sustained-rate loop. Its rows are named "PATH (fast guest)" and carry guestSuspend "fast".
+ */
+async function fastSuspendGuest(l: Lab, o: PathRunOptions & LoopOptions): Promise<{ paths: BenchPathResult[]; loops: CheckpointLoopResult[] }> {
+  const g = await l.createGuest({ name: "bench-fast", extra: "xen_manage.fast_suspend=1" });
+  const feature = (await l.exec(`xenstore-read /local/domain/${g.domid}/control/feature-fast-suspend`)).stdout.trim();
+  if (feature !== "1") {
+    o.log(`guest "bench-fast" does not advertise control/feature-fast-suspend (kernel without patch 0006?): no fast-suspend rows`);
+    return { paths: [], loops: [] };
+  }
+  o.log(`guest "bench-fast" is domain ${g.domid}, booted with xen_manage.fast_suspend=1 (control/feature-fast-suspend = 1)`);
+  const { result } = await benchRun(l, g.domid, "bench-fast", { ...o, paths: "xenstore+watch,evtchn+evtchn", xlSave: 0 });
+  const paths = (result?.paths ?? []).map((p) => ({ ...p, name: `${p.name} (fast guest)`, guestSuspend: "fast" as const }));
+  const loops: CheckpointLoopResult[] = [];
+  if (o.checkpointCount > 0) {
+    o.log(`checkpoint loop on the fast-suspend guest: ${o.checkpointCount} cycles, interval 0, XS_RESUME inline`);
+    const c = await checkpointRate(l, g.domid, { count: o.checkpointCount, xsResume: "inline" });
+    o.log(`checkpoint loop (fast guest): ${c.ok}/${c.requested} via ${c.path} = ${c.cyclesPerSecond.toFixed(1)} cycles/s`);
+    loops.push({ ...c, guestSuspend: "fast" });
+  }
+  return { paths, loops };
+}
+
 /** The long loop: thousands of cycles on one guest, to show a rate that drifts with the guest's age. */
 async function longLoop(l: Dom0Exec, domid: number, o: LoopOptions): Promise<CheckpointLoopResult> {
   o.log(`long checkpoint loop: ${o.longCount} cycles or ${o.longSeconds} s, interval 0, default path, XS_RESUME inline`);
@@ -198,6 +223,12 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     // that still drifts (the stock kernel, with --stock or when the patched one does not build)
     // shows it here, and in the long loop's medians per 1000 cycles, rather than being hidden.
     const loops = await checkpointLoops(l, g.domid, o);
+    if (kernel !== undefined) {
+      await l.destroyGuest("bench");
+      const fast = await fastSuspendGuest(l, { ...o, guestDesc });
+      result.paths.push(...fast.paths);
+      loops.push(...fast.loops);
+    }
     if (loops.length > 0) result.checkpointLoops = loops;
     mkdirSync(dirname(o.output), { recursive: true });
     writeFileSync(o.output, JSON.stringify(result, null, 2) + "\n");

@@ -37,6 +37,8 @@ export interface BenchPathResult {
   errors: string[];
   /** The guest's view of the same cycles (absent when the guest cannot tell). */
   guestMs?: GuestPhasesMs;
+  /** "fast": a guest that suspends without the task freezer (kernel patch 0006); absent: the default. */
+  guestSuspend?: "fast";
 }
 
 /**
@@ -66,6 +68,8 @@ export interface CheckpointLoopResult {
   budgetSeconds?: number;
   /** The bench's long loop (its drift over thousands of cycles), not a sustained-rate loop. */
   long?: boolean;
+  /** "fast": on a guest that suspends without the task freezer (kernel patch 0006). */
+  guestSuspend?: "fast";
 }
 
 export interface BenchResult {

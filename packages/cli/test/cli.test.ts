@@ -481,6 +481,12 @@ describe("formatTable", () => {
     expect(formatTable({ paths: [path("xenstore+watch", 48)], xlSaveCMs: null })).not.toContain("own clock");
   });
 
+  it("names a checkpoint loop on a fast-suspend guest as such", () => {
+    const loop: CheckpointLoopResult = { path: "evtchn+virq", xsResume: "inline", requested: 10, ok: 10, failed: 0, errors: [], elapsedMs: 200, cyclesPerSecond: 50, totalMs: summarize([20]), guestSuspend: "fast" };
+    expect(formatTable({ paths: [], xlSaveCMs: null, checkpointLoops: [loop] })).toContain("--xs-resume inline (fast-suspend guest): 10 ok");
+    expect(formatTable({ paths: [], xlSaveCMs: null, checkpointLoops: [{ ...loop, guestSuspend: undefined }] })).not.toContain("fast-suspend");
+  });
+
   it("prints five statistics per column group and ratios to the baseline", () => {
     const text = formatTable({ xen: "4.17.7", guestKernel: "stock", xenstored: "oxenstored", paths: [path("xenstore+watch", 48), path("evtchn+evtchn", 12)], xlSaveCMs: null });
     const lines = text.split("\n");
