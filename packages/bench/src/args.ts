@@ -1,5 +1,5 @@
 // `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N]
-//                   [--long-count N] [--long-seconds S] [--stock] [--output FILE]`
+//                   [--long-count N] [--long-seconds S] [--toolstack N] [--stock] [--output FILE]`
 import { parseArgs } from "node:util";
 
 import { UsageError } from "@fastsuspend/cli";
@@ -8,12 +8,14 @@ import type { HostBenchOptions } from "./bench";
 
 export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS] [--paths a,b,...] [--xl-save N]
                         [--checkpoint-count N] [--long-count N] [--long-seconds S]
-                        [--stock] [--output FILE]
+                        [--toolstack N] [--stock] [--output FILE]
 Boots the nested Xen lab (patched hypervisor and guest kernel when they build), creates a 128 MB
 guest, runs \`fastsuspend bench-run\` in its dom0, then on the same guest two checkpoint loops of
 --checkpoint-count cycles at interval 0 (XS_RESUME inline, deferred; default 1000, 0 skips) and
 one long loop of --long-count cycles (default 10000, 0 skips) stopped after --long-seconds
-(default 600) if it has not finished; prints the table, writes FILE (default results/bench.json)
+(default 600) if it has not finished; then stock \`xl save -c\` --toolstack times (default 20, 0
+skips) on a stock-kernel and a patched-kernel guest, timed by dom0 and by the guest's blackout
+probe; prints the table, writes FILE (default results/bench.json)
 and a latency plot beside it.`;
 
 export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptions, "log"> {
@@ -21,7 +23,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     args: [...argv],
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
-      "checkpoint-count": { type: "string" }, "long-count": { type: "string" }, "long-seconds": { type: "string" },
+      "checkpoint-count": { type: "string" }, "long-count": { type: "string" }, "long-seconds": { type: "string" }, toolstack: { type: "string" },
       stock: { type: "boolean" }, output: { type: "string" },
     },
     strict: true,
@@ -40,6 +42,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     checkpointCount: int("checkpoint-count", v["checkpoint-count"], 1000, 0),
     longCount: int("long-count", v["long-count"], 10000, 0),
     longSeconds: int("long-seconds", v["long-seconds"], 600, 1),
+    toolstackRuns: int("toolstack", v.toolstack, 20, 0),
     stock: v.stock === true,
     output: v.output ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),

@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { guestSuspends, Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
 import { BENCH_PATHS, formatTable, type BenchPathResult, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs } from "@fastsuspend/cli";
 import { summarizeGuestPhases } from "./guest-phases";
+import { xlSaveRow } from "./toolstack";
 import { latencyCdfSvg } from "./plot";
 
 const CLI = "/fastsuspend/packages/cli/dist/main.js";
@@ -24,6 +25,8 @@ export interface HostBenchOptions {
   longCount: number;
   /** The long loop's time budget: it stops there, with its results, if it has not finished. */
   longSeconds: number;
+  /** `xl save -c` runs per guest kernel for the toolstack table (0: skip). */
+  toolstackRuns: number;
   stock: boolean;
   log: (line: string) => void;
 }
@@ -161,6 +164,7 @@ async function fastSuspendGuest(l: Lab, o: PathRunOptions & LoopOptions): Promis
     o.log(`checkpoint loop (fast guest): ${c.ok}/${c.requested} via ${c.path} = ${c.cyclesPerSecond.toFixed(1)} cycles/s`);
     loops.push({ ...c, guestSuspend: "fast" });
   }
+  await l.destroyGuest("bench-fast");
   return { paths, loops };
 }
 
@@ -230,6 +234,15 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
       loops.push(...fast.loops);
     }
     if (loops.length > 0) result.checkpointLoops = loops;
+    if (o.toolstackRuns > 0) {
+      const kernels = [
+        ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: "stock 6.1", name: "ts-stock" }]),
+        ...(kernel === undefined ? [] : [{ path: kernel, desc: "patched 6.1", name: "ts-patched" }]),
+      ];
+      const rows = [];
+      for (const k of kernels) rows.push(await xlSaveRow(l, k, { runs: o.toolstackRuns, hypervisor: hvDesc, log: o.log }));
+      if (rows.length > 0) result.toolstack = rows;
+    }
     mkdirSync(dirname(o.output), { recursive: true });
     writeFileSync(o.output, JSON.stringify(result, null, 2) + "\n");
     const svg = o.output.replace(/\.json$/, "") + ".svg";

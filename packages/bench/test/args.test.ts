@@ -16,9 +16,14 @@ describe("npm run bench arguments", () => {
     expect(() => parseBenchHostArgs(["--long-count", "1.5"])).toThrow(/--long-count must be an integer >= 0, got "1.5"/);
   });
 
+  it("takes the toolstack runs per guest kernel (0 skips the table)", () => {
+    expect(parseBenchHostArgs(["--toolstack", "0"])).toMatchObject({ toolstackRuns: 0 });
+    expect(() => parseBenchHostArgs(["--toolstack", "x"])).toThrow(/--toolstack must be an integer >= 0, got "x"/);
+  });
+
   it("has the seed's defaults", () => {
     expect(parseBenchHostArgs([])).toEqual({
-      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, stock: false, output: "results/bench.json",
+      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, stock: false, output: "results/bench.json",
     });
     expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--output", "/tmp/x.json"])).toMatchObject({
       cycles: 7, stock: true, paths: "a,b", output: "/tmp/x.json",

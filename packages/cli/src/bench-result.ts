@@ -72,6 +72,24 @@ export interface CheckpointLoopResult {
   guestSuspend?: "fast";
 }
 
+/** A stock toolstack command run N times on one guest (the bench's toolstack table, issue 14). */
+export interface ToolstackResult {
+  tool: string;
+  guestKernel: string;
+  hypervisor: string;
+  n: number;
+  ok: number;
+  failed: number;
+  /** The guest's user-space blackout per run (its blackout probe's gaps inside the run, summed). */
+  blackoutMs: Summary;
+  totalMs: Summary;
+  /** libxl's phases: xl start → suspend request issued, request → guest suspended, suspended → xl exits (memory copy, resume). */
+  phases: { setupMs: Summary; suspendMs: Summary; saveAndResumeMs: Summary };
+  /** The guest's own suspend and resume (a kernel with patch 0005 only). */
+  guestMs?: GuestPhasesMs;
+  errors: string[];
+}
+
 export interface BenchResult {
   xen: string;
   guestKernel: string;
@@ -84,4 +102,6 @@ export interface BenchResult {
   xlSaveCMs: (Summary & { samples: number[]; failed: number; guestMs?: GuestPhasesMs }) | null;
   /** Added by the bench host after bench-run (absent when skipped). */
   checkpointLoops?: CheckpointLoopResult[];
+  /** Added by the bench host: stock xl on a stock-kernel and a patched-kernel guest (absent when skipped). */
+  toolstack?: ToolstackResult[];
 }

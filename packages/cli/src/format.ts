@@ -2,7 +2,7 @@
 // path's cycle median relative to the baseline (libxl's xenstore+watch). The host side reuses it.
 import { BASELINE_PATH, type Summary } from "@fastsuspend/coordinator";
 
-import type { BenchResult, CheckpointLoopResult, GuestPhasesMs } from "./bench-result";
+import type { BenchResult, CheckpointLoopResult, GuestPhasesMs, ToolstackResult } from "./bench-result";
 
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const five = (s: Summary): string[] => [s.avg, s.min, s.max, s.median, s.p99].map(fmt);
@@ -20,6 +20,12 @@ function guestLine(what: string, g: GuestPhasesMs): string {
   const slow = Object.entries(g.steps).sort(([, a], [, b]) => b.median - a.median).slice(0, 3)
     .map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
   return `  ${what}: guest suspend med ${fmt(g.suspend.median)} (p99 ${fmt(g.suspend.p99)}), resume med ${fmt(g.resume.median)} (p99 ${fmt(g.resume.p99)}); slowest steps: ${slow || "-"} (n=${g.n})`;
+}
+
+/** A toolstack row: what a user of stock xl sees on this guest kernel. */
+function toolstackLine(t: ToolstackResult): string {
+  const g = t.guestMs === undefined ? "" : `; guest's own suspend ${fmt(t.guestMs.suspend.median)}, resume ${fmt(t.guestMs.resume.median)}`;
+  return `  ${t.tool}, ${t.guestKernel} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${g}`;
 }
 
 /** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */
@@ -63,6 +69,8 @@ export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & P
   for (const p of guest) if (p.guestMs) lines.push(guestLine(p.name, p.guestMs));
   if (x?.guestMs) lines.push(guestLine("xl save -c", x.guestMs));
   for (const c of result.checkpointLoops ?? []) lines.push(...checkpointLoopLines(c));
+  if ((result.toolstack ?? []).length > 0) lines.push("stock xl, measured by the guest (medians in ms):");
+  for (const t of result.toolstack ?? []) lines.push(toolstackLine(t));
   for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
   return lines.join("\n");
 }

@@ -4,5 +4,5 @@ export { BENCH_PATHS } from "./bench-run";
 export { formatTable } from "./format";
 export { parseCli, USAGE, COMMANDS, type CliArgs, type Command } from "./args";
 export { EXIT, UsageError, EnvironmentError, exitCodeFor, errorLine, type ExitCode } from "./exit-codes";
-export type { BenchResult, BenchPathResult, CheckpointLoopResult, GuestPhasesMs } from "./bench-result";
+export type { BenchResult, BenchPathResult, CheckpointLoopResult, GuestPhasesMs, ToolstackResult } from "./bench-result";
 export type { Deps, XenEnv } from "./context";

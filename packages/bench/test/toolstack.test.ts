@@ -1,0 +1,30 @@
+import { blackoutPerRun, parseXlRuns, summarizeXlRuns, type XlRun } from "../src/toolstack";
+
+const run = (start: number, ms: number, code = 0, marks: XlRun["marks"] = { request: 300, suspended: 320 }): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, marks });
+const gap = (atRealMs: number, bootMs: number) => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
+
+describe("the toolstack table's pieces", () => {
+  test("parseXlRuns keeps the dom0 script's JSON lines only", () => {
+    const out = `noise\n${JSON.stringify(run(1000, 1200))}\nmore noise\n${JSON.stringify(run(3000, 1100, 1))}\n`;
+    expect(parseXlRuns(out).map((r) => r.code)).toEqual([0, 1]);
+  });
+
+  test("a gap counts for the run it fell in (with slack), and gaps within one run add up", () => {
+    const runs = [run(10_000, 1000), run(20_000, 1000)];
+    expect(blackoutPerRun(runs, [gap(10_500, 30), gap(10_600, 5), gap(15_000, 99), gap(21_050, 40)])).toEqual([35, 40]);
+    expect(blackoutPerRun(runs, [gap(9_950, 12)], 100)).toEqual([12, 0]);
+    expect(blackoutPerRun(runs, [gap(9_850, 12)], 100)).toEqual([0, 0]);
+  });
+
+  test("summarizeXlRuns: phases from libxl's marks, failures apart", () => {
+    const runs = [run(0, 1000, 0, { request: 400, suspended: 430 }), run(5000, 1200, 0, { request: 500, suspended: 520 }), run(9000, 50, 3, {})];
+    const t = summarizeXlRuns("xl save -c", "patched 6.1", "patched 4.17.5", runs, [20, 30, 0]);
+    expect(t).toMatchObject({ n: 3, ok: 2, failed: 1 });
+    expect(t.totalMs).toMatchObject({ n: 2, min: 1000, max: 1200 });
+    expect(t.blackoutMs).toMatchObject({ n: 2, min: 20, max: 30 });
+    expect(t.phases.setupMs).toMatchObject({ min: 400, max: 500 });
+    expect(t.phases.suspendMs).toMatchObject({ min: 20, max: 30 });
+    expect(t.phases.saveAndResumeMs).toMatchObject({ min: 570, max: 680 });
+    expect(t.errors).toEqual(["xl exited 3: "]);
+  });
+});
