@@ -1,16 +1,41 @@
 #!/bin/bash
-# Check the kernel series: every patch listed in kernel/series must apply, in
-# order, to the pristine linux-source-6.1 tree with no fuzz, and pass
-# scripts/checkpatch.pl --strict (run from that tree) with no error, warning
-# or check.  Prints one line per patch on stdout; exits non-zero on any
-# problem.  Reuses (and if needed creates) the extracted source in the
+# Check a kernel series: every patch listed in its series file must apply, in
+# order, to the pristine Debian source tree of its base with no fuzz, and
+# pass scripts/checkpatch.pl --strict (run from that tree) with no error,
+# warning or check.  Prints one line per patch on stdout; exits non-zero on
+# any problem.  Reuses (and if needed creates) the extracted source in the
 # build.sh cache.
+#
+#   kernel/check.sh [--base 6.1|6.12]
+#
+# --base 6.1 (default): kernel/series on linux-source-6.1 6.1.192-3;
+# --base 6.12: kernel/6.12/series on linux-source-6.12 (version: build.sh).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}
 
-pristine=$("$HERE/build.sh" --source-dir | tail -n 1)
+base=6.1
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--base)
+		[[ $# -ge 2 ]] || { echo "--base needs 6.1 or 6.12" >&2; exit 2; }
+		base=$2
+		shift
+		;;
+	--base=*) base=${1#--base=} ;;
+	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+	*) echo "unknown argument: $1 (usage: kernel/check.sh [--base 6.1|6.12])" >&2; exit 2 ;;
+	esac
+	shift
+done
+case $base in
+6.1) SERIES_DIR=$HERE ;;
+6.12) SERIES_DIR=$HERE/6.12 ;;
+*) echo "unknown --base '$base' (known: 6.1, 6.12)" >&2; exit 2 ;;
+esac
+
+pristine=$("$HERE/build.sh" --base "$base" --source-dir | tail -n 1)
 [[ -f $pristine/scripts/checkpatch.pl ]] || { echo "no checkpatch.pl in $pristine" >&2; exit 1; }
 
 patches=()
@@ -18,8 +43,8 @@ while IFS= read -r line || [[ -n $line ]]; do
 	line=${line%%#*}
 	line=${line//[[:space:]]/}
 	[[ -n $line ]] && patches+=("$line")
-done <"$HERE/series"
-[[ ${#patches[@]} -gt 0 ]] || { echo "kernel/series lists no patch" >&2; exit 1; }
+done <"$SERIES_DIR/series"
+[[ ${#patches[@]} -gt 0 ]] || { echo "$SERIES_DIR/series lists no patch" >&2; exit 1; }
 
 mkdir -p "$CACHE/build"
 scratch=$(mktemp -d "$CACHE/build/check.XXXXXX")
@@ -36,7 +61,7 @@ cp_flags=(--strict --color=never)
 
 failed=0
 for p in "${patches[@]}"; do
-	f=$HERE/$p
+	f=$SERIES_DIR/$p
 	if [[ ! -f $f ]]; then
 		printf 'FAIL %s: listed in series but missing\n' "$p"
 		failed=1
@@ -75,4 +100,5 @@ if [[ $failed != 0 ]]; then
 	echo "kernel series check FAILED" >&2
 	exit 1
 fi
-echo "kernel series check passed (${#patches[@]} patches, base linux-source-6.1 6.1.192-3)" >&2
+ver=$(cat "$(dirname "$pristine")/.extracted" 2>/dev/null || echo '?')
+echo "kernel series check passed (${#patches[@]} patches, base $(basename "$pristine") $ver)" >&2
