@@ -1,6 +1,6 @@
 // What a command needs from the outside world, injectable so tests run on the fakes.
 import type { SignalSource, XenstoreLike } from "@fastsuspend/coordinator";
-import type { DaemonClient } from "@fastsuspend/daemon";
+import type { DaemonClient } from "@fastsuspend/daemon/client";
 import type { XenBinding } from "@fastsuspend/xen";
 
 export interface XenEnv {

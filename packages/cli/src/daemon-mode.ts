@@ -1,15 +1,13 @@
 // suspend, resume, checkpoint, info, status and metrics through fastsuspendd when it runs and
 // answers; the caller falls back to working directly otherwise (or with --no-daemon).
-import type { Capabilities, Summary } from "@fastsuspend/coordinator";
-import type { DaemonClient, LoopStatus } from "@fastsuspend/daemon";
-import { isDaemonError } from "@fastsuspend/daemon";
+import { isDaemonError, type CheckpointProgress, type DaemonClient } from "@fastsuspend/daemon/client";
 
 import type { CliArgs } from "./args";
 import { GUARDED_SIGNALS, printInfo } from "./commands";
 import type { Deps } from "./context";
 import { EXIT, type ExitCode } from "./exit-codes";
 import { cmdMetrics } from "./metrics";
-import { progressFor, type LoopCounts } from "./progress";
+import { PROGRESS_EVERY_MS, progressFor, type LoopCounts } from "./progress";
 import { formatStatus } from "./status-format";
 
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
@@ -48,7 +46,7 @@ export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promis
   try {
     switch (a.command) {
       case "suspend": {
-        const r = await c.request<{ path: string; suspendMs: number }>("suspend", {
+        const r = await c.request("suspend", {
           domid: a.domid,
           ...(a.path === undefined ? {} : { path: a.path }),
           ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
@@ -58,18 +56,18 @@ export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promis
         return EXIT.ok;
       }
       case "resume": {
-        const r = await c.request<{ resumeMs: number; xsResumeMs: number }>("resume", { domid: a.domid });
+        const r = await c.request("resume", { domid: a.domid });
         if (a.json) out({ ...r, full: false });
         else deps.stdout(`domain ${a.domid} resumed (cooperative) in ${ms(r.resumeMs + r.xsResumeMs)} (fastsuspendd)\n`);
         return EXIT.ok;
       }
       case "info": {
-        const st = await c.request<{ capabilities: Capabilities; chosen: string }>("status", { domid: a.domid });
+        const st = await c.request("status", { domid: a.domid });
         printInfo(st.capabilities, st.chosen, a, deps);
         return EXIT.ok;
       }
       case "status": {
-        const st = await c.request("status", a.domid >= 0 ? { domid: a.domid } : {});
+        const st = a.domid >= 0 ? await c.request("status", { domid: a.domid }) : await c.request("status");
         deps.stdout(`${a.json ? JSON.stringify(st) : formatStatus(st)}\n`);
         return EXIT.ok;
       }
@@ -86,48 +84,65 @@ export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promis
   }
 }
 
+/** How often the daemon sends the loop's counts: often enough for the progress line, at most once a second. */
+function progressPeriodMs(deps: Deps): number {
+  return Math.min(deps.progressEveryMs ?? PROGRESS_EVERY_MS, 1000);
+}
+
+/**
+ * A loop on the daemon, on one `checkpoint` request: its progress frames feed the progress line,
+ * and its answer comes when the loop ends (count reached, `checkpoint.stop` from here or elsewhere,
+ * too many failures, the domain gone).
+ */
 async function checkpoint(c: DaemonClient, a: CliArgs, deps: Deps): Promise<number> {
-  const started = await c.request<{ path: string }>("checkpoint.start", {
-    domid: a.domid,
-    intervalMs: a.intervalMs ?? 0,
-    count: a.count ?? 1,
-    ...(a.path === undefined ? {} : { path: a.path }),
-    ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
-  });
   // Ctrl-C, SIGTERM or a hangup (ssh dropped) stops the daemon's loop (the guest is left running
-  // by the daemon); exit 128 + the signal's number, as the direct path does.
+  // by the daemon); exit 128 + the signal's number, as the direct path does. A signal before the
+  // loop is set up stops it as soon as it is.
   const interrupted: { by: NodeJS.Signals | undefined } = { by: undefined };
+  let started = false;
+  const stopLoop = (): void => {
+    void c.request("checkpoint.stop", { domid: a.domid }).catch(() => undefined);
+  };
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupted.by ??= sig;
-    void c.request("checkpoint.stop", { domid: a.domid }).catch(() => undefined);
+    if (started) stopLoop();
   };
   const src = deps.signals ?? process;
   for (const sig of GUARDED_SIGNALS) src.on(sig, onSignal);
-  // The daemon counts the loop's cycles; each poll below refreshes what the progress line shows.
   let counts: LoopCounts = { done: 0, ok: 0, failed: 0, skipped: 0 };
+  const onProgress = (p: CheckpointProgress): void => {
+    counts = { done: p.done, ok: p.ok, failed: p.failed, skipped: p.skipped };
+    if (started) return;
+    started = true;
+    // Scripts (and the lab test) wait for this line before they signal the loop, as on the direct path.
+    deps.stderr(`fastsuspend: checkpoint loop on domain ${a.domid} via ${String(p.path)} started (fastsuspendd)\n`);
+    if (interrupted.by !== undefined) stopLoop();
+  };
   const stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid} (fastsuspendd)`, ...(a.count === undefined ? {} : { total: a.count }), read: () => counts });
   try {
-    let st: { loop: LoopStatus | null; rolling: { cycleMs: Summary } };
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 250));
-      st = await c.request("status", { domid: a.domid });
-      if (st.loop !== null) counts = { done: st.loop.done, ok: st.loop.ok, failed: st.loop.failed, skipped: st.loop.skipped };
-      if (st.loop === null || !st.loop.running) break;
-    }
-    const loop = st.loop;
-    if (loop === null) throw new Error(`domain ${a.domid}: the daemon reports no loop`);
+    const { loop } = await c.checkpoint({
+      domid: a.domid,
+      intervalMs: a.intervalMs ?? 0,
+      count: a.count ?? 1,
+      progressMs: progressPeriodMs(deps),
+      ...(a.path === undefined ? {} : { path: a.path }),
+      ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+    }, onProgress);
     if (a.json) {
-      deps.stdout(`${JSON.stringify({ domid: a.domid, ...loop, path: loop.path ?? started.path, cycleMs: st.rolling.cycleMs })}\n`);
+      deps.stdout(`${JSON.stringify({ domid: a.domid, ...loop })}\n`);
     } else {
-      const s = st.rolling.cycleMs;
+      const s = loop.cycleMs;
       deps.stdout(
-        `domain ${a.domid}: ${loop.ok}/${loop.count ?? loop.done} checkpoints via ${loop.path ?? started.path} (fastsuspendd${loop.skipped > 0 ? `, ${loop.skipped} skipped while another tool had the domain` : ""}); ` +
+        `domain ${a.domid}: ${loop.ok}/${loop.count ?? loop.done} checkpoints via ${String(loop.path)} (fastsuspendd${loop.skipped > 0 ? `, ${loop.skipped} skipped while another tool had the domain` : ""}); ` +
           `cycle median ${ms(s.median)}, avg ${ms(s.avg)}, p99 ${ms(s.p99)} (last ${s.n})\n`,
       );
       if (loop.lastError !== null) deps.stderr(`fastsuspend: ${loop.lastError}\n`);
     }
     if (interrupted.by !== undefined) return 128 + (SIGNAL_NUMBERS[interrupted.by] ?? 2);
     return loop.failed > 0 || loop.stoppedBy === "error" ? EXIT.failed : EXIT.ok;
+  } catch (err) {
+    if (isDaemonError(err, "EUNKNOWNOP")) throw new Error(`fastsuspendd is older than this CLI (no \`checkpoint\` op): restart it, or use --no-daemon (${err.message})`, { cause: err });
+    throw err;
   } finally {
     stopProgress();
     for (const sig of GUARDED_SIGNALS) src.off(sig, onSignal);

@@ -1,6 +1,6 @@
 // `fastsuspend metrics`: fastsuspendd's Prometheus text, fetched over its socket, printed as it is
 // or written for node_exporter's textfile collector.
-import type { DaemonClient } from "@fastsuspend/daemon";
+import type { DaemonClient } from "@fastsuspend/daemon/client";
 
 import type { CliArgs } from "./args";
 import type { Deps } from "./context";

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 
-import { DaemonClient } from "@fastsuspend/daemon";
+import { DaemonClient } from "@fastsuspend/daemon/client";
 import { openXen } from "@fastsuspend/xen";
 import { XenstoreClient } from "@fastsuspend/xenstore";
 

@@ -123,6 +123,36 @@ describe("fastsuspend through fastsuspendd", () => {
     expect(progress.some((l) => !/: 0\/60 done/.test(l))).toBe(true);
   });
 
+  it("a checkpoint through the daemon is one request that answers when the loop ends: no status polling", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    expect(await run(["checkpoint", String(g.domid), "--interval", "10", "--count", "40", "--json"], d)).toBe(EXIT.ok);
+    expect(JSON.parse(d.out.join(""))).toMatchObject({ domid: g.domid, running: false, ok: 40, stoppedBy: "count", cycleMs: { n: 40 } });
+    expect(d.err.join("")).toContain(`fastsuspend: checkpoint loop on domain ${g.domid} via xenstore+evtchn started (fastsuspendd)\n`);
+    const m = deps();
+    expect(await run(["metrics"], m)).toBe(EXIT.ok);
+    const requests = parsePrometheusText(m.out.join("")).get("fastsuspend_requests_total")?.samples.map((x) => `${x.labels.op ?? "?"}=${x.value}`);
+    // The probes (one `metrics` per CLI run) and the loop's one request; the loop took 400+ ms, and
+    // the CLI used to poll `status` every 250 ms for its end.
+    expect(requests?.sort()).toEqual(["checkpoint=1", "metrics=3"]);
+  });
+
+  it("a signal before the daemon has set the loop up stops it as soon as it is (exit 130)", async () => {
+    const g = await world.addGuest();
+    const d = deps();
+    const p = run(["checkpoint", String(g.domid), "--interval", "5", "--count", "100000"], d);
+    // As soon as the CLI listens for it: the request is on its way, the loop not set up yet.
+    const signals = d.signals as EventEmitter;
+    while (signals.listenerCount("SIGINT") === 0) await new Promise((r) => setImmediate(r));
+    signals.emit("SIGINT", "SIGINT");
+    expect(d.err.join("")).not.toMatch(/started/);
+    expect(await p).toBe(130);
+    const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock") });
+    const st = await c.request("status", { domid: g.domid });
+    c.close();
+    expect(st.loop).toMatchObject({ running: false, stoppedBy: "request" });
+  });
+
   it("SIGHUP during a checkpoint through the daemon stops the daemon's loop (exit 129, as Ctrl-C's 130)", async () => {
     const g = await world.addGuest();
     const d = deps();
@@ -131,7 +161,7 @@ describe("fastsuspend through fastsuspendd", () => {
     (d.signals as EventEmitter).emit("SIGHUP", "SIGHUP");
     expect(await p).toBe(129);
     const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock") });
-    const st = await c.request<{ loop: { running: boolean; stoppedBy: string } }>("status", { domid: g.domid });
+    const st = await c.request("status", { domid: g.domid });
     c.close();
     expect(st.loop).toMatchObject({ running: false, stoppedBy: "request" });
     expect(world.domainState(g.domid)).toBe("running");

@@ -1,12 +1,25 @@
-// A client of fastsuspendd: one connection, requests matched by id, errors thrown as DaemonError.
+// A client of fastsuspendd (`@fastsuspend/daemon/client`): one connection, requests matched by id,
+// results typed per op, errors thrown as DaemonError. Loads protocol.ts and nothing of the daemon.
 import { createConnection, type Socket } from "node:net";
 
 import {
   DaemonError,
+  DEFAULT_PROGRESS_MS,
   DEFAULT_SOCKET_PATH,
+  PROTOCOL_VERSION,
   SOCKET_ENV,
-  type Response,
+  type CheckpointProgress,
+  type DaemonStatus,
+  type DomainStatus,
+  type Frame,
+  type LoopReply,
+  type Op,
+  type ParamsOf,
+  type ResultOf,
 } from "./protocol";
+
+// The wire types and DaemonError, for the client's users.
+export * from "./protocol";
 
 export interface DaemonClientOptions {
   /** Default: $FASTSUSPEND_SOCKET, else /run/fastsuspend/daemon.sock. */
@@ -15,7 +28,8 @@ export interface DaemonClientOptions {
    * Per-request timeout (default 30 s). A request that carries its own `timeoutMs` (suspend,
    * checkpoint.start) gets that much more: the daemon may legitimately take it (plus the wait for
    * the domain's queue and the resume), and giving up earlier would report a failure while the
-   * guest is still being suspended.
+   * guest is still being suspended. A `checkpoint` request has no overall limit: it fails when
+   * the daemon is silent for this long plus its progress period.
    */
   timeoutMs?: number;
 }
@@ -26,10 +40,17 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
 }
 
 interface Pending {
+  op: string;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
+  /** Streaming requests: called per progress frame, each of which restarts the timer with `silenceMs`. */
+  onProgress?: (p: CheckpointProgress) => void;
+  silenceMs?: number;
 }
+
+/** The params are optional for the ops that need none (status, metrics). */
+type ParamsArg<O extends Op> = object extends ParamsOf<O> ? [params?: ParamsOf<O>, timeoutMs?: number] : [params: ParamsOf<O>, timeoutMs?: number];
 
 export class DaemonClient {
   readonly socketPath: string;
@@ -39,6 +60,8 @@ export class DaemonClient {
   #nextId = 1;
   #buf = "";
   #closedErr: Error | undefined;
+  /** The daemon's protocol version, from its last frame (1: a daemon that sends none). */
+  protocolVersion: number | undefined;
 
   private constructor(sock: Socket, socketPath: string, timeoutMs: number) {
     this.#sock = sock;
@@ -53,17 +76,11 @@ export class DaemonClient {
         this.#onLine(line);
       }
     });
-    const fail = (err: Error): void => {
-      this.#closedErr ??= err;
-      for (const [id, p] of this.#pending) {
-        clearTimeout(p.timer);
-        p.reject(this.#closedErr);
-        this.#pending.delete(id);
-      }
-    };
-    sock.on("error", fail);
+    sock.on("error", (err) => {
+      this.#failAll(err);
+    });
     sock.on("close", () => {
-      fail(new DaemonError("ESHUTDOWN", `connection to fastsuspendd (${socketPath}) closed`));
+      this.#failAll(new DaemonError("ESHUTDOWN", `connection to fastsuspendd (${socketPath}) closed`));
     });
   }
 
@@ -84,8 +101,8 @@ export class DaemonClient {
   }
 
   /**
-   * The daemon if it runs and answers a status request within `probeMs`, else undefined (no socket,
-   * refused, or silent). The CLI uses this to decide between the daemon and working directly.
+   * The daemon if it runs and answers a metrics request within `probeMs`, else undefined (no
+   * socket, refused, or silent). The CLI uses this to decide between the daemon and working directly.
    */
   static async tryConnect(opts: DaemonClientOptions & { probeMs?: number } = {}): Promise<DaemonClient | undefined> {
     let c: DaemonClient;
@@ -103,17 +120,28 @@ export class DaemonClient {
     }
   }
 
+  #failAll(err: Error): void {
+    this.#closedErr ??= err;
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(this.#closedErr);
+      this.#pending.delete(id);
+    }
+  }
+
   #onLine(line: string): void {
-    let r: Response;
+    let f: Frame;
     try {
-      r = JSON.parse(line) as Response;
+      f = JSON.parse(line) as Frame;
     } catch {
       return;
     }
-    if (typeof r.id !== "number") {
+    const v: unknown = (f as { v?: unknown }).v;
+    this.protocolVersion = typeof v === "number" ? v : 1;
+    if (typeof f.id !== "number") {
       // An error not tied to a request (ETOOBIG): fails everything in flight.
-      if (!r.ok) {
-        const err = new DaemonError(r.error.code, r.error.message);
+      if ("ok" in f && !f.ok) {
+        const err = new DaemonError(f.error.code, f.error.message);
         for (const [id, p] of this.#pending) {
           clearTimeout(p.timer);
           p.reject(err);
@@ -122,32 +150,62 @@ export class DaemonClient {
       }
       return;
     }
-    const p = this.#pending.get(r.id);
+    const p = this.#pending.get(f.id);
     if (p === undefined) return;
-    this.#pending.delete(r.id);
+    if ("progress" in f) {
+      if (p.silenceMs !== undefined) this.#arm(f.id, p, p.silenceMs);
+      p.onProgress?.(f.progress);
+      return;
+    }
+    this.#pending.delete(f.id);
     clearTimeout(p.timer);
-    if (r.ok) p.resolve(r.result);
-    else p.reject(new DaemonError(r.error.code, r.error.message));
+    if (f.ok) p.resolve(f.result);
+    else p.reject(new DaemonError(f.error.code, f.error.message));
+  }
+
+  #arm(id: number, p: Pending, ms: number): void {
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => {
+      this.#pending.delete(id);
+      p.reject(new DaemonError("ETIMEDOUT", `fastsuspendd did not answer ${p.op} within ${ms} ms`));
+    }, ms);
   }
 
   /** How long to wait for the answer to a request with these params (see DaemonClientOptions.timeoutMs). */
-  timeoutFor(params: Record<string, unknown>): number {
-    const t = params.timeoutMs;
+  timeoutFor(params: object): number {
+    const t = (params as { timeoutMs?: unknown }).timeoutMs;
     return typeof t === "number" && Number.isFinite(t) && t > 0 ? this.#timeoutMs + t : this.#timeoutMs;
   }
 
-  /** Sends {id, op, ...params}; resolves with `result` or rejects with DaemonError(code, message). */
-  request<T = unknown>(op: string, params: Record<string, unknown> = {}, timeoutMs = this.timeoutFor(params)): Promise<T> {
+  #send(op: Op, params: object, timeoutMs: number, stream?: Pick<Pending, "onProgress" | "silenceMs">): Promise<unknown> {
     if (this.#closedErr !== undefined) return Promise.reject(this.#closedErr);
     const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new DaemonError("ETIMEDOUT", `fastsuspendd did not answer ${op} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.#sock.write(`${JSON.stringify({ ...params, id, op })}\n`);
+    return new Promise((resolve, reject) => {
+      const p: Pending = { op, resolve, reject, timer: undefined, ...stream };
+      this.#arm(id, p, timeoutMs);
+      this.#pending.set(id, p);
+      this.#sock.write(`${JSON.stringify({ ...params, id, op, v: PROTOCOL_VERSION })}\n`);
     });
+  }
+
+  /** `status` of one domain, or of the daemon and every domain. */
+  request(op: "status", params: { domid: number }, timeoutMs?: number): Promise<DomainStatus>;
+  request(op: "status", params?: { domid?: undefined }, timeoutMs?: number): Promise<DaemonStatus>;
+  /** Sends {id, op, v, ...params}; resolves with the op's result or rejects with DaemonError(code, message). */
+  request<O extends Op>(op: O, ...args: ParamsArg<O>): Promise<ResultOf<O>>;
+  request(op: Op, params: object = {}, timeoutMs = this.timeoutFor(params)): Promise<unknown> {
+    return this.#send(op, params, timeoutMs);
+  }
+
+  /**
+   * Runs a checkpoint loop on the daemon and resolves when it ends (its count reached, stopped by
+   * `checkpoint.stop`, too many failures, the domain gone), calling `onProgress` with the loop's
+   * counts on each progress frame: the first once the loop is set up (its path known), then every
+   * `progressMs`. The loop is the daemon's: closing this connection does not stop it.
+   */
+  checkpoint(params: ParamsOf<"checkpoint">, onProgress?: (p: CheckpointProgress) => void): Promise<LoopReply> {
+    const silenceMs = this.#timeoutMs + (params.progressMs ?? DEFAULT_PROGRESS_MS);
+    return this.#send("checkpoint", params, this.timeoutFor(params), { silenceMs, ...(onProgress === undefined ? {} : { onProgress }) }) as Promise<LoopReply>;
   }
 
   /** Sends a raw line (tests of malformed input). */

@@ -28,7 +28,27 @@ import { Journal, resumeCheck } from "./journal";
 import { DaemonMetrics, domainLabels, failureReason } from "./daemon-metrics";
 import { EventLoopLag } from "./loop-lag";
 import { KeyedQueue } from "./queue";
-import { DaemonError, type CheckpointStartRequest, type Request, type SuspendRequest } from "./protocol";
+import {
+  DaemonError,
+  DEFAULT_PROGRESS_MS,
+  type CheckpointProgress,
+  type CheckpointRequest,
+  type CheckpointStartReply,
+  type CheckpointStartRequest,
+  type DaemonStatus,
+  type DomainStatus,
+  type LastOp,
+  type LoopReply,
+  type LoopStatus,
+  type Op,
+  type Request,
+  type RequestOf,
+  type Result,
+  type ResultOf,
+  type ResumeReply,
+  type SuspendReply,
+  type SuspendRequest,
+} from "./protocol";
 
 export interface DaemonOptions {
   xen: XenBinding;
@@ -67,26 +87,6 @@ export interface DaemonOptions {
   goneSeriesMs?: number;
 }
 
-export interface LoopStatus {
-  running: boolean;
-  intervalMs: number;
-  count: number | null;
-  path: string | null;
-  startedAt: string;
-  /** Cycles attempted (ok + failed); skipped ones do not count toward `count`. */
-  done: number;
-  ok: number;
-  failed: number;
-  /** Cycles not attempted because another tool held or had suspended the domain. */
-  skipped: number;
-  lastError: string | null;
-  lastSkip: string | null;
-  stoppedBy: "count" | "request" | "error" | "domain-gone" | "shutdown" | null;
-  /** This loop's own cycles (the last `rollingWindow` of them), unlike `rolling` in status. */
-  cycleMs: Summary;
-  suspendMs: Summary;
-}
-
 interface Loop extends Omit<LoopStatus, "cycleMs" | "suspendMs"> {
   cycleSamples: number[];
   suspendSamples: number[];
@@ -94,13 +94,6 @@ interface Loop extends Omit<LoopStatus, "cycleMs" | "suspendMs"> {
   finished: Promise<void>;
   timeoutMs: number | undefined;
   consecutiveFailures: number;
-}
-
-interface LastOp {
-  op: "suspend" | "resume" | "cycle";
-  at: string;
-  path: string | null;
-  timings: Record<string, number | string>;
 }
 
 interface DomainState {
@@ -122,6 +115,9 @@ interface DomainState {
   /** The path of the last session opened (kept after an idle close: what the domain uses). */
   path: string | undefined;
 }
+
+/** Where a `checkpoint` request's progress frames go (the server writes them to the connection). */
+export type ProgressSink = (p: CheckpointProgress) => void;
 
 const CAPS_TTL_MS = 10_000;
 /** How often a loop's gap looks for libxl queued on the userdata lock it keeps. */
@@ -480,8 +476,22 @@ export class Daemon {
     if (arr.length > this.#opts.rollingWindow) arr.splice(0, arr.length - this.#opts.rollingWindow);
   }
 
-  /** Handles one validated request. Throws DaemonError (or anything, mapped by the server). */
-  async handle(req: Request): Promise<unknown> {
+  /** One handler per op, each typed with its own request and result. */
+  readonly #handlers: { [O in Op]: (req: RequestOf<O>, progress: ProgressSink | undefined) => Promise<ResultOf<O>> | ResultOf<O> } = {
+    suspend: (req) => this.#suspend(req),
+    resume: (req) => this.#resume(req.domid),
+    checkpoint: (req, progress) => this.#checkpoint(req, progress),
+    "checkpoint.start": (req) => this.#checkpointStart(req),
+    "checkpoint.stop": (req) => this.#checkpointStop(req.domid),
+    status: (req) => (req.domid === undefined ? this.#statusAll() : this.#statusDomain(req.domid)),
+    metrics: () => this.metrics.render(),
+  };
+
+  /**
+   * Handles one validated request. Throws DaemonError (or anything, mapped by the server).
+   * `progress` receives a `checkpoint` request's progress frames.
+   */
+  async handle(req: Request, opts: { progress?: ProgressSink } = {}): Promise<Result> {
     this.metrics.requests.inc({ op: req.op });
     try {
       if (this.stopping && req.op !== "status" && req.op !== "metrics") throw new DaemonError("ESHUTDOWN", "the daemon is stopping");
@@ -490,20 +500,8 @@ export class Daemon {
         const how = await this.gate.wait();
         if (how !== "free") this.metrics.requestsHeld.inc({ released: how });
       }
-      switch (req.op) {
-        case "suspend":
-          return await this.#suspend(req);
-        case "resume":
-          return await this.#resume(req.domid);
-        case "checkpoint.start":
-          return await this.#checkpointStart(req);
-        case "checkpoint.stop":
-          return await this.#checkpointStop(req.domid);
-        case "status":
-          return req.domid === undefined ? this.#statusAll() : await this.#statusDomain(req.domid);
-        case "metrics":
-          return this.metrics.render();
-      }
+      const handler = this.#handlers[req.op] as (r: Request, p: ProgressSink | undefined) => Promise<Result> | Result;
+      return await handler(req, opts.progress);
     } catch (err) {
       const e = toDaemonError(err);
       this.metrics.requestErrors.inc({ op: req.op, code: e.code });
@@ -511,7 +509,7 @@ export class Daemon {
     }
   }
 
-  async #suspend(req: SuspendRequest): Promise<unknown> {
+  async #suspend(req: SuspendRequest): Promise<SuspendReply> {
     const d = req.domid;
     this.#info(d);
     await this.#name(d); // before its first work: the domain's series carry its name from the start
@@ -548,7 +546,7 @@ export class Daemon {
     }));
   }
 
-  async #resume(d: number): Promise<unknown> {
+  async #resume(d: number): Promise<ResumeReply> {
     this.#info(d);
     await this.#name(d); // before its first work: the domain's series carry its name from the start
     const dom = this.#state(d);
@@ -584,30 +582,62 @@ export class Daemon {
     }));
   }
 
-  async #checkpointStart(req: CheckpointStartRequest): Promise<unknown> {
+  async #checkpointStart(req: CheckpointStartRequest): Promise<CheckpointStartReply> {
+    const loop = await this.#startLoop(req);
+    return { domid: req.domid, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
+  }
+
+  /**
+   * A loop run on this request: a progress frame once it is set up and every `progressMs` after
+   * (cumulative counts, so the server may drop one for a client that does not read), then the
+   * loop's summary when it ends. The loop does not depend on the connection: `checkpoint.stop` (on
+   * any connection) or the daemon's stop ends it.
+   */
+  async #checkpoint(req: CheckpointRequest, progress: ProgressSink | undefined): Promise<LoopReply> {
+    const loop = await this.#startLoop(req);
+    const send = (): void => {
+      progress?.(this.#progressOf(req.domid, loop));
+    };
+    send();
+    const timer = progress === undefined ? undefined : setInterval(send, req.progressMs ?? DEFAULT_PROGRESS_MS);
+    try {
+      await loop.finished;
+    } finally {
+      clearInterval(timer);
+    }
+    return { domid: req.domid, loop: this.#loopStatus(loop) };
+  }
+
+  #progressOf(domid: number, loop: Loop): CheckpointProgress {
+    return { domid, ...this.#loopCounts(loop) };
+  }
+
+  /**
+   * Sets up (or reuses) the session now, so that no path / a held lock is this request's error, and
+   * starts the loop. The loop is in place before the queued set-up ends: a request queued behind it
+   * (suspend) sees it.
+   */
+  async #startLoop(req: CheckpointStartRequest | CheckpointRequest): Promise<Loop> {
     const d = req.domid;
     this.#info(d);
     await this.#name(d); // before its first work: the domain's series carry its name from the start
     const dom = this.#state(d);
-    if (dom.loop?.running === true) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
-    // Set up (or reuse) the session now, so that no path / a held lock is this request's error. The
-    // loop is in place before the queued set-up ends: a request queued behind it (suspend) sees it.
-    const loop = await this.#queue.run(d, async () => {
+    if (dom.loop?.running === true) throw new DaemonError("EBUSY", `${req.op}: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
+    return this.#queue.run(d, async () => {
       let path: string | undefined;
-      this.#activate(d, "checkpoint.start", { subscribe: false });
+      this.#activate(d, req.op, { subscribe: false });
       try {
-        this.#assertRunning(this.#info(d), "checkpoint.start");
+        this.#assertRunning(this.#info(d), req.op);
         path = (await this.#session(dom, req.path ?? dom.requestedPath)).path;
       } finally {
         this.#deactivate(d);
       }
-      if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `checkpoint.start: a checkpoint loop already runs on domain ${d}`);
+      if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `${req.op}: a checkpoint loop already runs on domain ${d}`);
       return this.#newLoop(dom, req, path);
     });
-    return { domid: d, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
   }
 
-  #newLoop(dom: DomainState, req: CheckpointStartRequest, path: string | undefined): Loop {
+  #newLoop(dom: DomainState, req: CheckpointStartRequest | CheckpointRequest, path: string | undefined): Loop {
     const loop: Loop = {
       running: true,
       intervalMs: req.intervalMs,
@@ -828,16 +858,18 @@ export class Daemon {
     }
   }
 
-  #loopStatus(loop: Loop | undefined): LoopStatus | null {
-    if (loop === undefined) return null;
+  #loopCounts(loop: Loop): Omit<LoopStatus, "cycleMs" | "suspendMs"> {
     return {
       running: loop.running, intervalMs: loop.intervalMs, count: loop.count, path: loop.path, startedAt: loop.startedAt,
       done: loop.done, ok: loop.ok, failed: loop.failed, skipped: loop.skipped, lastError: loop.lastError, lastSkip: loop.lastSkip, stoppedBy: loop.stoppedBy,
-      cycleMs: summarize(loop.cycleSamples), suspendMs: summarize(loop.suspendSamples),
     };
   }
 
-  async #checkpointStop(d: number): Promise<unknown> {
+  #loopStatus(loop: Loop): LoopStatus {
+    return { ...this.#loopCounts(loop), cycleMs: summarize(loop.cycleSamples), suspendMs: summarize(loop.suspendSamples) };
+  }
+
+  async #checkpointStop(d: number): Promise<LoopReply> {
     const dom = this.#domains.get(d);
     const loop = dom?.loop;
     if (dom === undefined || loop === undefined || !loop.running) {
@@ -861,7 +893,7 @@ export class Daemon {
     return info.paused ? "paused" : "running";
   }
 
-  #statusAll(): unknown {
+  #statusAll(): DaemonStatus {
     let infos: DomainInfo[];
     try {
       infos = this.xen.listDomains().filter((i) => i.domid !== 0);
@@ -874,7 +906,7 @@ export class Daemon {
         domid: info.domid,
         state: this.#domainState(info),
         session: dom?.session === undefined ? null : { state: dom.session.state, path: dom.session.path ?? null },
-        loop: this.#loopStatus(dom?.loop),
+        loop: dom?.loop === undefined ? null : this.#loopStatus(dom.loop),
         last: dom?.last ?? null,
       };
     });
@@ -884,7 +916,7 @@ export class Daemon {
     };
   }
 
-  async #statusDomain(d: number): Promise<unknown> {
+  async #statusDomain(d: number): Promise<DomainStatus> {
     const info = this.#info(d);
     const dom = this.#domains.get(d);
     let caps = dom?.session?.capabilities ?? dom?.caps;
@@ -911,7 +943,7 @@ export class Daemon {
       session: cur?.session === undefined ? null : { state: cur.session.state, path: cur.session.path ?? null, lockHeldNow: this.xen.isActive(d) },
       last: cur?.last ?? null,
       rolling: cur === undefined ? this.#rolling(this.#state(d)) : this.#rolling(cur),
-      loop: this.#loopStatus(cur?.loop),
+      loop: cur?.loop === undefined ? null : this.#loopStatus(cur.loop),
       queued: this.#queue.depth(d),
       journalled: this.journal.has(d),
     };

@@ -1,5 +1,6 @@
-// @fastsuspend/daemon: fastsuspendd (the dom0 daemon) as a library, and its client.
-export { Daemon, toDaemonError, type DaemonOptions, type LoopStatus } from "./daemon";
+// @fastsuspend/daemon: fastsuspendd (the dom0 daemon) as a library, and its client (which
+// `@fastsuspend/daemon/client` gives alone, without loading the daemon).
+export { Daemon, toDaemonError, type DaemonOptions, type ProgressSink } from "./daemon";
 export { DaemonServer, type ServerOptions } from "./server";
 export { DaemonClient, defaultSocketPath, type DaemonClientOptions } from "./client";
 export { startService, assertRoot, type ServiceOptions, type RunningService } from "./service";
@@ -12,5 +13,6 @@ export { DaemonMetrics, failureReason, fallbackReason, domainLabels, type Failur
 export { MetricsHttpServer, MetricsListenError, parseListenAddress, isLoopback, type ListenAddress, type MetricsListenErrorCode, type MetricsHttpOptions } from "./metrics-http";
 export { EventLoopLag, type LagReading } from "./loop-lag";
 export * from "./protocol";
+export { parseRequest, type Parsed } from "./parse-request";
 export { toolstackUser, matchToolstackUser, ToolstackScanner, type ToolProcess, type ScannerOptions } from "./toolstack";
 export { CriticalGate } from "./gate";

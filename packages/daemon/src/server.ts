@@ -10,7 +10,8 @@ import { dirname } from "node:path";
 
 import type { Daemon } from "./daemon";
 import { toDaemonError } from "./daemon";
-import { DaemonError, encodeResponse, errorResponse, MAX_LINE_BYTES, okResponse, parseRequest, type Response } from "./protocol";
+import { parseRequest } from "./parse-request";
+import { DaemonError, encodeFrame, errorResponse, MAX_LINE_BYTES, okResponse, progressFrame, type CheckpointProgress, type RequestId, type Response } from "./protocol";
 
 /** Default limit of requests one connection has in the daemon at once. */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 32;
@@ -39,6 +40,8 @@ export class DaemonServer {
   readonly #log: (line: string) => void;
   /** Requests answered (load measurements). */
   answered = 0;
+  /** Progress frames written (tests). */
+  progressFrames = 0;
   /** Times a connection was paused: its in-flight limit reached, or its answers not read (tests). */
   heldConnections = 0;
 
@@ -84,7 +87,14 @@ export class DaemonServer {
     const send = (r: Response): void => {
       if (closed || sock.destroyed) return;
       this.answered++;
-      sock.write(encodeResponse(r));
+      sock.write(encodeFrame(r));
+    };
+    // Progress frames carry cumulative counts: one that would add to a backlog of unread frames is
+    // dropped, so a client that never reads costs the daemon nothing per cycle.
+    const sendProgress = (id: RequestId, p: CheckpointProgress): void => {
+      if (closed || sock.destroyed || sock.writableNeedDrain) return;
+      this.progressFrames++;
+      sock.write(encodeFrame(progressFrame(id, p)));
     };
     // Reads requests only while this connection has fewer than maxInFlight of them in the daemon
     // and its answers are being read (no write backlog): otherwise the socket is paused, so that a
@@ -103,7 +113,7 @@ export class DaemonServer {
         }
         const text = line.toString("utf8").trim();
         if (text === "") continue;
-        const pending = this.#handleLine(text, send);
+        const pending = this.#handleLine(text, send, sendProgress);
         if (pending !== undefined) {
           inFlight++;
           void pending.then(() => {
@@ -149,14 +159,18 @@ export class DaemonServer {
   }
 
   /** Answers a bad line at once (undefined), or hands the request to the daemon (settles when answered). */
-  #handleLine(text: string, send: (r: Response) => void): Promise<void> | undefined {
+  #handleLine(text: string, send: (r: Response) => void, sendProgress: (id: RequestId, p: CheckpointProgress) => void): Promise<void> | undefined {
     const p = parseRequest(text);
     if (p.error !== undefined) {
       this.#daemon.metrics.requestErrors.inc({ op: "none", code: p.error.code });
       send(errorResponse(p.id, p.error));
       return undefined;
     }
-    return this.#daemon.handle(p.request).then(
+    const id = p.id;
+    const progress = id === null ? undefined : (f: CheckpointProgress): void => {
+      sendProgress(id, f);
+    };
+    return this.#daemon.handle(p.request, progress === undefined ? {} : { progress }).then(
       (result) => {
         send(okResponse(p.id, result));
       },

@@ -98,7 +98,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     await server.listen();
     if (metricsAddr !== undefined) {
       const dm = daemon;
-      metricsHttp = new MetricsHttpServer({ render: async () => String(await dm.handle({ op: "metrics" })), log });
+      // Through handle(): a scrape is counted and waits for the cycle in flight like a socket request.
+      const render = async (): Promise<string> => {
+        const text = await dm.handle({ op: "metrics" });
+        return typeof text === "string" ? text : "";
+      };
+      metricsHttp = new MetricsHttpServer({ render, log });
       await metricsHttp.listen(metricsAddr);
     }
     const d = daemon;

@@ -3,37 +3,21 @@
 // and bind the guest's channel (xc_suspend_evtchn_init_exclusive). In the lab, a daemon that kept
 // the channel bound for the whole loop made `xl save -c` fail with "failed to bind suspend event
 // channel" while the loop reported every cycle ok.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import type { DaemonClient, LoopStatus, ServiceOptions } from "../src";
+import { sleep, useDaemonHarness } from "./harness";
 
-import { FakeWorld } from "@fastsuspend/coordinator/testing";
+const h = useDaemonHarness("fsd-chan-");
+let c: DaemonClient;
 
-import { DaemonClient, startService, type LoopStatus, type RunningService } from "../src";
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-let world: FakeWorld;
-let dir: string;
-let svc: RunningService | undefined;
-let c: DaemonClient | undefined;
-
-beforeEach(async () => {
-  world = await FakeWorld.create();
-  dir = mkdtempSync(join(tmpdir(), "fsd-chan-"));
-  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 100 }, toolstackUser: () => undefined, toolstackCooldownMs: 0 });
-  c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
-});
-afterEach(async () => {
-  c?.close();
-  await svc?.stop();
-  svc = undefined;
-  await world.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+async function start(extra: Partial<ServiceOptions> = {}): Promise<void> {
+  await h.start(extra);
+  c = await h.client();
+}
 
 async function loopOf(domid: number): Promise<LoopStatus> {
-  return (await (c as DaemonClient).request<{ loop: LoopStatus }>("status", { domid })).loop;
+  const { loop } = await c.request("status", { domid });
+  if (loop === null) throw new Error(`no loop on domain ${domid}`);
+  return loop;
 }
 
 /**
@@ -41,7 +25,7 @@ async function loopOf(domid: number): Promise<LoopStatus> {
  * lock only then): lock, bind the guest's port, subscribe it. Returns how it ended.
  */
 async function libxlTakesChannel(domid: number, port: number): Promise<{ ok: boolean; error?: string; release?: () => void }> {
-  const xl = world.binding();
+  const xl = h.world.binding();
   let lastErr = "";
   for (let i = 0; i < 200; i++) {
     let lock;
@@ -52,20 +36,20 @@ async function libxlTakesChannel(domid: number, port: number): Promise<{ ok: boo
       await sleep(1);
       continue;
     }
-    const h = xl.openEvtchn({ poll: false });
+    const handle = xl.openEvtchn({ poll: false });
     try {
-      const local = h.bindInterdomain(domid, port);
+      const local = handle.bindInterdomain(domid, port);
       xl.subscribeForSuspend(domid, port);
       return {
         ok: true,
         release: () => {
-          h.unbind(local);
-          h.close();
+          handle.unbind(local);
+          handle.close();
           lock.release();
         },
       };
     } catch (err) {
-      h.close();
+      handle.close();
       lock.release();
       return { ok: false, error: String(err) };
     }
@@ -74,10 +58,11 @@ async function libxlTakesChannel(domid: number, port: number): Promise<{ ok: boo
 }
 
 it("between the cycles of a loop the guest's channel is unbound: libxl can take it, the loop skips meanwhile, then goes on", async () => {
-  const g = await world.addGuest({ channel: "ok" });
+  await start();
+  const g = await h.world.addGuest({ channel: "ok" });
   const port = g.channelPort ?? -1;
-  const started = await (c as DaemonClient).request<{ path: string }>("checkpoint.start", { domid: g.domid, intervalMs: 5 });
-  expect(started.path.startsWith("evtchn+")).toBe(true);
+  const started = await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+  expect(started.path).toMatch(/^evtchn\+/);
   for (let i = 0; i < 200 && (await loopOf(g.domid)).ok < 3; i++) await sleep(5);
   const xl = await libxlTakesChannel(g.domid, port);
   expect(xl.error).toBeUndefined();
@@ -92,10 +77,10 @@ it("between the cycles of a loop the guest's channel is unbound: libxl can take 
   xl.release?.();
   // xl's leftover subscription must not stop the loop; it goes on over the same channel.
   for (let i = 0; i < 200 && (await loopOf(g.domid)).ok < okBefore + 3; i++) await sleep(5);
-  const after = await (c as DaemonClient).request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
+  const after = await c.request("checkpoint.stop", { domid: g.domid });
   expect(after.loop.ok).toBeGreaterThanOrEqual(okBefore + 3);
   expect(after.loop.failed).toBe(0);
-  expect(world.domainState(g.domid)).toBe("running");
+  expect(h.world.domainState(g.domid)).toBe("running");
   // Stopped: nothing of ours bound to the guest's channel either.
   const again = await libxlTakesChannel(g.domid, port);
   expect(again).toMatchObject({ ok: true });
@@ -103,25 +88,23 @@ it("between the cycles of a loop the guest's channel is unbound: libxl can take 
 });
 
 it("a guest that acts late on a timed-out channel request is resumed, not skipped as 'suspended by another tool' forever", async () => {
-  const g = await world.addGuest({ channel: "ok", suspendDelayMs: 400 });
+  await start();
+  const g = await h.world.addGuest({ channel: "ok", suspendDelayMs: 400 });
   // The next cycle starts well after the late suspend, so it finds the domain suspended.
-  await (c as DaemonClient).request("checkpoint.start", { domid: g.domid, intervalMs: 600, timeoutMs: 30 });
+  await c.request("checkpoint.start", { domid: g.domid, intervalMs: 600, timeoutMs: 30 });
   for (let i = 0; i < 200 && (await loopOf(g.domid)).failed < 1; i++) await sleep(5);
   g.opts.suspendDelayMs = 2; // from now on it answers in time
   for (let i = 0; i < 500 && (await loopOf(g.domid)).ok < 3; i++) await sleep(10);
-  const stopped = await (c as DaemonClient).request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
+  const stopped = await c.request("checkpoint.stop", { domid: g.domid });
   expect(stopped.loop.ok).toBeGreaterThanOrEqual(3);
-  expect(world.domainState(g.domid)).toBe("running");
+  expect(h.world.domainState(g.domid)).toBe("running");
 });
 
 it("the sweeper resumes a late suspend of a timed-out suspend request (no loop running)", async () => {
-  await svc?.stop();
-  c?.close();
-  svc = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, idleMs: 200, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 }, toolstackUser: () => undefined, toolstackCooldownMs: 0 });
-  c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
-  const g = await world.addGuest({ channel: "ok", suspendDelayMs: 300 });
-  await expect((c).request("suspend", { domid: g.domid, timeoutMs: 30 })).rejects.toMatchObject({ code: "ETIMEDOUT" });
-  for (let i = 0; i < 100 && world.domainState(g.domid) !== "suspended"; i++) await sleep(10);
-  for (let i = 0; i < 300 && world.domainState(g.domid) !== "running"; i++) await sleep(10);
-  expect(world.domainState(g.domid)).toBe("running");
+  await start({ idleMs: 200, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 } });
+  const g = await h.world.addGuest({ channel: "ok", suspendDelayMs: 300 });
+  await expect(c.request("suspend", { domid: g.domid, timeoutMs: 30 })).rejects.toMatchObject({ code: "ETIMEDOUT" });
+  for (let i = 0; i < 100 && h.world.domainState(g.domid) !== "suspended"; i++) await sleep(10);
+  for (let i = 0; i < 300 && h.world.domainState(g.domid) !== "running"; i++) await sleep(10);
+  expect(h.world.domainState(g.domid)).toBe("running");
 });

@@ -1,53 +1,23 @@
 // The daemon's exposition (names, labels, types, HELP) read through its socket and over the opt-in
 // HTTP listener, on the coordinator's fake Xen host; and the listener's refusals and clean-up.
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createConnection, createServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 
-import { FakeWorld } from "@fastsuspend/coordinator/testing";
-
-import { DaemonClient, MetricsListenError, parseListenAddress, startService, type LoopStatus, type RunningService } from "../src";
+import { MetricsListenError, parseListenAddress, startService, type DaemonClient, type RunningService } from "../src";
 import { parsePrometheusText, type PromFamily } from "../src/testing";
+import { sleep, useDaemonHarness } from "./harness";
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-let world: FakeWorld;
-let dir: string;
-let svc: RunningService | undefined;
-let c: DaemonClient | undefined;
-
-beforeEach(async () => {
-  world = await FakeWorld.create();
-  dir = mkdtempSync(join(tmpdir(), "fsd-metrics-"));
-});
-afterEach(async () => {
-  c?.close();
-  c = undefined;
-  await svc?.stop();
-  svc = undefined;
-  await world.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const h = useDaemonHarness("fsd-metrics-", { session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 } });
+let c: DaemonClient;
 
 async function start(metricsListen?: string, goneSeriesMs?: number): Promise<RunningService> {
-  svc = await startService({
-    xen: world.binding(), xs: world.xenstore, runDir: dir, session: { defaultTimeoutMs: 1000, lateSuspendGraceMs: 50 }, toolstackUser: () => undefined, toolstackCooldownMs: 0,
+  const svc = await h.start({
     ...(metricsListen === undefined ? {} : { metricsListen }),
     ...(goneSeriesMs === undefined ? {} : { goneSeriesMs }),
   });
-  c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 5000 });
+  c = await h.client();
   return svc;
-}
-
-async function loopDone(domid: number): Promise<LoopStatus> {
-  for (let i = 0; i < 300; i++) {
-    const st = await c?.request<{ loop: LoopStatus | null }>("status", { domid });
-    if (st?.loop?.running === false) return st.loop;
-    await sleep(10);
-  }
-  throw new Error(`loop on ${domid} did not end`);
 }
 
 function family(fams: Map<string, PromFamily>, name: string): PromFamily {
@@ -96,18 +66,18 @@ describe("the daemon's metrics", () => {
   it("label each domain by name and domid (escaped), count failures by reason, and say which path each guest uses and why it fell back", async () => {
     await start(undefined, 1000);
     const name = 'web"1\\prod\nx';
-    const fast = await world.addGuest({ channel: "ok" });
-    const stock = await world.addGuest();
-    const dead = await world.addGuest({ answersXenstore: false });
-    await world.xs.write(`/local/domain/${fast.domid}/name`, "fast");
-    await world.xs.write(`/local/domain/${stock.domid}/name`, name);
-    await world.xs.write(`/local/domain/${dead.domid}/name`, "dead");
-    await c?.request("checkpoint.start", { domid: fast.domid, intervalMs: 0, count: 3 });
-    await c?.request("checkpoint.start", { domid: stock.domid, intervalMs: 0, count: 4 });
-    await c?.request("checkpoint.start", { domid: dead.domid, intervalMs: 0, count: 2, timeoutMs: 50 });
-    for (const d of [fast, stock, dead]) await loopDone(d.domid);
-    const text = await c?.request<string>("metrics");
-    if (typeof text !== "string") throw new Error("metrics is not text");
+    const fast = await h.world.addGuest({ channel: "ok" });
+    const stock = await h.world.addGuest();
+    const dead = await h.world.addGuest({ answersXenstore: false });
+    await h.world.xs.write(`/local/domain/${fast.domid}/name`, "fast");
+    await h.world.xs.write(`/local/domain/${stock.domid}/name`, name);
+    await h.world.xs.write(`/local/domain/${dead.domid}/name`, "dead");
+    await Promise.all([
+      c.checkpoint({ domid: fast.domid, intervalMs: 0, count: 3 }),
+      c.checkpoint({ domid: stock.domid, intervalMs: 0, count: 4 }),
+      c.checkpoint({ domid: dead.domid, intervalMs: 0, count: 2, timeoutMs: 50 }),
+    ]);
+    const text = await c.request("metrics");
     expect(text).toContain(`fastsuspend_checkpoint_cycles_total{domain="web\\"1\\\\prod\\nx",domid="${stock.domid}",result="ok"} 4\n`);
     const fams = parsePrometheusText(text);
     const id = (g: { domid: number }): string => String(g.domid);
@@ -154,9 +124,9 @@ describe("the daemon's metrics", () => {
     expect(valueOf(fams, "fastsuspend_event_loop_lag_seconds", {})).toBeGreaterThanOrEqual(0);
     expect(valueOf(fams, "fastsuspend_domains_followed", {})).toBe(3);
     // A domain that goes takes its series with it, once the next scrapes had its last counts.
-    world.xen.hv.destroyDomain(stock.domid);
-    world.xsd.destroyDomain(stock.domid);
-    const scrape = async (): Promise<Map<string, PromFamily>> => parsePrometheusText((await c?.request<string>("metrics")) ?? "");
+    h.world.xen.hv.destroyDomain(stock.domid);
+    h.world.xsd.destroyDomain(stock.domid);
+    const scrape = async (): Promise<Map<string, PromFamily>> => parsePrometheusText(await c.request("metrics"));
     let after = await scrape();
     for (let i = 0; i < 100 && valueOf(after, "fastsuspend_domains_followed", {}) !== 2; i++) {
       await sleep(10);
@@ -196,7 +166,6 @@ describe("the HTTP listener (--metrics-listen)", () => {
     const head = await get(port, "/metrics", "HEAD");
     expect([head.status, head.body]).toEqual([200, ""]);
     await s.stop();
-    svc = undefined;
     expect(s.metricsHttp?.listening).toBe(false);
     expect(await refused(port)).toBe("ECONNREFUSED");
   });
@@ -218,13 +187,13 @@ describe("the HTTP listener (--metrics-listen)", () => {
       thrown = e;
     }
     expect(thrown).toMatchObject({ code });
-    const err: unknown = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, metricsListen: addr }).catch((e: unknown) => e);
+    const err: unknown = await startService({ xen: h.world.binding(), xs: h.world.xenstore, runDir: h.dir, metricsListen: addr }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MetricsListenError);
     expect(err).toMatchObject({ code });
-    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(h.dir)).toEqual([]);
     // Checked before the pid lock: with a daemon running, the address is still what is reported.
     await start();
-    const again: unknown = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, metricsListen: addr }).catch((e: unknown) => e);
+    const again: unknown = await startService({ xen: h.world.binding(), xs: h.world.xenstore, runDir: h.dir, metricsListen: addr }).catch((e: unknown) => e);
     expect(again).toMatchObject({ code });
   });
 
@@ -240,16 +209,16 @@ describe("the HTTP listener (--metrics-listen)", () => {
     await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
     const port = (taken.address() as AddressInfo).port;
     try {
-      const err: unknown = await startService({ xen: world.binding(), xs: world.xenstore, runDir: dir, metricsListen: `127.0.0.1:${port}` }).catch((e: unknown) => e);
+      const err: unknown = await startService({ xen: h.world.binding(), xs: h.world.xenstore, runDir: h.dir, metricsListen: `127.0.0.1:${port}` }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MetricsListenError);
       expect(err).toMatchObject({ code: "EBIND", errno: "EADDRINUSE", message: expect.stringContaining(`127.0.0.1:${port}`) as unknown });
       // No socket, no pid file, no journal: and the pid lock is free again.
-      expect(readdirSync(dir)).toEqual([]);
+      expect(readdirSync(h.dir)).toEqual([]);
     } finally {
       taken.close();
     }
     const s = await start();
     expect(s.metricsHttp).toBeUndefined();
-    expect(await c?.request<string>("metrics")).toContain("fastsuspend_requests_total");
+    expect(await c.request("metrics")).toContain("fastsuspend_requests_total");
   });
 });

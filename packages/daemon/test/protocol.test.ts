@@ -1,5 +1,5 @@
 // Request parsing and validation: every bad input gets a specific error, matched to its id.
-import { encodeResponse, parseRequest, type DaemonErrorCode } from "../src";
+import { encodeFrame, parseRequest, type DaemonErrorCode } from "../src";
 
 function errOf(line: string): { id: unknown; code: DaemonErrorCode; message: string } {
   const p = parseRequest(line);
@@ -20,6 +20,14 @@ describe("parseRequest", () => {
     expect(parseRequest('{"id":4,"op":"status"}').request).toEqual({ op: "status" });
     expect(parseRequest('{"id":4,"op":"status","domid":9}').request).toEqual({ op: "status", domid: 9 });
     expect(parseRequest('{"id":5,"op":"metrics"}').request).toEqual({ op: "metrics" });
+    expect(parseRequest('{"id":6,"op":"checkpoint","domid":4,"intervalMs":50,"count":9,"progressMs":250}').request).toEqual({ op: "checkpoint", domid: 4, intervalMs: 50, count: 9, progressMs: 250 });
+  });
+
+  it("takes a protocol version up to its own; a newer one is refused", () => {
+    expect(parseRequest('{"id":1,"op":"metrics","v":1}').request).toEqual({ op: "metrics" });
+    expect(parseRequest('{"id":1,"op":"metrics","v":2}').request).toEqual({ op: "metrics" });
+    expect(errOf('{"id":1,"op":"metrics","v":3}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining("newer than this daemon's (2)") as unknown });
+    expect(errOf('{"id":1,"op":"metrics","v":"2"}')).toMatchObject({ code: "EINVAL" });
   });
 
   it("malformed JSON and non-objects are EPARSE with no id", () => {
@@ -50,12 +58,14 @@ describe("parseRequest", () => {
     expect(errOf('{"id":1,"op":"checkpoint.start","domid":3,"intervalMs":10,"count":0}')).toMatchObject({ code: "EINVAL" });
     expect(errOf('{"id":1,"op":"resume","domid":3,"force":true}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining('unknown field "force"') as unknown });
     expect(errOf('{"id":1,"op":"metrics","domid":3}')).toMatchObject({ code: "EINVAL" });
+    expect(errOf('{"id":1,"op":"checkpoint","domid":3,"intervalMs":0,"progressMs":1}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining('"progressMs" must be in [10,') as unknown });
+    expect(errOf('{"id":1,"op":"checkpoint.start","domid":3,"intervalMs":0,"progressMs":100}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining('unknown field "progressMs"') as unknown });
   });
 
   it("responses are one JSON line; NaN is written as null", () => {
-    const line = encodeResponse({ id: 1, ok: true, result: { x: Number.NaN, y: 2 } });
+    const line = encodeFrame({ v: 2, id: 1, ok: true, result: { domid: 3, resumeMs: Number.NaN, xsResumeMs: 2 } });
     expect(line.endsWith("\n")).toBe(true);
     expect(line.indexOf("\n")).toBe(line.length - 1);
-    expect(JSON.parse(line)).toEqual({ id: 1, ok: true, result: { x: null, y: 2 } });
+    expect(JSON.parse(line)).toEqual({ v: 2, id: 1, ok: true, result: { domid: 3, resumeMs: null, xsResumeMs: 2 } });
   });
 });

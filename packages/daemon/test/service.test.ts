@@ -65,7 +65,9 @@ function journalAtEachResume(s: RunningService, g: FakeWorldGuest): string[][] {
 
 /** The checkpoint loop's status of a domain, as `status` reports it. */
 async function loopOf(c: DaemonClient, domid: number): Promise<LoopStatus> {
-  return (await c.request<{ loop: LoopStatus }>("status", { domid })).loop;
+  const { loop } = await c.request("status", { domid });
+  if (loop === null) throw new Error(`no loop on domain ${domid}`);
+  return loop;
 }
 
 async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -124,7 +126,7 @@ describe("fastsuspendd on the fake host", () => {
     const g = await world.addGuest();
     expect(statSync(join(dir, "daemon.sock")).mode & 0o777).toBe(0o600);
     const c = await client();
-    const r = await c.request<{ domid: number; path: string; suspendMs: number }>("suspend", { domid: g.domid });
+    const r = await c.request("suspend", { domid: g.domid });
     expect(r.domid).toBe(g.domid);
     expect(r.path).toBe("xenstore+evtchn");
     expect(world.domainState(g.domid)).toBe("suspended");
@@ -132,7 +134,7 @@ describe("fastsuspendd on the fake host", () => {
     expect(world.xen.suspendLockExists(g.domid)).toBe(false);
     expect(world.subscription(g.domid)).toBe(0);
     expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("already suspended") as unknown });
-    const st = await c.request<{ state: string; pathsInUse: string[]; session: { state: string } }>("status", { domid: g.domid });
+    const st = await c.request("status", { domid: g.domid });
     expect(st).toMatchObject({ state: "suspended", pathsInUse: ["xenstore+evtchn"], session: { state: "suspended" } });
     await c.request("resume", { domid: g.domid });
     expect(world.domainState(g.domid)).toBe("running");
@@ -150,10 +152,10 @@ describe("fastsuspendd on the fake host", () => {
     const c = await client();
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
     for (let i = 0; i < 100 && (await loopOf(c, g.domid)).running; i++) await sleep(10);
-    const r = await c.request<{ path: string }>("suspend", { domid: g.domid, path: "xenstore+watch" });
+    const r = await c.request("suspend", { domid: g.domid, path: "xenstore+watch" });
     expect(r.path).toBe("xenstore+watch");
     await c.request("resume", { domid: g.domid });
-    const r2 = await c.request<{ path: string }>("suspend", { domid: g.domid, path: "xenstore+evtchn", timeoutMs: 500 });
+    const r2 = await c.request("suspend", { domid: g.domid, path: "xenstore+evtchn", timeoutMs: 500 });
     expect(r2.path).toBe("xenstore+evtchn");
     await c.request("resume", { domid: g.domid });
     expect(world.xen.suspendLockExists(g.domid)).toBe(false);
@@ -184,7 +186,7 @@ describe("fastsuspendd on the fake host", () => {
     const g = await world.addGuest();
     const c = await client();
     const portsBefore = world.boundPorts();
-    const started = await c.request<{ started: boolean; path: string }>("checkpoint.start", { domid: g.domid, intervalMs: 5, count: 8 });
+    const started = await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5, count: 8 });
     expect(started).toMatchObject({ started: true, path: "xenstore+evtchn" });
     const portsWarm = world.boundPorts();
     expect(portsWarm).toBeGreaterThan(portsBefore);
@@ -192,27 +194,27 @@ describe("fastsuspendd on the fake host", () => {
     expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("checkpoint loop") as unknown });
     let loop: LoopStatus | null = null;
     for (let i = 0; i < 200; i++) {
-      loop = (await c.request<{ loop: LoopStatus | null }>("status", { domid: g.domid })).loop;
+      loop = (await c.request("status", { domid: g.domid })).loop;
       if (loop?.running === false) break;
       await sleep(20);
     }
     expect(loop).toMatchObject({ running: false, done: 8, ok: 8, failed: 0, stoppedBy: "count" });
     expect(world.domainState(g.domid)).toBe("running");
     expect(world.boundPorts()).toBe(portsWarm); // same channels all along
-    const st = await c.request<{ rolling: { cycleMs: { n: number; p99: number } }; last: { op: string } }>("status", { domid: g.domid });
+    const st = await c.request("status", { domid: g.domid });
     expect(st.rolling.cycleMs.n).toBe(8);
     expect(st.rolling.cycleMs.p99).toBeGreaterThan(0);
-    expect(st.last.op).toBe("cycle");
+    expect(st.last?.op).toBe("cycle");
     expect([loop?.cycleMs.n, loop?.suspendMs.n]).toEqual([8, 8]);
     // A second loop's summary holds its own cycles only; the domain's rolling window holds both.
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 3 });
     for (let i = 0; i < 200 && (loop?.running !== false || loop.done !== 3); i++) {
       await sleep(10);
-      loop = (await c.request<{ loop: LoopStatus | null }>("status", { domid: g.domid })).loop;
+      loop = (await c.request("status", { domid: g.domid })).loop;
     }
-    const st2 = await c.request<{ loop: LoopStatus; rolling: { cycleMs: { n: number } } }>("status", { domid: g.domid });
-    expect([st2.loop.cycleMs.n, st2.loop.suspendMs.n, st2.rolling.cycleMs.n]).toEqual([3, 3, 11]);
-    const m = await c.request<string>("metrics");
+    const st2 = await c.request("status", { domid: g.domid });
+    expect([st2.loop?.cycleMs.n, st2.loop?.suspendMs.n, st2.rolling.cycleMs.n]).toEqual([3, 3, 11]);
+    const m = await c.request("metrics");
     expect(m).toContain(`fastsuspend_checkpoint_cycles_total{domain="",domid="${g.domid}",result="ok"} 11`);
     expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_count{path="xenstore+evtchn"} 11');
     expect(m).toContain('fastsuspend_checkpoint_cycle_seconds_bucket{path="xenstore+evtchn",le="+Inf"} 11');
@@ -241,7 +243,7 @@ describe("fastsuspendd on the fake host", () => {
     await sleep(150);
     const after = await loopOf(c, g.domid);
     expect(after.ok).toBeGreaterThan(during.ok);
-    const stopped = await c.request<{ loop: LoopStatus }>("checkpoint.stop", { domid: g.domid });
+    const stopped = await c.request("checkpoint.stop", { domid: g.domid });
     expect(stopped.loop).toMatchObject({ running: false, stoppedBy: "request", failed: 0 });
     expect(world.domainState(g.domid)).toBe("running");
     expect(await errorOf(c.request("checkpoint.stop", { domid: g.domid }))).toMatchObject({ code: "ESTATE" });
@@ -346,13 +348,13 @@ describe("fastsuspendd on the fake host", () => {
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 6 });
     await c.request("checkpoint.start", { domid: plain.domid, intervalMs: 0, count: 6 });
     for (let i = 0; i < 200; i++) {
-      const [a, b] = await Promise.all([g, plain].map((x) => c.request<{ loop: LoopStatus }>("status", { domid: x.domid })));
-      if (a?.loop.running === false && b?.loop.running === false) break;
+      const [a, b] = await Promise.all([g, plain].map((x) => c.request("status", { domid: x.domid })));
+      if (a?.loop?.running === false && b?.loop?.running === false) break;
       await sleep(10);
     }
     expect(scanned.filter((d) => d === g.domid)).toHaveLength(6);
     expect(scanned.filter((d) => d === plain.domid)).toHaveLength(6);
-    expect(await c.request<string>("metrics")).toContain('fastsuspend_toolstack_checks_total{how="scan"} 12');
+    expect(await c.request("metrics")).toContain('fastsuspend_toolstack_checks_total{how="scan"} 12');
     xlAt = { domid: g.domid, what: "xl (pid 7): save -c 1 /dev/null" };
     await c.request("checkpoint.start", { domid: g.domid, intervalMs: 0, count: 2 });
     await sleep(50);
@@ -444,7 +446,7 @@ describe("fastsuspendd on the fake host", () => {
     let answered = 0;
     const pollers = cs.map(async (c, i) => {
       for (let k = 0; !stop; k++) {
-        await c.request((i + k) % 2 === 0 ? "metrics" : "status", (i + k) % 2 === 0 ? {} : { domid: g.domid });
+        await ((i + k) % 2 === 0 ? c.request("metrics") : c.request("status", { domid: g.domid }));
         answered++;
       }
     });
@@ -461,7 +463,7 @@ describe("fastsuspendd on the fake host", () => {
     expect(during).toEqual(Array.from({ length: 10 }, () => 0));
     expect(answered).toBeGreaterThan(8); // answered between the cycles
     expect(s.daemon.gate.held).toBeGreaterThan(0);
-    expect(await ctl.request<string>("metrics")).toMatch(/fastsuspend_requests_held_total\{released="after-work"\} [1-9]/);
+    expect(await ctl.request("metrics")).toMatch(/fastsuspend_requests_held_total\{released="after-work"\} [1-9]/);
   });
 
   it("a request held by a long cycle is answered after maxRequestHoldMs anyway", async () => {
@@ -472,7 +474,7 @@ describe("fastsuspendd on the fake host", () => {
     await sleep(30); // the cycle waits for the guest's 400 ms
     expect(s.daemon.gate.active).toBe(1);
     const t0 = Date.now();
-    const st = await c.request<{ loop: LoopStatus }>("status", { domid: g.domid });
+    const st = await c.request("status", { domid: g.domid });
     const ms = Date.now() - t0;
     expect(st.loop).toMatchObject({ running: true, ok: 0 });
     expect(ms).toBeGreaterThanOrEqual(40);
@@ -500,7 +502,7 @@ describe("fastsuspendd on the fake host", () => {
     expect(endless.lines[0]?.error?.code).toBe("ETOOBIG");
     expect(endless.closed).toBe(true);
     const c = await client();
-    const m = await c.request<string>("metrics");
+    const m = await c.request("metrics");
     expect(m).toContain('fastsuspend_request_errors_total{op="none",code="ETOOBIG"} 2');
     expect(m).toContain('fastsuspend_request_errors_total{op="none",code="EPARSE"} 1');
   });
@@ -675,7 +677,7 @@ describe("fastsuspendd on the fake host", () => {
     const g = await world.addGuest({ suspendDelayMs: 300 });
     const c = await DaemonClient.connect({ socketPath: join(dir, "daemon.sock"), timeoutMs: 100 });
     clients.push(c);
-    const r = await c.request<{ path: string }>("suspend", { domid: g.domid, timeoutMs: 2000 });
+    const r = await c.request("suspend", { domid: g.domid, timeoutMs: 2000 });
     expect(r.path).toBe("xenstore+evtchn");
     expect(world.domainState(g.domid)).toBe("suspended");
   });
@@ -735,7 +737,7 @@ describe("fastsuspendd on the fake host", () => {
     world.xen.hv.destroyDomain(g2.domid);
     world.xsd.destroyDomain(g2.domid);
     await sleep(400);
-    expect(await c.request<string>("metrics")).toMatch(/fastsuspend_sessions_open 0\n/);
+    expect(await c.request("metrics")).toMatch(/fastsuspend_sessions_open 0\n/);
     expect(world.boundPorts()).toBe(0);
     expect(s.daemon.journal.entries()).toEqual([]);
     expect(world.domainState(g.domid)).toBe("running");

@@ -1,19 +1,14 @@
 #!/usr/bin/env node
 // Load on fastsuspendd: a checkpoint loop of COUNT cycles alone, then the same loop while CLIENTS
 // connections poll status and metrics back to back. Prints requests/s and the checkpoint p99 of both
-// runs (each from its own loop's summary in status; the domain's rolling window would mix the two).
+// runs (each from its own loop's summary; the domain's rolling window would mix the two). The loop
+// runs on a `checkpoint` request, which answers when it ends: no status polling of our own.
 //   node dist/bench/load.js --domid D [--clients 16] [--count 100] [--interval 100] [--socket PATH] [--json]
 import { parseArgs } from "node:util";
 
 import { summarize, type Summary } from "@fastsuspend/coordinator";
 
 import { DaemonClient, defaultSocketPath } from "../client";
-import type { LoopStatus } from "../daemon";
-
-interface DomainStatus {
-  loop: LoopStatus | null;
-  rolling: { suspendMs: Summary; cycleMs: Summary };
-}
 
 interface RunResult {
   clients: number;
@@ -26,8 +21,6 @@ interface RunResult {
   cycleMs: Summary;
   suspendMs: Summary;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function runLoop(ctl: DaemonClient, domid: number, count: number, intervalMs: number, clients: DaemonClient[]): Promise<RunResult> {
   let stop = false;
@@ -43,26 +36,20 @@ async function runLoop(ctl: DaemonClient, domid: number, count: number, interval
     }
   });
   const t0 = Date.now();
-  await ctl.request("checkpoint.start", { domid, intervalMs, count });
-  let st: DomainStatus;
-  for (;;) {
-    await sleep(200);
-    st = await ctl.request<DomainStatus>("status", { domid });
-    if (st.loop === null || !st.loop.running) break;
-  }
+  const { loop } = await ctl.checkpoint({ domid, intervalMs, count });
   const seconds = (Date.now() - t0) / 1000;
   stop = true;
   await Promise.all(pollers);
   return {
     clients: clients.length,
-    cycles: st.loop?.ok ?? 0,
-    failed: st.loop?.failed ?? 0,
+    cycles: loop.ok,
+    failed: loop.failed,
     seconds,
     requests,
     requestsPerSecond: requests / seconds,
     requestMs: summarize(lat),
-    cycleMs: st.loop?.cycleMs ?? st.rolling.cycleMs,
-    suspendMs: st.loop?.suspendMs ?? st.rolling.suspendMs,
+    cycleMs: loop.cycleMs,
+    suspendMs: loop.suspendMs,
   };
 }
 
