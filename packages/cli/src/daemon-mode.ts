@@ -5,7 +5,7 @@ import { isDaemonError, type CheckpointProgress, type DaemonClient } from "@fast
 import type { CliArgs } from "./args";
 import { GUARDED_SIGNALS, printInfo } from "./commands";
 import type { Deps } from "./context";
-import { EXIT, type ExitCode } from "./exit-codes";
+import { errorLine, EXIT, exitCodeFor } from "./exit-codes";
 import { cmdMetrics } from "./metrics";
 import { PROGRESS_EVERY_MS, progressFor, type LoopCounts } from "./progress";
 import { formatStatus } from "./status-format";
@@ -32,11 +32,6 @@ export function daemonCanServe(a: CliArgs): boolean {
     default:
       return false;
   }
-}
-
-function codeFor(err: unknown): ExitCode {
-  if (isDaemonError(err, "ENODOMAIN") || (isDaemonError(err, "EINVAL") && /control domain/.test(err.message))) return EXIT.environment;
-  return EXIT.failed;
 }
 
 export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promise<number> {
@@ -79,8 +74,8 @@ export async function viaDaemon(c: DaemonClient, a: CliArgs, deps: Deps): Promis
         return EXIT.usage;
     }
   } catch (err) {
-    deps.stderr(`fastsuspend: ${err instanceof Error ? err.message : String(err)}\n`);
-    return codeFor(err);
+    deps.stderr(`${errorLine(err)}\n`);
+    return exitCodeFor(err);
   }
 }
 

@@ -3,11 +3,12 @@ import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { summarize } from "@fastsuspend/coordinator";
+import { CoordinatorError, summarize } from "@fastsuspend/coordinator";
+import { DaemonError } from "@fastsuspend/daemon/client";
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import { XenUnavailableError } from "@fastsuspend/xen";
 
-import { COMMANDS, EXIT, formatTable, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
+import { COMMANDS, EXIT, exitCodeFor, formatTable, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
 import { EnvironmentError } from "../src/exit-codes";
 import { mediansPerBlock } from "../src/commands";
 import { commandHelp } from "../src/usage";
@@ -152,6 +153,21 @@ describe("commands on the fake host", () => {
     expect(await run(["suspend", String(g.domid)], l)).toBe(EXIT.failed);
     expect(l.err.join("")).toMatch(/held by another process/);
     release();
+  });
+
+  it("exit codes follow the error's code, from the coordinator or the daemon, never its text", async () => {
+    const d = deps();
+    // Unknown domain on resume: ENODOMAIN (it was EDOMAIN, "destroyed before resume", exit 1).
+    expect(await run(["resume", "999"], d)).toBe(EXIT.environment);
+    expect(d.err.join("")).toMatch(/domain 999 was destroyed before resume/);
+    for (const code of ["ENODOMAIN", "EDYING", "ECONTROLDOMAIN"] as const) {
+      expect([code, exitCodeFor(new CoordinatorError(code, 3, "x"))]).toEqual([code, EXIT.environment]);
+      expect([code, exitCodeFor(new DaemonError(code, "x"))]).toEqual([code, EXIT.environment]);
+    }
+    // The words of the old regex under other codes are failures, not the environment.
+    expect(exitCodeFor(new DaemonError("EINVAL", "domain 0 is the control domain"))).toBe(EXIT.failed);
+    expect(exitCodeFor(new CoordinatorError("ESUSPENDED", 3, "domain 3 does not exist, is dying"))).toBe(EXIT.failed);
+    expect(exitCodeFor(new CoordinatorError("ENOTSUSPENDED", 3, "x"))).toBe(EXIT.failed);
   });
 
   it("resume of a running domain is an operation failure", async () => {

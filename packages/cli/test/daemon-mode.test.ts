@@ -70,9 +70,14 @@ describe("fastsuspend through fastsuspendd", () => {
     expect(await run(["status", "--json"], d)).toBe(EXIT.ok);
     expect(JSON.parse(d.out[d.out.length - 1] ?? "")).toMatchObject({ domains: [{ domid: g.domid, state: "running" }] });
     expect(d.direct).toBe(0);
-    // Daemon errors keep the CLI's exit codes: unknown domain is 3.
+    // Daemon errors keep the CLI's exit codes, by their code: unknown domain and dom0 are 3, a
+    // domain that is not suspended 1.
     expect(await run(["suspend", "999"], d)).toBe(EXIT.environment);
     expect(d.err.join("")).toMatch(/no domain 999/);
+    expect(await run(["suspend", "0"], d)).toBe(EXIT.environment);
+    expect(d.err.join("")).toMatch(/domain 0 is the control domain/);
+    expect(await run(["resume", String(g.domid)], d)).toBe(EXIT.failed);
+    expect(d.err.join("")).toMatch(/is not suspended: nothing to resume/);
   });
 
   it("status prints a table of domains, status DOM the domain in detail; --json prints the answer", async () => {

@@ -3,12 +3,12 @@ import type { Capabilities } from "./detect";
 import { CoordinatorError } from "./errors";
 import { allPathNames, parsePath, pathName, type PathName } from "./paths";
 
-/** Throws ESTATE for a domain no path can work on (missing, dom0, dying). */
+/** Throws for a domain no path can work on: ECONTROLDOMAIN, ENODOMAIN, EDYING. */
 export function assertSuspendable(caps: Capabilities): void {
   const d = caps.domid;
-  if (caps.isDom0) throw new CoordinatorError("ESTATE", d, "domain 0 is the control domain: it cannot be suspended from here");
-  if (!caps.exists) throw new CoordinatorError("ESTATE", d, `domain ${d} does not exist`);
-  if (caps.dying) throw new CoordinatorError("ESTATE", d, `domain ${d} is dying`);
+  if (caps.isDom0) throw new CoordinatorError("ECONTROLDOMAIN", d, "domain 0 is the control domain: it cannot be suspended from here");
+  if (!caps.exists) throw new CoordinatorError("ENODOMAIN", d, `domain ${d} does not exist`);
+  if (caps.dying) throw new CoordinatorError("EDYING", d, `domain ${d} is dying`);
 }
 
 export function choosePath(caps: Capabilities, override?: string): PathName {

@@ -5,16 +5,16 @@ import { CoordinatorError } from "./errors";
 
 export type WaitState = "suspended" | "running";
 
-/** Throws EDOMAIN, naming the domain and what happened, if it can no longer suspend. */
+/** Throws ENODOMAIN, EDYING or EDOMAIN, naming the domain and what happened, if it can no longer suspend. */
 export function domainWaitState(xen: XenBinding, domid: number, while_: string): WaitState {
   let info: DomainInfo;
   try {
     info = xen.getInfo(domid);
   } catch (err) {
-    if (isXenError(err, "ESRCH")) throw new CoordinatorError("EDOMAIN", domid, `domain ${domid} was destroyed ${while_}`, { cause: err });
+    if (isXenError(err, "ESRCH")) throw new CoordinatorError("ENODOMAIN", domid, `domain ${domid} was destroyed ${while_}`, { cause: err });
     throw err;
   }
-  if (info.dying) throw new CoordinatorError("EDOMAIN", domid, `domain ${domid} is dying (being destroyed) ${while_}`);
+  if (info.dying) throw new CoordinatorError("EDYING", domid, `domain ${domid} is dying (being destroyed) ${while_}`);
   if (!info.shutdown) return "running";
   if (info.shutdownReasonName === "suspend") return "suspended";
   const reason = info.shutdownReasonName ?? `reason ${String(info.shutdownReason)}`;

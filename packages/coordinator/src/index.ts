@@ -3,7 +3,7 @@ export { SuspendSession, type SessionOptions, type SessionState, type SuspendOpt
 export { detect, readGuestChannel, type Capabilities, type ChannelStatus, type GuestChannel, type DetectOptions } from "./detect";
 export { choosePath, fallbackOrder, assertSuspendable } from "./choose";
 export { TRIGGERS, NOTIFICATIONS, BASELINE_PATH, pathName, parsePath, allPathNames, orderedPaths, type Trigger, type Notification, type PathName, type SuspendPath } from "./paths";
-export { CoordinatorError, SuspendTimeoutError, isCoordinatorError, errorText, type CoordinatorErrorCode, type TimeoutDetails } from "./errors";
+export { CoordinatorError, SuspendTimeoutError, COORDINATOR_ERROR_CODES, isCoordinatorError, isDomainEnded, errorText, type CoordinatorErrorCode, type TimeoutDetails } from "./errors";
 export { summarize, type Summary } from "./stats";
 export { checkpointLoop, type CheckpointOptions, type CheckpointStats } from "./checkpoint";
 export { installSignalGuard, type SignalGuardOptions, type SignalSource } from "./signal-guard";

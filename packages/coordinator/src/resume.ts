@@ -20,9 +20,9 @@ export async function resumeSuspended(
   domid: number,
   opts: StandaloneResumeOptions = {},
 ): Promise<{ resumeMs: number; xsResumeMs: number }> {
-  if (domid === 0) throw new CoordinatorError("ESTATE", domid, "domain 0 is the control domain: it cannot be resumed from here");
+  if (domid === 0) throw new CoordinatorError("ECONTROLDOMAIN", domid, "domain 0 is the control domain: it cannot be resumed from here");
   const state = domainWaitState(xen, domid, "before resume");
-  if (state !== "suspended") throw new CoordinatorError("ESTATE", domid, `domain ${domid} is not suspended: nothing to resume`);
+  if (state !== "suspended") throw new CoordinatorError("ENOTSUSPENDED", domid, `domain ${domid} is not suspended: nothing to resume`);
   const t0 = now();
   xen.resume(domid, opts.fast ?? true);
   const resumeMs = msSince(t0);

@@ -178,10 +178,10 @@ export class SuspendSession {
 
   /** Takes the lock, detects, picks the path, binds and subscribes. Nothing is left held on failure. */
   async open(): Promise<Capabilities> {
-    if (this.#state !== "new") throw new CoordinatorError("ESTATE", this.domid, `session for domain ${this.domid} was already opened`);
+    if (this.#state !== "new") throw new CoordinatorError("ESESSION", this.domid, `session for domain ${this.domid} was already opened`);
     const d = this.domid;
     if (d === this.#opts.selfDomid || d === 0) {
-      throw new CoordinatorError("ESTATE", d, "domain 0 is the control domain: it cannot be suspended from here");
+      throw new CoordinatorError("ECONTROLDOMAIN", d, `domain ${d} is the control domain: it cannot be suspended from here`);
     }
     try {
       this.#lock = this.#xen.lockSuspend(d);
@@ -260,23 +260,23 @@ export class SuspendSession {
     if (this.#state === "closed" || this.#closing !== undefined) {
       return new CoordinatorError("ECLOSED", this.domid, `${op}: the session for domain ${this.domid} is closed`);
     }
-    if (this.#state === "new") return new CoordinatorError("ESTATE", this.domid, `${op}: open() the session for domain ${this.domid} first`);
+    if (this.#state === "new") return new CoordinatorError("ESESSION", this.domid, `${op}: open() the session for domain ${this.domid} first`);
     return undefined;
   }
 
   /** Interrupts an in-flight suspend (it cancels as on a timeout). Used by the signal guard. */
   interrupt(): void {
-    this.#abort.abort(new CoordinatorError("ESTATE", this.domid, `suspend of domain ${this.domid} interrupted`));
+    this.#abort.abort(new CoordinatorError("EINTERRUPTED", this.domid, `suspend of domain ${this.domid} interrupted`));
   }
 
   suspend(opts: SuspendOptions = {}): Promise<SuspendResult> {
     const closed = this.#notOpen("suspend");
     if (closed !== undefined) return Promise.reject(closed);
     if (this.#state === "suspended") {
-      return Promise.reject(new CoordinatorError("ESTATE", this.domid, `domain ${this.domid} is already suspended: resume it first`));
+      return Promise.reject(new CoordinatorError("ESUSPENDED", this.domid, `domain ${this.domid} is already suspended: resume it first`));
     }
     if (this.#inflight !== undefined) {
-      return Promise.reject(new CoordinatorError("ESTATE", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
+      return Promise.reject(new CoordinatorError("EINPROGRESS", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
     }
     this.#abort = new AbortController();
     const run = this.#suspend(opts.timeoutMs ?? this.#opts.defaultTimeoutMs);
@@ -300,7 +300,7 @@ export class SuspendSession {
     const failedPaths: SuspendResult["failedPaths"] = [];
     for (;;) {
       const path = this.#path;
-      if (path === undefined) throw new CoordinatorError("ESTATE", this.domid, `no path set up for domain ${this.domid}`);
+      if (path === undefined) throw new CoordinatorError("ESESSION", this.domid, `no path set up for domain ${this.domid}`);
       // A deferred XS_RESUME re-arms xenstored's @releaseDomain for this domain, so only the watch
       // notification has to wait for it. Other paths let it overlap this suspend: xenstored
       // handles one connection's requests in order, so it still precedes a xenstore trigger.
@@ -362,14 +362,14 @@ export class SuspendSession {
   }
 
   #capsOrThrow(): Capabilities {
-    if (this.#caps === undefined) throw new CoordinatorError("ESTATE", this.domid, `session for domain ${this.domid} is not open`);
+    if (this.#caps === undefined) throw new CoordinatorError("ESESSION", this.domid, `session for domain ${this.domid} is not open`);
     return this.#caps;
   }
 
   async #suspendOnce(path: PathName, timeoutMs: number): Promise<Omit<SuspendResult, "path" | "xsResumeWaitMs" | "failedPaths">> {
     const trigger = this.#trigger;
     const notifier = this.#notifier;
-    if (trigger === undefined || notifier === undefined) throw new CoordinatorError("ESTATE", this.domid, "path not set up");
+    if (trigger === undefined || notifier === undefined) throw new CoordinatorError("ESESSION", this.domid, "path not set up");
     domainWaitState(this.#xen, this.domid, "before the suspend request"); // refuse a domain already gone
     try {
       await trigger.arm();
@@ -419,7 +419,7 @@ export class SuspendSession {
     // set the path up again from what the guest advertises now (a bind proves it is ours).
     if (trigger.kind === "evtchn") this.#rebind = true;
     if (signal.aborted) {
-      throw new CoordinatorError("ESTATE", d, `suspend of domain ${d} interrupted (${path}); it is left running`, { cause: err });
+      throw new CoordinatorError("EINTERRUPTED", d, `suspend of domain ${d} interrupted (${path}); it is left running`, { cause: err });
     }
     throw err;
   }
@@ -480,11 +480,11 @@ export class SuspendSession {
     const closed = this.#notOpen("resume");
     if (closed !== undefined) return Promise.reject(closed);
     if (this.#inflight !== undefined) {
-      return Promise.reject(new CoordinatorError("ESTATE", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
+      return Promise.reject(new CoordinatorError("EINPROGRESS", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
     }
     const run = (async () => {
       const st = domainWaitState(this.#xen, this.domid, "before resume");
-      if (st !== "suspended") throw new CoordinatorError("ESTATE", this.domid, `domain ${this.domid} is not suspended: nothing to resume`);
+      if (st !== "suspended") throw new CoordinatorError("ENOTSUSPENDED", this.domid, `domain ${this.domid} is not suspended: nothing to resume`);
       const r = await this.#resumeDomain(opts.fast ?? true);
       this.#state = "open";
       return r;

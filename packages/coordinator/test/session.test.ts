@@ -106,10 +106,10 @@ describe("choosing a path", () => {
     expect(world.boundPorts()).toBe(0); // detect's verification bind was undone
   });
 
-  it("refuses dom0, unknown and dying domains with ESTATE", async () => {
+  it("refuses dom0 (ECONTROLDOMAIN) and unknown domains (ENODOMAIN), each with its own code", async () => {
     const xen = world.binding();
-    await expect(new SuspendSession(xen, world.xenstore, 0).open()).rejects.toThrow(/domain 0 is the control domain/);
-    await expect(new SuspendSession(xen, world.xenstore, 4242).open()).rejects.toThrow(/domain 4242 does not exist/);
+    await expect(new SuspendSession(xen, world.xenstore, 0).open()).rejects.toMatchObject({ code: "ECONTROLDOMAIN", message: expect.stringMatching(/domain 0 is the control domain/) as unknown });
+    await expect(new SuspendSession(xen, world.xenstore, 4242).open()).rejects.toMatchObject({ code: "ENODOMAIN", message: expect.stringMatching(/domain 4242 does not exist/) as unknown });
     expect(world.xen.suspendLockExists(4242)).toBe(false);
   });
 });
@@ -210,7 +210,7 @@ describe("failures", () => {
     await s.open();
     const p = s.suspend({ timeoutMs: 1000 });
     setTimeout(() => { world.xen.destroyDomain(domid); }, 10);
-    await expect(p).rejects.toThrow(`domain ${domid} was destroyed while waiting for it to suspend (xenstore+watch)`);
+    await expect(p).rejects.toMatchObject({ code: "ENODOMAIN", message: `domain ${domid} was destroyed while waiting for it to suspend (xenstore+watch)` });
     expect(await s.close()).toMatchObject({ resumed: false });
     expectNothingHeld(domid);
   });
@@ -222,21 +222,34 @@ describe("failures", () => {
     expect(world.hvRegistrations(domid)).toBe(1);
     const p = s.suspend({ timeoutMs: 1000 });
     setTimeout(() => { world.xen.destroyDomain(domid); }, 10);
-    await expect(p).rejects.toMatchObject({ code: "EDOMAIN" });
+    await expect(p).rejects.toMatchObject({ code: "ENODOMAIN" });
     const report = await s.close();
     expect(report.problems).toEqual([]);
     expectNothingHeld(domid);
   });
 
-  it("suspend when already suspended, resume when running, use after close: ESTATE/ECLOSED", async () => {
+  it("use before open, resume when running, suspend when suspended, two at once, use after close: a code for each", async () => {
     const { s } = await setup();
-    await expect(s.suspend()).rejects.toMatchObject({ code: "ESTATE" });
+    await expect(s.suspend()).rejects.toMatchObject({ code: "ESESSION" });
     await s.open();
-    await expect(s.resume()).rejects.toThrow(/is not suspended: nothing to resume/);
-    await s.suspend();
-    await expect(s.suspend()).rejects.toThrow(/already suspended/);
+    await expect(s.open()).rejects.toMatchObject({ code: "ESESSION" });
+    await expect(s.resume()).rejects.toMatchObject({ code: "ENOTSUSPENDED", message: expect.stringMatching(/is not suspended: nothing to resume/) as unknown });
+    const first = s.suspend();
+    await expect(s.suspend()).rejects.toMatchObject({ code: "EINPROGRESS" });
+    await first;
+    await expect(s.suspend()).rejects.toMatchObject({ code: "ESUSPENDED", message: expect.stringMatching(/already suspended/) as unknown });
     await s.close();
     await expect(s.suspend()).rejects.toMatchObject({ code: "ECLOSED" });
+  });
+
+  it("an interrupted suspend is EINTERRUPTED, and the guest is left running", async () => {
+    const { s, domid } = await setup({ answersXenstore: false }, { path: "xenstore+watch" });
+    await s.open();
+    const p = s.suspend({ timeoutMs: 5000 });
+    setTimeout(() => { s.interrupt(); }, 20);
+    await expect(p).rejects.toMatchObject({ code: "EINTERRUPTED" });
+    expect(world.domainState(domid)).toBe("running");
+    await s.close();
   });
 
   it("close() of a suspended session resumes the guest", async () => {

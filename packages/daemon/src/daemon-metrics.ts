@@ -9,16 +9,25 @@ import { Counter, Gauge, Histogram, Registry } from "./metrics";
 import { DaemonError, type DaemonErrorCode } from "./protocol";
 
 /** Why a checkpoint cycle failed: a bounded label set, derived from the error's code (never its text). */
-export type FailureReason = "timeout" | "locked" | "busy" | "domain" | "state" | "no-path" | "closed" | "shutdown" | "xen" | "internal";
+export type FailureReason = "timeout" | "locked" | "busy" | "domain" | "interrupted" | "state" | "no-path" | "closed" | "shutdown" | "xen" | "internal";
 
-/** Typed over every code, so that a new code has to be given a reason here. */
+/** Typed over every code (the coordinator's and the daemon's), so that a new code has to be given a reason here. */
 const REASON_BY_CODE: Record<DaemonErrorCode, FailureReason> = {
   ETIMEDOUT: "timeout",
   ELOCKED: "locked",
   EBUSY: "busy",
-  EDOMAIN: "domain",
+  // The domain is not there to work on: gone, dying, crashed or shut down (or dom0).
   ENODOMAIN: "domain",
-  ESTATE: "state",
+  EDYING: "domain",
+  EDOMAIN: "domain",
+  ECONTROLDOMAIN: "domain",
+  EINTERRUPTED: "interrupted",
+  // Not a state the step can start from (the domain's or the session's).
+  ESUSPENDED: "state",
+  ENOTSUSPENDED: "state",
+  EINPROGRESS: "state",
+  ESESSION: "state",
+  ENOLOOP: "state",
   ENOPATH: "no-path",
   ECLOSED: "closed",
   ESHUTDOWN: "shutdown",
@@ -95,7 +104,7 @@ export class DaemonMetrics {
   readonly requests = new Counter("fastsuspend_requests_total", "API requests handled, per op (HTTP scrapes count as metrics).", ["op"]);
   readonly requestErrors = new Counter("fastsuspend_request_errors_total", "API requests answered with an error, per op and error code.", ["op", "code"]);
   readonly cycles = new Counter("fastsuspend_checkpoint_cycles_total", "Checkpoint cycles per domain and result (ok, failed, skipped).", ["domain", "domid", "result"]);
-  readonly cycleFailures = new Counter("fastsuspend_checkpoint_cycle_failures_total", "Failed checkpoint cycles per domain and reason (timeout, locked, busy, domain, state, no-path, closed, shutdown, xen, internal).", ["domain", "domid", "reason"]);
+  readonly cycleFailures = new Counter("fastsuspend_checkpoint_cycle_failures_total", "Failed checkpoint cycles per domain and reason (timeout, locked, busy, domain, interrupted, state, no-path, closed, shutdown, xen, internal).", ["domain", "domid", "reason"]);
   readonly handovers = new Counter("fastsuspend_lock_handover_total", "Times the daemon found a domain held or suspended by another tool (xl) and left it alone.");
   readonly requestsHeld = new Counter("fastsuspend_requests_held_total", "status/metrics requests that waited for time-critical work in flight, by how they were let go (after-work, hold-limit).", ["released"]);
   readonly toolstackChecks = new Counter("fastsuspend_toolstack_checks_total", "Checks for an xl process at work on a domain before a cycle or suspend (how=scan: /proc).", ["how"]);

@@ -8,6 +8,7 @@ import {
   detect,
   errorText,
   isCoordinatorError,
+  isDomainEnded,
   isSuspended,
   resumeSuspended,
   summarize,
@@ -373,13 +374,13 @@ export class Daemon {
     }
   }
 
-  /** Refuses a domain that another tool has suspended, paused or is destroying. */
+  /** Refuses a domain that is dying, shut down, already suspended (by anyone) or paused (by another tool). */
   #assertRunning(info: DomainInfo, what: string): void {
     const d = info.domid;
-    if (info.dying) throw new DaemonError("EDOMAIN", `domain ${d} is dying (being destroyed)`);
+    if (info.dying) throw new DaemonError("EDYING", `${what}: domain ${d} is dying (being destroyed)`);
     if (info.shutdown) {
       const r = info.shutdownReasonName ?? String(info.shutdownReason);
-      if (r === "suspend") throw new DaemonError("EBUSY", `${what}: domain ${d} is already suspended (by another tool, e.g. xl save, or an earlier suspend request)`);
+      if (r === "suspend") throw new DaemonError("ESUSPENDED", `${what}: domain ${d} is already suspended (by another tool, e.g. xl save, or an earlier suspend request)`);
       throw new DaemonError("EDOMAIN", `${what}: domain ${d} is shut down (${r})`);
     }
     if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
@@ -554,7 +555,7 @@ export class Daemon {
     return this.#queue.run(d, () => this.gate.critical(async () => {
       dom.lastUsed = Date.now();
       const info = this.#info(d);
-      if (!(info.shutdown && info.shutdownReasonName === "suspend")) throw new DaemonError("ESTATE", `domain ${d} is not suspended: nothing to resume`);
+      if (!(info.shutdown && info.shutdownReasonName === "suspend")) throw new DaemonError("ENOTSUSPENDED", `domain ${d} is not suspended: nothing to resume`);
       let r: { resumeMs: number; xsResumeMs: number };
       let path: string | null = null;
       const s = dom.session;
@@ -838,7 +839,7 @@ export class Daemon {
         this.metrics.cycles.inc({ ...this.#labels(d), result: "failed" });
         this.metrics.cycleFailures.inc({ ...this.#labels(d), reason: failureReason(err) });
         this.#opts.log(`checkpoint dom${d}: ${loop.lastError}`);
-        if (isCoordinatorError(err, "EDOMAIN")) return "gone";
+        if (isDomainEnded(err)) return "gone";
         // A broken session is rebuilt on the next cycle.
         if (dom.session !== undefined && dom.session.state !== "open") await this.#closeSession(dom, { force: true });
         return "failed";
@@ -874,7 +875,7 @@ export class Daemon {
     const loop = dom?.loop;
     if (dom === undefined || loop === undefined || !loop.running) {
       this.#info(d);
-      throw new DaemonError("ESTATE", `no checkpoint loop is running on domain ${d}`);
+      throw new DaemonError("ENOLOOP", `no checkpoint loop is running on domain ${d}`);
     }
     loop.stoppedBy = "request";
     loop.stop.abort(); // the cycle in flight completes (see #stop)

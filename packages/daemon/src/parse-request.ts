@@ -45,7 +45,7 @@ function int(obj: Record<string, unknown>, name: string, min: number, max: numbe
 
 function domidField(obj: Record<string, unknown>, required: boolean): number | undefined {
   const d = required ? int(obj, "domid", 0, MAX_DOMID, true) : int(obj, "domid", 0, MAX_DOMID, false);
-  if (d === 0) throw new DaemonError("EINVAL", "domain 0 is the control domain: it cannot be suspended or checkpointed");
+  if (d === 0) throw new DaemonError("ECONTROLDOMAIN", "domain 0 is the control domain: it cannot be suspended or checkpointed");
   return d;
 }
 

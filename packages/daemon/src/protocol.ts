@@ -4,7 +4,7 @@
 // `{v, id, ok: false, error: {code, message}}`. Requests on one connection may be answered out of
 // order (a status while a suspend of another domain is running): match them by id. Parsing and
 // validation of request lines: parse-request.ts. The client (client.ts) needs nothing else.
-import type { Capabilities, SessionState, SuspendResult, Summary } from "@fastsuspend/coordinator";
+import type { Capabilities, CoordinatorErrorCode, SessionState, SuspendResult, Summary } from "@fastsuspend/coordinator";
 
 import type { JournalEntry } from "./journal";
 
@@ -27,7 +27,14 @@ export type Op = (typeof OPS)[number];
 
 export type RequestId = string | number;
 
+/**
+ * The coordinator's codes (ENODOMAIN, ECONTROLDOMAIN, EDYING, EDOMAIN, ESUSPENDED, ENOTSUSPENDED,
+ * EINPROGRESS, EINTERRUPTED, ELOCKED, ETIMEDOUT, ENOPATH, ESESSION, ECLOSED: the daemon answers
+ * with them for the same cases, whether the coordinator or its own checks found them), and the
+ * daemon's own.
+ */
 export type DaemonErrorCode =
+  | CoordinatorErrorCode
   /** The line is not JSON, or not a JSON object. */
   | "EPARSE"
   /** A field is missing, has the wrong type or is out of range; or an unknown field. */
@@ -36,17 +43,10 @@ export type DaemonErrorCode =
   | "EUNKNOWNOP"
   /** The request line is longer than MAX_LINE_BYTES (the connection is closed after this). */
   | "ETOOBIG"
-  /** No such domain. */
-  | "ENODOMAIN"
-  /** The domain is busy: a checkpoint loop runs, or another tool (xl) holds or suspended it. */
+  /** The domain is busy: a checkpoint loop runs, or another tool (xl) holds or paused it. */
   | "EBUSY"
-  /** Coordinator errors, passed through. */
-  | "ELOCKED"
-  | "ETIMEDOUT"
-  | "EDOMAIN"
-  | "ESTATE"
-  | "ENOPATH"
-  | "ECLOSED"
+  /** checkpoint.stop: no loop runs on the domain. */
+  | "ENOLOOP"
   /** The daemon is stopping. */
   | "ESHUTDOWN"
   | "EINTERNAL";

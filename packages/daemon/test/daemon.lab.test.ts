@@ -310,7 +310,7 @@ describe("fastsuspendd in the lab's dom0", () => {
     expect(byId).toEqual([
       [1, false, "EUNKNOWNOP"],
       [2, false, "EINVAL"],
-      [3, false, "EINVAL"],
+      [3, false, "ECONTROLDOMAIN"],
       [4, false, "ENODOMAIN"],
       [5, true, null],
       [null, false, "EPARSE"],

@@ -2,7 +2,7 @@
 // failure and fallback reasons. The daemon's own exposition and the HTTP listener: metrics-http.test.ts.
 import { Counter, EventLoopLag, failureReason, fallbackReason, Gauge, Histogram, Registry, DaemonError } from "../src";
 import { parsePrometheusText, type PromFamily } from "../src/testing";
-import { CoordinatorError, SuspendTimeoutError, type Capabilities } from "@fastsuspend/coordinator";
+import { COORDINATOR_ERROR_CODES, CoordinatorError, SuspendTimeoutError, type Capabilities } from "@fastsuspend/coordinator";
 import { xenError } from "@fastsuspend/xen";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -196,6 +196,14 @@ describe("reasons", () => {
     expect(failureReason(xenError("xc_domctl", "dom=3", "EIO"))).toBe("xen");
     expect(failureReason(new Error("domain \"web\nx\" exploded"))).toBe("internal");
     expect(failureReason("a string")).toBe("internal");
+    // The split of the old catch-all ESTATE: each case its own code, each code its reason.
+    expect(failureReason(new CoordinatorError("ENODOMAIN", 3, "x"))).toBe("domain");
+    expect(failureReason(new CoordinatorError("EDYING", 3, "x"))).toBe("domain");
+    expect(failureReason(new CoordinatorError("EINTERRUPTED", 3, "x"))).toBe("interrupted");
+    expect(failureReason(new CoordinatorError("ESUSPENDED", 3, "timed out, crashed"))).toBe("state");
+    expect(failureReason(new DaemonError("ENOLOOP", "x"))).toBe("state");
+    const reasons = new Set(["timeout", "locked", "busy", "domain", "interrupted", "state", "no-path", "closed", "shutdown", "xen", "internal"]);
+    for (const code of COORDINATOR_ERROR_CODES) expect([code, reasons.has(failureReason(new CoordinatorError(code, 3, "x")))]).toEqual([code, true]);
   });
 
   it("a domain fell back when its guest has no usable suspend channel, or when its session failed over", () => {

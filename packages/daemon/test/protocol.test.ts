@@ -50,7 +50,7 @@ describe("parseRequest", () => {
     expect(errOf('{"id":1,"op":"suspend","domid":"3"}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining('"domid" must be an integer') as unknown });
     expect(errOf('{"id":1,"op":"suspend","domid":1.5}')).toMatchObject({ code: "EINVAL" });
     expect(errOf('{"id":1,"op":"suspend","domid":40000}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining("[0, 32751]") as unknown });
-    expect(errOf('{"id":1,"op":"suspend","domid":0}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining("control domain") as unknown });
+    expect(errOf('{"id":1,"op":"suspend","domid":0}')).toMatchObject({ code: "ECONTROLDOMAIN", message: expect.stringContaining("control domain") as unknown });
     expect(errOf('{"id":1,"op":"suspend","domid":3,"path":"fast"}')).toMatchObject({ code: "EINVAL", message: expect.stringContaining('"path"') as unknown });
     expect(errOf('{"id":1,"op":"suspend","domid":3,"timeoutMs":0}')).toMatchObject({ code: "EINVAL" });
     expect(errOf('{"id":1,"op":"checkpoint.start","domid":3}')).toMatchObject({ code: "EINVAL", message: '"intervalMs" is required' });

@@ -133,12 +133,12 @@ describe("fastsuspendd on the fake host", () => {
     // Between requests the domain is libxl's: lock free, no subscription.
     expect(world.xen.suspendLockExists(g.domid)).toBe(false);
     expect(world.subscription(g.domid)).toBe(0);
-    expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "EBUSY", message: expect.stringContaining("already suspended") as unknown });
+    expect(await errorOf(c.request("suspend", { domid: g.domid }))).toMatchObject({ code: "ESUSPENDED", message: expect.stringContaining("already suspended") as unknown });
     const st = await c.request("status", { domid: g.domid });
     expect(st).toMatchObject({ state: "suspended", pathsInUse: ["xenstore+evtchn"], session: { state: "suspended" } });
     await c.request("resume", { domid: g.domid });
     expect(world.domainState(g.domid)).toBe("running");
-    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "ESTATE" });
+    expect(await errorOf(c.request("resume", { domid: g.domid }))).toMatchObject({ code: "ENOTSUSPENDED" });
     await s.stop();
     svc = undefined;
     expect(existsSync(join(dir, "daemon.sock"))).toBe(false);
@@ -163,12 +163,16 @@ describe("fastsuspendd on the fake host", () => {
     expect(world.domainState(g.domid)).toBe("running");
   });
 
-  it("unknown domain, dom0 and a second daemon get clear errors", async () => {
+  it("unknown domain, dom0, a crashed domain and a second daemon get clear errors, each its own code", async () => {
     await start();
     const c = await client();
     expect(await errorOf(c.request("suspend", { domid: 77 }))).toMatchObject({ code: "ENODOMAIN", message: expect.stringContaining("no domain 77") as unknown });
     expect(await errorOf(c.request("status", { domid: 77 }))).toMatchObject({ code: "ENODOMAIN" });
-    expect(await errorOf(c.request("suspend", { domid: 0 }))).toMatchObject({ code: "EINVAL", message: expect.stringContaining("control domain") as unknown });
+    expect(await errorOf(c.request("suspend", { domid: 0 }))).toMatchObject({ code: "ECONTROLDOMAIN", message: expect.stringContaining("control domain") as unknown });
+    const crashed = await world.addGuest();
+    world.xen.guest(crashed.domid).crash();
+    expect(await errorOf(c.request("suspend", { domid: crashed.domid }))).toMatchObject({ code: "EDOMAIN", message: expect.stringContaining("shut down (crash)") as unknown });
+    expect(await errorOf(c.request("checkpoint", { domid: crashed.domid, intervalMs: 0 }))).toMatchObject({ code: "EDOMAIN" });
     const second = await errorOf(startService({ xen: world.binding(), xs: world.xenstore, runDir: dir }));
     expect(second).toMatchObject({ code: "EBUSY", message: expect.stringContaining("another fastsuspendd is running") as unknown });
     // The first still answers.
@@ -246,7 +250,7 @@ describe("fastsuspendd on the fake host", () => {
     const stopped = await c.request("checkpoint.stop", { domid: g.domid });
     expect(stopped.loop).toMatchObject({ running: false, stoppedBy: "request", failed: 0 });
     expect(world.domainState(g.domid)).toBe("running");
-    expect(await errorOf(c.request("checkpoint.stop", { domid: g.domid }))).toMatchObject({ code: "ESTATE" });
+    expect(await errorOf(c.request("checkpoint.stop", { domid: g.domid }))).toMatchObject({ code: "ENOLOOP" });
   });
 
   it("each cycle drops its subscription before resuming (a request queued meanwhile by xl is reported to xenstored)", async () => {
