@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 
 import { allPathNames, parsePath } from "@fastsuspend/coordinator";
+import { DOMID_MAX, isDomid } from "@fastsuspend/xen";
 
 import { UsageError } from "./exit-codes";
 import { COMMAND_SPECS, COMMANDS, commandsTaking, flagApplies, FLAG_VALUES, usageText, type Command, type Flag } from "./usage";
@@ -56,9 +57,6 @@ function intFlag(name: string, v: string | undefined, min: number, max = Number.
   return n;
 }
 
-/** The first domid Xen does not give a domain (DOMID_FIRST_RESERVED). */
-const DOMID_FIRST_RESERVED = 0x7ff0;
-
 /**
  * DOM as xl reads it (libxl_domain_qualifier_to_domid): all digits is an id, anything else a
  * name, which run() looks up in xenstore once Xen is open.
@@ -68,7 +66,7 @@ export function parseDom(v: string | undefined, command: string): { domid: numbe
   if (v === "") throw new UsageError(`${command}: DOM is empty (a domain name or id, as in \`xl list\`)`);
   if (!/^[0-9]+$/.test(v)) return { domName: v };
   const domid = Number(v);
-  if (domid >= DOMID_FIRST_RESERVED) throw new UsageError(`${command}: a domain id is at most ${DOMID_FIRST_RESERVED - 1}, got ${v}`);
+  if (!isDomid(domid)) throw new UsageError(`${command}: a domain id is at most ${DOMID_MAX}, got ${v}`);
   return { domid };
 }
 

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { FakeWorld } from "@fastsuspend/coordinator/testing";
+import { FakeWorld, type FakeWorldGuest } from "@fastsuspend/coordinator/testing";
 import { DaemonClient, startService, type RunningService } from "@fastsuspend/daemon";
 import { parsePrometheusText } from "@fastsuspend/daemon/testing";
 
@@ -48,6 +48,16 @@ function deps(): Deps & { out: string[]; err: string[]; direct: number } {
   return d;
 }
 
+/** A guest called `name`, checkpointed `count` times by the CLI through the daemon. */
+async function checkpointedGuest(name: string, count: number): Promise<FakeWorldGuest> {
+  const g = await world.addGuest();
+  await world.xs.write(`/local/domain/${g.domid}/name`, name);
+  const d = deps();
+  expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", String(count)], d)).toBe(EXIT.ok);
+  expect(d.direct).toBe(0);
+  return g;
+}
+
 describe("fastsuspend through fastsuspendd", () => {
   it("parses status [DOM] and --no-daemon", () => {
     expect(parseCli(["status"])).toMatchObject({ command: "status", domid: -1 });
@@ -81,10 +91,7 @@ describe("fastsuspend through fastsuspendd", () => {
   });
 
   it("status prints a table of domains, status DOM the domain in detail; --json prints the answer", async () => {
-    const g = await world.addGuest();
-    await world.xs.write(`/local/domain/${g.domid}/name`, "web");
-    const d = deps();
-    expect(await run(["checkpoint", String(g.domid), "--interval", "1", "--count", "3"], d)).toBe(EXIT.ok);
+    const g = await checkpointedGuest("web", 3);
     const all = deps();
     expect(await run(["status"], all)).toBe(EXIT.ok);
     const lines = all.out.join("").split("\n");
@@ -192,10 +199,7 @@ describe("fastsuspend through fastsuspendd", () => {
 
 describe("fastsuspend metrics", () => {
   it("prints the daemon's Prometheus text: every family with HELP and TYPE, domains by name and domid, names escaped", async () => {
-    const g = await world.addGuest();
-    await world.xs.write(`/local/domain/${g.domid}/name`, 'db"1');
-    const d = deps();
-    expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "3"], d)).toBe(EXIT.ok);
+    const g = await checkpointedGuest('db"1', 3);
     const m = deps();
     expect(await run(["metrics"], m)).toBe(EXIT.ok);
     const text = m.out.join("");
@@ -210,7 +214,7 @@ describe("fastsuspend metrics", () => {
       expect([f.name, f.type === "untyped"]).toEqual([f.name, false]);
       expect([f.name, (f.help ?? "") === ""]).toEqual([f.name, false]);
     }
-    expect(d.direct).toBe(0);
+    expect(m.direct).toBe(0);
   });
 
   it("--output FILE replaces the file whole, for node_exporter's textfile collector, without process_* metrics", async () => {

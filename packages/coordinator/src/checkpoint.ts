@@ -1,4 +1,4 @@
-// A Remus-style checkpoint loop without the memory copy: suspend, (work), resume fast, wait.
+// A Remus-style checkpoint loop without the memory copy: suspend, resume fast, wait.
 import { msSince, now, sleep } from "./clock";
 import { errorText } from "./errors";
 import type { CycleTimings, SuspendSession } from "./session";
@@ -10,11 +10,7 @@ export interface CheckpointOptions {
   count: number;
   signal?: AbortSignal;
   timeoutMs?: number;
-  /** What to do while the domain is suspended (copy memory, write a checkpoint...). */
-  work?: () => unknown;
   onCycle?: (timings: CycleTimings, index: number) => void;
-  /** Keep going after a failed cycle (the guest is left running by the session). Default false. */
-  continueOnError?: boolean;
 }
 
 export interface CheckpointStats {
@@ -45,7 +41,7 @@ export async function checkpointLoop(session: SuspendSession, opts: CheckpointOp
       break;
     }
     try {
-      const t = await session.cycle(opts.work, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+      const t = await session.cycle(undefined, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
       samples.push(t);
       opts.onCycle?.(t, i);
     } catch (err) {
@@ -53,11 +49,10 @@ export async function checkpointLoop(session: SuspendSession, opts: CheckpointOp
         stoppedBy = "signal";
         break;
       }
+      // The first failure ends the loop (the session leaves the guest running).
       errors.push(errorText(err));
-      if (opts.continueOnError !== true) {
-        stoppedBy = "error";
-        break;
-      }
+      stoppedBy = "error";
+      break;
     }
     // setTimeout(0) costs a whole millisecond; interval 0 only yields to the event loop.
     if (i + 1 < opts.count) await (opts.intervalMs > 0 ? sleep(opts.intervalMs) : new Promise<void>((r) => { setImmediate(r); }));

@@ -8,7 +8,19 @@ export function msSince(start: Stamp, end: Stamp = now()): number {
   return Number(end - start) / 1e6;
 }
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
+/**
+ * Resolves after `ms`, or as soon as `signal` aborts (at once if it already has); never rejects,
+ * and leaves no timer or listener behind. The one sleep of the coordinator and the daemon.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
+}

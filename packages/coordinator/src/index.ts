@@ -8,7 +8,7 @@ export { summarize, type Summary } from "./stats";
 export { checkpointLoop, type CheckpointOptions, type CheckpointStats } from "./checkpoint";
 export { installSignalGuard, type SignalGuardOptions, type SignalSource } from "./signal-guard";
 export { resumeSuspended, type StandaloneResumeOptions } from "./resume";
-export { isSuspended, domainWaitState } from "./domain-state";
+export { isSuspended, domainWaitState, domainState, domainStateText, shutdownReasonText, type DomainState, type WaitState } from "./domain-state";
 export * from "./hv-notify";
 export { controlShutdownKey, featureSuspendKey, suspendChannelKey, type XenstoreLike, type XsTransactionLike, type XsWatchLike } from "./xs";
 export { msSince, now, sleep } from "./clock";

@@ -23,11 +23,14 @@ export interface NotifierContext {
   xen: XenBinding;
   xs: XenstoreLike;
   domid: number;
-  selfDomid: number;
   /** The session's event-channel handle (opened lazily). */
   evtchn: () => EvtchnHandle;
-  pollIntervalMs: number;
 }
+
+/** We run in dom0: the remote end of the ports we allocate in a guest, and of Xen's registration. */
+const CONTROL_DOMID = 0;
+/** The poll notification's sleep between getInfo calls. */
+const POLL_INTERVAL_MS = 1;
 
 /** How long to wait for the event every interdomain bind leaves pending (then it is dropped). */
 const BIND_EVENT_MS = 1000;
@@ -52,20 +55,6 @@ async function waitPort(h: EvtchnHandle, port: number, ms: number, signal?: Abor
   }
 }
 
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal === undefined) return sleep(ms);
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 const attempt = (problems: string[], what: string, fn: () => void, ignore: string[] = []): void => {
   try {
     fn();
@@ -87,7 +76,7 @@ export class PollNotifier implements Notifier {
   }
   drain(): void {}
   wake(ms: number, signal?: AbortSignal): Promise<void> {
-    return abortableSleep(Math.min(ms, this.#ctx.pollIntervalMs), signal);
+    return sleep(Math.min(ms, POLL_INTERVAL_MS), signal);
   }
   close(): Promise<string[]> {
     return Promise.resolve([]);
@@ -127,7 +116,7 @@ export class WatchNotifier implements Notifier {
     if (w === undefined) throw new Error("watch notifier is not open");
     // One outstanding next() across wakes: a next() abandoned on timeout would eat a later event.
     const next = (this.#next ??= w.next());
-    const timeout = abortableSleep(ms, signal).then(() => "timeout" as const);
+    const timeout = sleep(ms, signal).then(() => "timeout" as const);
     const r = await Promise.race([next, timeout]);
     if (r === "timeout") return;
     this.#next = undefined;
@@ -165,7 +154,7 @@ export class SubscribeNotifier implements Notifier {
   }
 
   async open(): Promise<void> {
-    const { xen, xs, domid, selfDomid } = this.#ctx;
+    const { xen, xs, domid } = this.#ctx;
     const h = this.#ctx.evtchn();
     // Reuse the port an earlier session allocated (see notify-port.ts): dom0 cannot free it.
     const remembered = await rememberedNotifyPort(xs, domid);
@@ -178,7 +167,7 @@ export class SubscribeNotifier implements Notifier {
       }
     }
     if (this.#local < 0) {
-      this.#guestPort = xen.allocUnbound(domid, selfDomid);
+      this.#guestPort = xen.allocUnbound(domid, CONTROL_DOMID);
       this.#local = h.bindInterdomain(domid, this.#guestPort);
       await rememberNotifyPort(xs, domid, this.#guestPort);
     }
@@ -225,11 +214,11 @@ export class HvNotifyNotifier implements Notifier {
   }
 
   async open(): Promise<void> {
-    const { xen, domid, selfDomid } = this.#ctx;
+    const { xen, domid } = this.#ctx;
     const h = this.#ctx.evtchn();
     ({ port: this.#xenPort, cookie: this.#cookie } = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, 0));
     try {
-      this.#local = h.bindInterdomain(selfDomid, this.#xenPort);
+      this.#local = h.bindInterdomain(CONTROL_DOMID, this.#xenPort);
     } catch (err) {
       // A registration that was never bound outlives this process (Xen drops a registration
       // when its binding closes, and there is none): remove it before giving up.

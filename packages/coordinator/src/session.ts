@@ -1,7 +1,7 @@
 // SuspendSession: one domain, long-lived. open() takes the libxl-compatible lock and sets up the
 // path's channels ONCE; suspend()/resume()/cycle() then reuse them for every cycle of a checkpoint
 // loop; close() undoes everything and never leaves the guest suspended.
-import { isXenError, type EvtchnHandle, type XenBinding, type SuspendLock } from "@fastsuspend/xen";
+import { isXenError, suspendLockPath, type EvtchnHandle, type XenBinding, type SuspendLock } from "@fastsuspend/xen";
 
 import { msSince, now, sleep } from "./clock";
 import { detect, type Capabilities } from "./detect";
@@ -23,10 +23,6 @@ export interface SessionOptions {
   fallback?: boolean;
   /** Default "inline" (libxl's order); "deferred" sends it after the cycle returns. */
   xsResume?: XsResumeMode;
-  /** The poll notification's sleep between getInfo calls (default 1 ms). */
-  pollIntervalMs?: number;
-  /** Our own domid (default 0). */
-  selfDomid?: number;
   /** After a timeout, how long to give a guest that took the request to finish suspending. */
   lateSuspendGraceMs?: number;
   /** suspend() timeout when none is given (default 10000 ms). */
@@ -138,8 +134,6 @@ export class SuspendSession {
       path: opts.path,
       fallback: opts.fallback ?? false,
       xsResume: opts.xsResume ?? "inline",
-      pollIntervalMs: opts.pollIntervalMs ?? 1,
-      selfDomid: opts.selfDomid ?? 0,
       lateSuspendGraceMs: opts.lateSuspendGraceMs ?? 1000,
       defaultTimeoutMs: opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       hold: opts.hold ?? "session",
@@ -180,14 +174,14 @@ export class SuspendSession {
   async open(): Promise<Capabilities> {
     if (this.#state !== "new") throw new CoordinatorError("ESESSION", this.domid, `session for domain ${this.domid} was already opened`);
     const d = this.domid;
-    if (d === this.#opts.selfDomid || d === 0) {
+    if (d === 0) {
       throw new CoordinatorError("ECONTROLDOMAIN", d, `domain ${d} is the control domain: it cannot be suspended from here`);
     }
     try {
       this.#lock = this.#xen.lockSuspend(d);
     } catch (err) {
       if (isXenError(err, "EAGAIN")) {
-        throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock (${suspendLockHint(d)}) is held by another process (libxl, xl save or xl migrate in progress?): not touching it`, { cause: err });
+        throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock (${suspendLockPath(d)}) is held by another process (libxl, xl save or xl migrate in progress?): not touching it`, { cause: err });
       }
       if (isXenError(err, "EBUSY")) {
         throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock is already held by this process (another session is open)`, { cause: err });
@@ -234,9 +228,7 @@ export class SuspendSession {
       xen: this.#xen,
       xs: this.#xs,
       domid: this.domid,
-      selfDomid: this.#opts.selfDomid,
       evtchn: () => this.#handle(),
-      pollIntervalMs: this.#opts.pollIntervalMs,
     };
     this.#path = name;
     this.#notifier = makeNotifier(p.notification, ctx);
@@ -588,8 +580,4 @@ export class SuspendSession {
     this.#state = "closed";
     return { resumed, outstanding: this.#outstanding, problems };
   }
-}
-
-function suspendLockHint(domid: number): string {
-  return `/var/run/xen/suspend-evtchn-${domid}.lock`;
 }

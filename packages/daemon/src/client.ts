@@ -34,6 +34,9 @@ export interface DaemonClientOptions {
   timeoutMs?: number;
 }
 
+/** How long tryConnect waits for the daemon's answer before working without it. */
+const PROBE_MS = 2000;
+
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const v = env[SOCKET_ENV];
   return v !== undefined && v !== "" ? v : DEFAULT_SOCKET_PATH;
@@ -101,10 +104,10 @@ export class DaemonClient {
   }
 
   /**
-   * The daemon if it runs and answers a metrics request within `probeMs`, else undefined (no
+   * The daemon if it runs and answers a metrics request within 2 s, else undefined (no
    * socket, refused, or silent). The CLI uses this to decide between the daemon and working directly.
    */
-  static async tryConnect(opts: DaemonClientOptions & { probeMs?: number } = {}): Promise<DaemonClient | undefined> {
+  static async tryConnect(opts: DaemonClientOptions = {}): Promise<DaemonClient | undefined> {
     let c: DaemonClient;
     try {
       c = await DaemonClient.connect(opts);
@@ -112,7 +115,7 @@ export class DaemonClient {
       return undefined;
     }
     try {
-      await c.request("metrics", {}, opts.probeMs ?? 2000);
+      await c.request("metrics", {}, PROBE_MS);
       return c;
     } catch {
       c.close();

@@ -6,11 +6,15 @@ import {
   choosePath,
   controlShutdownKey,
   detect,
+  domainState,
+  domainStateText,
   errorText,
   isCoordinatorError,
   isDomainEnded,
   isSuspended,
   resumeSuspended,
+  shutdownReasonText,
+  sleep,
   summarize,
   SuspendSession,
   type Capabilities,
@@ -59,10 +63,6 @@ export interface DaemonOptions {
   idleMs?: number;
   /** Session defaults (fallback, xsResume...); a request's path overrides `path`. */
   session?: SessionOptions;
-  /** Samples kept for the rolling latencies in status (default 100). */
-  rollingWindow?: number;
-  /** A loop stops after this many failed cycles in a row (default 10). */
-  maxConsecutiveFailures?: number;
   log?: (line: string) => void;
   /**
    * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
@@ -121,23 +121,12 @@ interface DomainState {
 export type ProgressSink = (p: CheckpointProgress) => void;
 
 const CAPS_TTL_MS = 10_000;
+/** Samples kept for the rolling latencies in status, and for a loop's own summary. */
+const ROLLING_WINDOW = 100;
+/** A loop stops after this many failed cycles in a row. */
+const MAX_CONSECUTIVE_FAILURES = 10;
 /** How often a loop's gap looks for libxl queued on the userdata lock it keeps. */
 const HANDOVER_POLL_MS = 20;
-
-const sleepAbortable = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 
 /** Maps anything thrown below the daemon to a wire error. */
 export function toDaemonError(err: unknown): DaemonError {
@@ -178,8 +167,6 @@ export class Daemon {
     this.journal = opts.journal;
     this.#opts = {
       idleMs: opts.idleMs ?? 60_000,
-      rollingWindow: opts.rollingWindow ?? 100,
-      maxConsecutiveFailures: opts.maxConsecutiveFailures ?? 10,
       session: opts.session ?? {},
       log: opts.log ?? (() => undefined),
       toolstackUser: opts.toolstackUser ?? ((domid, name) => this.scanner.user(domid, name)),
@@ -265,7 +252,7 @@ export class Daemon {
     this.#known = next;
     for (const dom of [...this.#domains.values()]) {
       const info = next.get(dom.domid);
-      if (info === undefined || info.dying) void this.#dropDomain(dom, "domain-gone");
+      if (info === undefined || domainState(info) === "dying") void this.#dropDomain(dom, "domain-gone");
     }
   }
 
@@ -377,13 +364,19 @@ export class Daemon {
   /** Refuses a domain that is dying, shut down, already suspended (by anyone) or paused (by another tool). */
   #assertRunning(info: DomainInfo, what: string): void {
     const d = info.domid;
-    if (info.dying) throw new DaemonError("EDYING", `${what}: domain ${d} is dying (being destroyed)`);
-    if (info.shutdown) {
-      const r = info.shutdownReasonName ?? String(info.shutdownReason);
-      if (r === "suspend") throw new DaemonError("ESUSPENDED", `${what}: domain ${d} is already suspended (by another tool, e.g. xl save, or an earlier suspend request)`);
-      throw new DaemonError("EDOMAIN", `${what}: domain ${d} is shut down (${r})`);
+    switch (domainState(info)) {
+      case "dying":
+        throw new DaemonError("EDYING", `${what}: domain ${d} is dying (being destroyed)`);
+      case "suspended":
+        throw new DaemonError("ESUSPENDED", `${what}: domain ${d} is already suspended (by another tool, e.g. xl save, or an earlier suspend request)`);
+      case "crashed":
+      case "shutdown":
+        throw new DaemonError("EDOMAIN", `${what}: domain ${d} is shut down (${shutdownReasonText(info)})`);
+      case "paused":
+        throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
+      case "running":
+        return;
     }
-    if (info.paused) throw new DaemonError("EBUSY", `${what}: domain ${d} is paused (xl pause, or another tool is working on it)`);
   }
 
   /**
@@ -474,7 +467,7 @@ export class Daemon {
 
   #push(arr: number[], v: number): void {
     arr.push(v);
-    if (arr.length > this.#opts.rollingWindow) arr.splice(0, arr.length - this.#opts.rollingWindow);
+    if (arr.length > ROLLING_WINDOW) arr.splice(0, arr.length - ROLLING_WINDOW);
   }
 
   /** One handler per op, each typed with its own request and result. */
@@ -555,7 +548,7 @@ export class Daemon {
     return this.#queue.run(d, () => this.gate.critical(async () => {
       dom.lastUsed = Date.now();
       const info = this.#info(d);
-      if (!(info.shutdown && info.shutdownReasonName === "suspend")) throw new DaemonError("ENOTSUSPENDED", `domain ${d} is not suspended: nothing to resume`);
+      if (domainState(info) !== "suspended") throw new DaemonError("ENOTSUSPENDED", `domain ${d} is not suspended: nothing to resume`);
       let r: { resumeMs: number; xsResumeMs: number };
       let path: string | null = null;
       const s = dom.session;
@@ -674,7 +667,7 @@ export class Daemon {
           loop.stoppedBy ??= "domain-gone";
           break;
         }
-        if (loop.consecutiveFailures >= this.#opts.maxConsecutiveFailures) {
+        if (loop.consecutiveFailures >= MAX_CONSECUTIVE_FAILURES) {
           loop.stoppedBy = "error";
           break;
         }
@@ -714,7 +707,7 @@ export class Daemon {
       }
       const left = end - Date.now();
       if (left <= 0 || loop.stop.signal.aborted) return;
-      await sleepAbortable(Math.min(left, HANDOVER_POLL_MS), loop.stop.signal);
+      await sleep(Math.min(left, HANDOVER_POLL_MS), loop.stop.signal);
     }
   }
 
@@ -780,15 +773,15 @@ export class Daemon {
         if (isXenError(err, "ESRCH")) return "gone";
         throw err;
       }
-      if (info.dying) return "gone";
-      if (info.shutdown && info.shutdownReasonName !== "suspend") return "gone";
-      if (info.shutdown) {
+      const state = domainState(info);
+      if (state === "dying" || state === "crashed" || state === "shutdown") return "gone";
+      if (state === "suspended") {
         // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
         // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume.
         if (dom.session?.outstandingRequest === true) return skip(await this.#resumeOwnLateSuspend(dom), false);
         return skip("domain suspended by another tool (xl save -c?)");
       }
-      if (info.paused) return skip("domain paused by another tool");
+      if (state === "paused") return skip("domain paused by another tool");
       // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
       // is the only sign. Triggering now would take its suspend from it.
       const other = await this.#otherTool(dom);
@@ -887,13 +880,6 @@ export class Daemon {
     return { suspendMs: summarize(dom.suspendMs), cycleMs: summarize(dom.cycleMs) };
   }
 
-  #domainState(info: DomainInfo | undefined): string {
-    if (info === undefined) return "gone";
-    if (info.dying) return "dying";
-    if (info.shutdown) return info.shutdownReasonName === "suspend" ? "suspended" : `shutdown (${String(info.shutdownReasonName)})`;
-    return info.paused ? "paused" : "running";
-  }
-
   #statusAll(): DaemonStatus {
     let infos: DomainInfo[];
     try {
@@ -905,7 +891,7 @@ export class Daemon {
       const dom = this.#domains.get(info.domid);
       return {
         domid: info.domid,
-        state: this.#domainState(info),
+        state: domainStateText(info),
         session: dom?.session === undefined ? null : { state: dom.session.state, path: dom.session.path ?? null },
         loop: dom?.loop === undefined ? null : this.#loopStatus(dom.loop),
         last: dom?.last ?? null,
@@ -937,7 +923,7 @@ export class Daemon {
     const cur = this.#domains.get(d);
     return {
       domid: d,
-      state: this.#domainState(info),
+      state: domainStateText(info),
       capabilities: caps,
       chosen,
       pathsInUse: cur?.session?.path === undefined ? [] : [cur.session.path],

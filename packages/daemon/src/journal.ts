@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
-import { controlShutdownKey, errorText, resumeSuspended, type XenstoreLike } from "@fastsuspend/coordinator";
+import { controlShutdownKey, domainState, errorText, resumeSuspended, shutdownReasonText, type XenstoreLike } from "@fastsuspend/coordinator";
 import { isXenError, type XenBinding } from "@fastsuspend/xen";
 
 export interface JournalEntry {
@@ -170,7 +170,8 @@ export async function recoverJournal(journal: Journal, xen: XenBinding, xs: Xens
       actions.push({ domid: d, action: isXenError(err, "ESRCH") ? "gone" : "failed", unsubscribed: false, ...(isXenError(err, "ESRCH") ? {} : { detail: errorText(err) }) });
       continue;
     }
-    if (info.dying) {
+    const state = domainState(info);
+    if (state === "dying") {
       actions.push({ domid: d, action: "gone", unsubscribed: false, detail: "dying" });
       continue;
     }
@@ -190,7 +191,7 @@ export async function recoverJournal(journal: Journal, xen: XenBinding, xs: Xens
       } catch {
         /* best effort */
       }
-      if (info.shutdown && info.shutdownReasonName === "suspend") {
+      if (state === "suspended") {
         const check = await resumeCheck(xs, d, opts.toolstackUser).catch((err: unknown) => ({ leave: `cannot tell whether another tool works on it (${errorText(err)})`, note: undefined }));
         if (check.leave !== undefined) {
           actions.push({ domid: d, action: "left-alone", unsubscribed, detail: `suspended, not resumed: ${check.leave}` });
@@ -203,7 +204,7 @@ export async function recoverJournal(journal: Journal, xen: XenBinding, xs: Xens
           actions.push({ domid: d, action: "failed", unsubscribed, detail: errorText(err) });
         }
       } else {
-        actions.push({ domid: d, action: "running", unsubscribed, ...(info.shutdown ? { detail: `shut down (${String(info.shutdownReasonName)})` } : {}) });
+        actions.push({ domid: d, action: "running", unsubscribed, ...(state === "crashed" || state === "shutdown" ? { detail: `shut down (${shutdownReasonText(info)})` } : {}) });
       }
     } finally {
       lock.release();

@@ -1,13 +1,13 @@
 // Parsing and validation of one request line (the daemon's side of protocol.ts): every bad input
 // gets a specific error, matched to the request's id when it has one.
 import { parsePath } from "@fastsuspend/coordinator";
+import { DOMID_MAX } from "@fastsuspend/xen";
 
 import { DaemonError, OPS, PROTOCOL_VERSION, type Op, type Request, type RequestId } from "./protocol";
 
 /** What the request line parser gives back: the id (so even a bad request gets a matched error) and the request or an error. */
 export type Parsed = { id: RequestId | null; request: Request; error?: undefined } | { id: RequestId | null; request?: undefined; error: DaemonError };
 
-const MAX_DOMID = 0x7fef;
 const MAX_TIMEOUT_MS = 600_000;
 const MAX_INTERVAL_MS = 3_600_000;
 const MAX_COUNT = 100_000_000;
@@ -44,7 +44,7 @@ function int(obj: Record<string, unknown>, name: string, min: number, max: numbe
 }
 
 function domidField(obj: Record<string, unknown>, required: boolean): number | undefined {
-  const d = required ? int(obj, "domid", 0, MAX_DOMID, true) : int(obj, "domid", 0, MAX_DOMID, false);
+  const d = required ? int(obj, "domid", 0, DOMID_MAX, true) : int(obj, "domid", 0, DOMID_MAX, false);
   if (d === 0) throw new DaemonError("ECONTROLDOMAIN", "domain 0 is the control domain: it cannot be suspended or checkpointed");
   return d;
 }

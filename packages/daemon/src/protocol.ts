@@ -95,7 +95,7 @@ export interface LoopStatus {
   lastError: string | null;
   lastSkip: string | null;
   stoppedBy: "count" | "request" | "error" | "domain-gone" | "shutdown" | null;
-  /** This loop's own cycles (the last `rollingWindow` of them), unlike `rolling` in status. */
+  /** This loop's own cycles (the last 100 of them), unlike `rolling` in status. */
   cycleMs: Summary;
   suspendMs: Summary;
 }

@@ -13,19 +13,17 @@ import { toDaemonError } from "./daemon";
 import { parseRequest } from "./parse-request";
 import { DaemonError, encodeFrame, errorResponse, MAX_LINE_BYTES, okResponse, progressFrame, type CheckpointProgress, type RequestId, type Response } from "./protocol";
 
-/** Default limit of requests one connection has in the daemon at once. */
+/**
+ * Requests of one connection in the daemon at once: beyond it the connection is not read until one
+ * is answered.
+ */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+/** The socket file's mode: root only. */
+const SOCKET_MODE = 0o600;
 
 export interface ServerOptions {
   socketPath: string;
   maxLineBytes?: number;
-  /**
-   * Requests of one connection in the daemon at once (default 32): beyond it the connection is not
-   * read until one is answered.
-   */
-  maxInFlightPerConnection?: number;
-  /** Socket file mode (default 0600: root only). */
-  mode?: number;
   log?: (line: string) => void;
 }
 
@@ -35,8 +33,6 @@ export class DaemonServer {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #maxLine: number;
-  readonly #maxInFlight: number;
-  readonly #mode: number;
   readonly #log: (line: string) => void;
   /** Requests answered (load measurements). */
   answered = 0;
@@ -49,8 +45,6 @@ export class DaemonServer {
     this.socketPath = opts.socketPath;
     this.#daemon = daemon;
     this.#maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
-    this.#maxInFlight = Math.max(1, opts.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION);
-    this.#mode = opts.mode ?? 0o600;
     this.#log = opts.log ?? (() => undefined);
     this.#server = createServer((sock) => {
       this.#accept(sock);
@@ -72,7 +66,7 @@ export class DaemonServer {
         resolve();
       });
     });
-    chmodSync(this.socketPath, this.#mode);
+    chmodSync(this.socketPath, SOCKET_MODE);
     this.#server.on("error", (err) => {
       this.#log(`server: ${err.message}`);
     });
@@ -96,12 +90,12 @@ export class DaemonServer {
       this.progressFrames++;
       sock.write(encodeFrame(progressFrame(id, p)));
     };
-    // Reads requests only while this connection has fewer than maxInFlight of them in the daemon
-    // and its answers are being read (no write backlog): otherwise the socket is paused, so that a
-    // client pipelining without limit, or never reading, holds a bounded amount of the daemon's
-    // memory (the rest waits in its socket buffers).
+    // Reads requests only while this connection has fewer than MAX_IN_FLIGHT_PER_CONNECTION in the
+    // daemon and its answers are being read (no write backlog): otherwise the socket is paused, so
+    // that a client pipelining without limit, or never reading, holds a bounded amount of the
+    // daemon's memory (the rest waits in its socket buffers).
     const pump = (): void => {
-      while (!closed && inFlight < this.#maxInFlight && !sock.writableNeedDrain) {
+      while (!closed && inFlight < MAX_IN_FLIGHT_PER_CONNECTION && !sock.writableNeedDrain) {
         const nl = buf.indexOf(0x0a);
         if (nl < 0) break;
         const line = buf.subarray(0, nl);
@@ -128,7 +122,7 @@ export class DaemonServer {
         closed = true;
         return;
       }
-      const hold = inFlight >= this.#maxInFlight || sock.writableNeedDrain;
+      const hold = inFlight >= MAX_IN_FLIGHT_PER_CONNECTION || sock.writableNeedDrain;
       if (hold && !paused) {
         paused = true;
         this.heldConnections++;

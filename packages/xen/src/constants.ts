@@ -26,6 +26,13 @@ export const VIRQ_DOM_EXC = 3;
 export const NR_VIRQS = 24;
 export const DOMID_FIRST_RESERVED = 0x7ff0;
 export const DOMID_SELF = 0x7ff0;
+/** The highest domid Xen gives a domain: from DOMID_FIRST_RESERVED up they are special (DOMID_SELF...). */
+export const DOMID_MAX = DOMID_FIRST_RESERVED - 1;
+
+/** Whether `domid` can name a domain: an integer in [0, DOMID_MAX]. The one check of the bound. */
+export function isDomid(domid: unknown): domid is number {
+  return typeof domid === "number" && Number.isInteger(domid) && domid >= 0 && domid <= DOMID_MAX;
+}
 
 export const XEN_DOMCTL_pausedomain = 3;
 export const XEN_DOMCTL_unpausedomain = 4;

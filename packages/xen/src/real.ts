@@ -109,8 +109,6 @@ export class NativeXenBinding implements XenBinding {
 export interface OpenXenOptions {
   addonPath?: string;
   privcmdPath?: string;
-  /** Where suspend lock files live (default /var/run/xen, as libxenguest). */
-  suspendLockDir?: string;
 }
 
 /**
@@ -153,7 +151,7 @@ export function openXen(opts: OpenXenOptions = {}): XenBinding {
     });
   }
   try {
-    return new NativeXenBinding(addon, opts.suspendLockDir);
+    return new NativeXenBinding(addon);
   } catch (err) {
     if (isXenError(err) && (err.code === "EACCES" || err.code === "EPERM")) {
       throw new XenUnavailableError("not-root", {

@@ -2,7 +2,7 @@
 // userdata lock): path, idempotent release, and the in-process guard the kernel cannot give (a
 // process never conflicts with its own fcntl locks, and two flock()s of one file in one process
 // shut each other out).
-import { suspendLockPath } from "./constants";
+import { DOMID_MAX, isDomid, suspendLockPath } from "./constants";
 import { xenError } from "./errors";
 import type { ToolstackLock } from "./interface";
 
@@ -27,9 +27,7 @@ export class DomainLockTable {
   }
 
   lock(domid: number): ToolstackLock {
-    if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fef) {
-      throw new RangeError(`domid must be an integer in [0, 32751], got ${String(domid)}`);
-    }
+    if (!isDomid(domid)) throw new RangeError(`domid must be an integer in [0, ${DOMID_MAX}], got ${String(domid)}`);
     if (this.#held.has(domid)) {
       throw xenError(this.#what, `dom=${domid}`, "EBUSY", "already held by this process");
     }

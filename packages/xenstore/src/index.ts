@@ -20,7 +20,7 @@ export {
   type KnownErrno,
   type XenstoreErrno,
 } from "./errors";
-export { parsePort, parseDomid, parseStrictDecimal, EVTCHN_PORT_MAX } from "./parse-port";
+export { parsePort, parseStrictDecimal, EVTCHN_PORT_MAX } from "./parse-port";
 export {
   formatPermission,
   parsePermission,

@@ -23,9 +23,3 @@ export function parsePort(value: string | Buffer): number | undefined {
   const text = typeof value === "string" ? value : value.toString("latin1");
   return parseStrictDecimal(text, 1, EVTCHN_PORT_MAX);
 }
-
-/** Parses a domid (0..0x7FEF: DOMID_FIRST_RESERVED is not a real domain). */
-export function parseDomid(value: string | Buffer): number | undefined {
-  const text = typeof value === "string" ? value : value.toString("latin1");
-  return parseStrictDecimal(text, 0, 0x7fef);
-}
