@@ -1,6 +1,6 @@
 // A child process that takes a suspend lock with the addon and holds it until its stdin closes:
 // fcntl locks never conflict within one process, so "held by someone else" needs a second one.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 
 import { DEFAULT_ADDON_PATH } from "../native";
 
@@ -33,6 +33,14 @@ export function holdSuspendLockInChild(path: string, addonPath: string = DEFAULT
   });
 }
 
+/** Resolves once nobody holds the flock on `path` (tried with flock -n every 10 ms, 5 s at most). */
+async function lockFreed(path: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (spawnSync("flock", ["-n", path, "true"], { stdio: "ignore" }).status === 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /**
  * libxl's side of the userdata lock, played by util-linux flock(1) (the same flock(2) that
  * libxl__lock_file takes): "hold" resolves once it holds `path`; "wait" resolves at once, while it
@@ -59,6 +67,9 @@ export function flockInChild(path: string, mode: "hold" | "wait"): Promise<() =>
     const timer = setTimeout(kill, 5000);
     const code = await exited;
     clearTimeout(timer);
+    // flock(1)'s exit is seen before the sleep it forked has died and closed the locked fd (a test
+    // under load took the lock too early and got EAGAIN): wait until the lock is free.
+    if (mode === "hold") await lockFreed(path);
     return code;
   };
   if (mode === "wait") return Promise.resolve(end);
