@@ -77,7 +77,7 @@ export async function cmdBenchRun(env: XenEnv, a: CliArgs, deps: Deps): Promise<
   const cycles = a.cycles ?? 100;
   const intervalMs = a.intervalMs ?? 20;
   const caps = await detect(env.xen, env.xs, a.domid);
-  if (!caps.exists || caps.isDom0 || caps.dying) choosePath(caps); // throws the ESTATE error that says why
+  if (!caps.exists || caps.isDom0 || caps.dying) choosePath(caps); // throws ENODOMAIN, ECONTROLDOMAIN or EDYING, saying why
   let paths: PathName[] = BENCH_PATHS.filter((p) => caps.paths.includes(p));
   // parseCli has checked the names.
   if (a.paths !== undefined) paths = a.paths as PathName[];
