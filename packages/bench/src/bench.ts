@@ -149,12 +149,12 @@ type LoopOptions = Pick<HostBenchOptions, "checkpointCount" | "longCount" | "lon
  */
 async function fastSuspendGuest(l: Lab, o: PathRunOptions & LoopOptions): Promise<{ paths: BenchPathResult[]; loops: CheckpointLoopResult[] }> {
   const g = await l.createGuest({ name: "bench-fast", extra: "xen_manage.fast_suspend=1" });
-  const feature = (await l.exec(`xenstore-read /local/domain/${g.domid}/control/feature-fast-suspend`)).stdout.trim();
+  const feature = (await l.exec(`xenstore-read /local/domain/${g.domid}/feature/fast-suspend`)).stdout.trim();
   if (feature !== "1") {
-    o.log(`guest "bench-fast" does not advertise control/feature-fast-suspend (kernel without patch 0006?): no fast-suspend rows`);
+    o.log(`guest "bench-fast" does not advertise feature/fast-suspend (kernel without patch 0006?): no fast-suspend rows`);
     return { paths: [], loops: [] };
   }
-  o.log(`guest "bench-fast" is domain ${g.domid}, booted with xen_manage.fast_suspend=1 (control/feature-fast-suspend = 1)`);
+  o.log(`guest "bench-fast" is domain ${g.domid}, booted with xen_manage.fast_suspend=1 (feature/fast-suspend = 1)`);
   const { result } = await benchRun(l, g.domid, "bench-fast", { ...o, paths: "xenstore+watch,evtchn+evtchn", xlSave: 0 });
   const paths = (result?.paths ?? []).map((p) => ({ ...p, name: `${p.name} (fast guest)`, guestSuspend: "fast" as const }));
   const loops: CheckpointLoopResult[] = [];

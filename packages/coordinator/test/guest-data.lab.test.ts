@@ -3,7 +3,7 @@
 // (O_DSYNC records, guest-writer.c) while dom0 checkpoints it back to back over its channel, then
 // saves and restores it; every record the writer was told was written must be on the backing
 // image, intact. Once with the task freezer (the default), once with kernel patch 0006's
-// xen_manage.fast_suspend=1, whose guest must advertise control/feature-fast-suspend and whose
+// xen_manage.fast_suspend=1, whose guest must advertise feature/fast-suspend and whose
 // trace must show no freezer. PV always; PVH too when the lab's CPU offers HVM (live migration
 // to localhost then as well: a PV guest cannot be live-migrated on a Xen without shadow paging).
 // FASTSUSPEND_DATA_CHECKPOINTS sets the checkpoint count (default 10000).
@@ -78,7 +78,7 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
         const extra = `fastsuspend.writer=on${mode === "fast" ? " xen_manage.fast_suspend=1" : ""}`;
         const g = await lab.createGuest({ name, type, kernel: patchedKernel(), extra });
         const log = `/var/log/xen/console/guest-${name}.log`;
-        const fastNode = (await lab.exec(`xenstore-read /local/domain/${g.domid}/control/feature-fast-suspend`)).stdout.trim();
+        const fastNode = (await lab.exec(`xenstore-read /local/domain/${g.domid}/feature/fast-suspend`)).stdout.trim();
         expect(fastNode).toBe(mode === "fast" ? "1" : "");
         await lab.mustExec(`xl block-attach ${g.domid} '${spec}'`, { timeoutMs: 2 * MINUTE });
         expect(await waitVbdConnected(lab, g.domid)).toBe("4");
