@@ -214,11 +214,14 @@ export class Lab {
     // address (QEMU's TCG emulation of SVM nested paging; shared/lab-notes.md): that one is
     // retried (three attempts in all), said on stderr. Every other failure is the caller's.
     const faults = async (): Promise<number> => Number((await this.exec(`xl dmesg | grep -c "Triple fault"; true`)).stdout.trim()) || 0;
+    const log = `/var/log/xen/console/guest-${g.name}.log`;
     for (let attempt = 1; ; attempt++) {
       const before = type === "pvh" ? await faults() : 0;
+      // xenconsoled appends to a guest's log: an earlier guest of this name left its ready marker
+      // there, which the wait below would take for this guest's (it did, in guest-data.lab).
+      await this.exec(["rm", "-f", log]);
       const domid = await this.#xlCreate(g.name, cfgPath, g.timeoutMs);
       if (domid !== undefined && !(g.waitReady ?? true)) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
-      const log = `/var/log/xen/console/guest-${g.name}.log`;
       // Exit 2 as soon as the domain is shut down or gone (a triple fault is a reboot to Xen).
       const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do case "$(xl list ${domid ?? -1} 2>/dev/null | awk 'NR==2{print $5}')" in ""|*s*) exit 2;; esac; i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
       const r = domid === undefined ? { code: 2 } : await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
