@@ -312,16 +312,8 @@ int main(int argc, char **argv)
 			prev_boot = boot;
 			prev_mono = mono;
 		}
-		if (r > 0 && (pfd.revents & POLLIN))
-			xsreq_readable(&xs);
-		else if (r > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
-			xsreq_close(&xs, "poll error");
-		if (xs.pending) {
-			xs.pending = 0;
+		if (xsreq_after_poll(&xs, r, pfd.revents))
 			want_dump = 2; /* 2: asked through xenstore, token in xs.last */
-		}
-		if (xs.fd < 0 && now_ns(CLOCK_MONOTONIC) >= xs.retry_at)
-			xsreq_open(&xs);
 		if (run_end && boot >= run_end)
 			want_dump = 1;
 		if (want_dump) {

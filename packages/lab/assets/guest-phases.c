@@ -293,15 +293,7 @@ int main(int argc, char **argv)
 		struct pollfd pfd = { .fd = xs.fd, .events = POLLIN };
 		int r = poll(&pfd, xs.fd >= 0 ? 1 : 0, xs.fd >= 0 ? -1 : 5000);
 
-		if (r > 0 && (pfd.revents & POLLIN))
-			xsreq_readable(&xs);
-		else if (r > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
-			xsreq_close(&xs, "poll error");
-		if (xs.pending) {
-			xs.pending = 0;
+		if (xsreq_after_poll(&xs, r, pfd.revents))
 			dump(xs.last, NULL);
-		}
-		if (xs.fd < 0 && xsreq_now() >= xs.retry_at)
-			xsreq_open(&xs);
 	}
 }

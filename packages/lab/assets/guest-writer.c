@@ -112,12 +112,7 @@ int main(int argc, char **argv)
 		struct pollfd pfd = { .fd = xs.fd, .events = POLLIN };
 		int rc = poll(&pfd, xs.fd >= 0 ? 1 : 0, (int)interval_ms);
 
-		if (rc > 0 && (pfd.revents & POLLIN))
-			xsreq_readable(&xs);
-		else if (rc > 0 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
-			xsreq_close(&xs, "poll error");
-		if (xs.pending) {
-			xs.pending = 0;
+		if (xsreq_after_poll(&xs, rc, pfd.revents)) {
 			seq++;
 			dprintf(1, "\nWRITER-BEGIN req=%s seq=%u\n"
 				"WRITER-STATUS acked=%llu errors=%llu last_errno=%d max_write_ms=%.3f slow=%llu full=%d size=%llu\n"
@@ -126,8 +121,6 @@ int main(int argc, char **argv)
 				last_errno, max_write / 1e6, (unsigned long long)slow, full,
 				(unsigned long long)size, xs.last, seq);
 		}
-		if (xs.fd < 0 && xsreq_now() >= xs.retry_at)
-			xsreq_open(&xs);
 		if (fd < 0) {
 			struct stat st;
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -191,6 +192,24 @@ static void xsreq_readable(struct xsreq *x)
 			x->len -= whole;
 		}
 	}
+}
+
+/*
+ * After a poll() that watched x->fd (for POLLIN): reads what came or closes on an error, and
+ * reopens once the retry time has come.  Returns 1 if a new request came (token in x->last).
+ */
+static int xsreq_after_poll(struct xsreq *x, int rc, short revents)
+{
+	if (rc > 0 && (revents & POLLIN))
+		xsreq_readable(x);
+	else if (rc > 0 && (revents & (POLLERR | POLLHUP | POLLNVAL)))
+		xsreq_close(x, "poll error");
+	if (x->fd < 0 && xsreq_now() >= x->retry_at)
+		xsreq_open(x);
+	if (!x->pending)
+		return 0;
+	x->pending = 0;
+	return 1;
 }
 
 #endif /* GUEST_XSREQ_H */

@@ -2,7 +2,7 @@
 // written to the guest's data/blackout/request, the block it prints on its console), parsed. Asking clears the probe's
 // gap table and its "window" histogram, so each call reports what happened since the previous one.
 import { LabError } from "./errors";
-import { askGuestProbe } from "./guest-probe";
+import { askGuestProbe, probeFields } from "./guest-probe";
 import type { Lab } from "./lab";
 
 export interface BlackoutGap {
@@ -47,14 +47,7 @@ export interface BlackoutReport {
   window: BlackoutHist;
 }
 
-function fields(line: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const w of line.trim().split(/\s+/).slice(1)) {
-    const i = w.indexOf("=");
-    if (i > 0) m.set(w.slice(0, i), w.slice(i + 1));
-  }
-  return m;
-}
+const fields = probeFields;
 
 function num(m: Map<string, string>, k: string, line: string): number {
   const v = Number(m.get(k));

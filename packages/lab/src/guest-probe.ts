@@ -26,6 +26,16 @@ export interface GuestProbeAnswer {
   block: string;
 }
 
+/** A probe's console line "TAG-WORD k=v k=v ..." as a map (the first word is skipped). */
+export function probeFields(line: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const w of line.trim().split(/\s+/).slice(1)) {
+    const i = w.indexOf("=");
+    if (i > 0) m.set(w.slice(0, i), w.slice(i + 1));
+  }
+  return m;
+}
+
 /** `guest` is a domain name or id. */
 export async function askGuestProbe(lab: Lab, guest: string | number, r: GuestProbeRequest): Promise<GuestProbeAnswer> {
   const probe = r.tag.toLowerCase();

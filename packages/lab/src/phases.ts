@@ -2,7 +2,7 @@
 // tracepoint of the PM core and of kernel patch 0005), read from dom0 through guest-probe.ts.
 // Asking empties the guest's trace buffer, so each call reports the suspends since the previous.
 import { LabError } from "./errors";
-import { askGuestProbe } from "./guest-probe";
+import { askGuestProbe, probeFields } from "./guest-probe";
 import type { Lab } from "./lab";
 
 /**
@@ -31,14 +31,7 @@ export interface GuestSuspend {
 
 const FIXED = new Set(["src", "cancelled", "restored", "request_us", "suspend_us", "resume_us", "total_us"]);
 
-function fields(line: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const w of line.trim().split(/\s+/).slice(1)) {
-    const i = w.indexOf("=");
-    if (i > 0) m.set(w.slice(0, i), w.slice(i + 1));
-  }
-  return m;
-}
+const fields = probeFields;
 
 function int(m: Map<string, string>, k: string, line: string): number {
   const s = m.get(k);

@@ -3,7 +3,7 @@
 // intact. An application's view of a suspend: no lost or corrupted write, and how long a write
 // could take.
 import { LabError } from "./errors";
-import { askGuestProbe } from "./guest-probe";
+import { askGuestProbe, probeFields } from "./guest-probe";
 import type { Lab } from "./lab";
 
 export const WRITER_RECORD_BYTES = 512;
@@ -22,14 +22,7 @@ export interface WriterStatus {
   sizeBytes: number;
 }
 
-function fields(line: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const w of line.trim().split(/\s+/).slice(1)) {
-    const i = w.indexOf("=");
-    if (i > 0) m.set(w.slice(0, i), w.slice(i + 1));
-  }
-  return m;
-}
+const fields = probeFields;
 
 export function parseWriterStatus(block: string): WriterStatus {
   const line = block.replace(/\r/g, "").split("\n").map((l) => l.slice(Math.max(0, l.indexOf("WRITER-STATUS ")))).find((l) => l.startsWith("WRITER-STATUS "));
