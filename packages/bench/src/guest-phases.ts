@@ -5,8 +5,10 @@ import type { GuestPhasesMs } from "@fastsuspend/cli";
 import type { GuestSuspend } from "@fastsuspend/lab";
 
 /** undefined when the guest traced no suspend (a kernel without patch 0005, or the probe off). */
-export function summarizeGuestPhases(suspends: readonly GuestSuspend[]): GuestPhasesMs | undefined {
-  if (suspends.length === 0) return undefined;
+export function summarizeGuestPhases(all: readonly GuestSuspend[]): GuestPhasesMs | undefined {
+  if (all.length === 0) return undefined;
+  // A suspend during which the guest's clock stepped back has no usable times: counted, not summarised.
+  const suspends = all.filter((s) => !s.clockSteppedBack);
   const names = [...new Set(suspends.flatMap((s) => Object.keys(s.steps)))];
   const steps: Record<string, Summary> = {};
   // A step a suspend did not take (e.g. an error path) is left out of that step's summary.
@@ -14,6 +16,7 @@ export function summarizeGuestPhases(suspends: readonly GuestSuspend[]): GuestPh
   const requests = suspends.flatMap((s) => (s.requestMs === undefined ? [] : [s.requestMs]));
   return {
     n: suspends.length,
+    ...(suspends.length < all.length ? { clockSteppedBack: all.length - suspends.length } : {}),
     suspend: summarize(suspends.map((s) => s.suspendMs)),
     resume: summarize(suspends.map((s) => s.resumeMs)),
     ...(requests.length > 0 ? { request: summarize(requests) } : {}),

@@ -1,7 +1,7 @@
 import { summarizeGuestPhases } from "../src/guest-phases";
 
 const suspend = (suspendMs: number, steps: Record<string, number>, requestMs?: number) => ({
-  source: 1, cancelled: true, restored: false, frozen: true, suspendMs, resumeMs: suspendMs * 2, totalMs: suspendMs * 3 + 2, steps,
+  source: 1, cancelled: true, restored: false, frozen: true, clockSteppedBack: false, suspendMs, resumeMs: suspendMs * 2, totalMs: suspendMs * 3 + 2, steps,
   ...(requestMs === undefined ? {} : { requestMs }),
 });
 
@@ -18,6 +18,12 @@ describe("summarizeGuestPhases", () => {
     expect(g?.request).toMatchObject({ n: 2, min: 1, max: 3 });
     expect(g?.steps.freeze_processes).toMatchObject({ n: 3, median: 5 });
     expect(g?.steps.xs_resume).toMatchObject({ n: 1, median: 8 });
+  });
+
+  test("a suspend whose clock stepped back is counted, not summarised", () => {
+    const g = summarizeGuestPhases([suspend(10, {}), { ...suspend(-5, { dpm_suspend: -11 }), clockSteppedBack: true }]);
+    expect(g).toMatchObject({ n: 1, clockSteppedBack: 1 });
+    expect(g?.suspend.min).toBe(10);
   });
 
   test("no request traced anywhere (a stock trigger on an older kernel): no request summary", () => {

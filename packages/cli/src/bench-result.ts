@@ -7,8 +7,10 @@ import type { Summary } from "@fastsuspend/coordinator";
  * the domain is suspended.
  */
 export interface GuestPhasesMs {
-  /** Suspends the guest traced (a failed cycle may not have reached the guest). */
+  /** Suspends the guest traced and summarised (a failed cycle may not have reached the guest). */
   n: number;
+  /** Suspends left out because the guest's clock stepped back inside them (the nested lab's xen clocksource). */
+  clockSteppedBack?: number;
   /** Request seen by the guest → its suspend hypercall. */
   suspend: Summary;
   /** The hypercall returns → tasks running again (after thaw_processes). */

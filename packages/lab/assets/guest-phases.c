@@ -14,15 +14,18 @@
  * (one PHASES-CYC line each).  suspend_us: the request seen by the guest (the channel's
  * interrupt, or "suspend" read from control/shutdown; do_suspend()'s start if neither was
  * traced) until the suspend hypercall; resume_us: the hypercall's return until do_suspend()
- * ends, just after thaw_processes(); every other field is a step's time in us.  request_us is
- * -1 when no request event was traced (a kernel without 0005's request points).  Nothing is
+ * ends, just after thaw_processes(); every other field is a step's time in us; "na" for a span
+ * whose end was not traced (request_us on a kernel without 0005's request points).  A negative
+ * time is printed as it is: the clock stepped back (seen in the lab, see below).  Nothing is
  * printed or written per suspend: the tracepoint writes to the kernel's ring buffer.
  *
  * The trace clock is "mono" (CLOCK_MONOTONIC's NMI-safe reader).  It stands still from
  * timekeeping_suspend() to timekeeping_resume() (syscore, around the hypercall), so the time
  * the domain spent suspended is in no span, and no hypercall time is reported: dom0 measures
- * that.  The default "local" clock (sched_clock) is not usable here: in the lab it stepped back
- * by ~40 ms inside one cancelled resume out of five, giving negative steps.
+ * that.  Neither it nor the default "local" clock (sched_clock) is monotonic in the nested lab:
+ * both follow the xen clocksource, which stepped back by up to ~40 ms now and then after
+ * cancelled suspends (TCG's emulated TSC under Xen's pvclock), giving negative steps; dom0
+ * drops those suspends from its statistics and counts them.
  *
  * Options: --buffer-kb N (per-CPU ring buffer, default 4096).  Off the lab: --file PATH prints
  * the block for a saved trace (tracefs's text format) and exits.
@@ -95,20 +98,27 @@ static long us(int64_t ns)
 	return (long)(ns / 1000);
 }
 
+/* A span in us, or "na" when one end was not traced (a kernel without 0005's points). */
+static char *span(char *b, int64_t from, int64_t to)
+{
+	if (from < 0 || to < 0)
+		strcpy(b, "na");
+	else
+		sprintf(b, "%ld", us(to - from));
+	return b;
+}
+
 static void emit_cycle(int64_t t1, int restored)
 {
-	char buf[2048];
+	char buf[2048], a[24], b[24], c[24], d[24];
 	int64_t from = cyc.request_ns >= 0 ? cyc.request_ns : cyc.t0;
 	size_t n;
 	unsigned i;
 
 	n = snprintf(buf, sizeof(buf),
-		     "PHASES-CYC src=%d cancelled=%d restored=%d request_us=%ld suspend_us=%ld resume_us=%ld total_us=%ld",
-		     cyc.src, cyc.cancelled, restored,
-		     cyc.request_ns >= 0 ? us(cyc.t0 - cyc.request_ns) : -1L,
-		     cyc.hc_begin >= 0 ? us(cyc.hc_begin - from) : -1L,
-		     cyc.hc_end >= 0 ? us(t1 - cyc.hc_end) : -1L,
-		     us(t1 - from));
+		     "PHASES-CYC src=%d cancelled=%d restored=%d request_us=%s suspend_us=%s resume_us=%s total_us=%s",
+		     cyc.src, cyc.cancelled, restored, span(a, cyc.request_ns, cyc.t0),
+		     span(b, from, cyc.hc_begin), span(c, cyc.hc_end, t1), span(d, from, t1));
 	for (i = 0; i < cyc.nsteps && n < sizeof(buf) - 64; i++)
 		n += snprintf(buf + n, sizeof(buf) - n, " %s=%ld", cyc.steps[i].name,
 			      us(cyc.steps[i].total_ns));

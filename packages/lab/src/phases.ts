@@ -27,6 +27,11 @@ export interface GuestSuspend {
   totalMs: number;
   /** Each traced step's time (freeze_processes, dpm_suspend, xs_resume, thaw_processes, ...). */
   steps: Record<string, number>;
+  /**
+   * The guest's clock stepped back inside this suspend (a negative span or step: the nested lab's
+   * xen clocksource does it now and then); its times are then not to be used.
+   */
+  clockSteppedBack: boolean;
 }
 
 const FIXED = new Set(["src", "cancelled", "restored", "request_us", "suspend_us", "resume_us", "total_us"]);
@@ -39,26 +44,27 @@ function int(m: Map<string, string>, k: string, line: string): number {
   return Number(s);
 }
 
-/** One PHASES-CYC line. Negative times (a step the kernel did not trace) throw. */
+/** One PHASES-CYC line. A span the kernel did not trace ("na": a kernel without 0005) throws. */
 export function parsePhasesLine(line: string): GuestSuspend {
   const m = fields(line);
   const us = (k: string): number => {
-    const v = int(m, k, line);
-    if (v < 0) throw new LabError(`phases probe: ${k} not traced in ${JSON.stringify(line)}`, "is the guest kernel built with patch 0005 (xen_suspend_hypercall)?");
-    return v / 1000;
+    if (m.get(k) === "na") throw new LabError(`phases probe: ${k} not traced in ${JSON.stringify(line)}`, "is the guest kernel built with patch 0005 (xen_suspend_hypercall)?");
+    return int(m, k, line) / 1000;
   };
-  const request = int(m, "request_us", line);
   const steps: Record<string, number> = {};
   for (const [k, v] of m) {
     if (FIXED.has(k)) continue;
-    if (!/^[a-z_]{1,31}$/.test(k) || !/^\d+$/.test(v)) throw new LabError(`phases probe: bad step ${k}=${v}`, "the console log may be garbled; ask again");
+    if (!/^[a-z_]{1,31}$/.test(k) || !/^-?\d+$/.test(v)) throw new LabError(`phases probe: bad step ${k}=${v}`, "the console log may be garbled; ask again");
     steps[k] = Number(v) / 1000;
   }
+  const times = { suspendMs: us("suspend_us"), resumeMs: us("resume_us"), totalMs: us("total_us") };
+  const request = m.get("request_us") === "na" ? undefined : int(m, "request_us", line) / 1000;
   return {
     source: int(m, "src", line), cancelled: int(m, "cancelled", line) === 1, restored: int(m, "restored", line) === 1,
     frozen: "freeze_processes" in steps,
-    ...(request >= 0 ? { requestMs: request / 1000 } : {}),
-    suspendMs: us("suspend_us"), resumeMs: us("resume_us"), totalMs: us("total_us"), steps,
+    ...(request === undefined ? {} : { requestMs: request }),
+    ...times, steps,
+    clockSteppedBack: [request ?? 0, ...Object.values(times), ...Object.values(steps)].some((x) => x < 0),
   };
 }
 

@@ -57,7 +57,7 @@ describe("guest-phases (compiled on the host)", () => {
     expect(r).toHaveLength(2);
     const [a, b] = r ?? [];
     expect(a).toEqual({
-      source: 1, cancelled: true, restored: false, frozen: true, requestMs: 0.3, suspendMs: 4.9, resumeMs: 4.5, totalMs: 19.4,
+      source: 1, cancelled: true, restored: false, frozen: true, clockSteppedBack: false, requestMs: 0.3, suspendMs: 4.9, resumeMs: 4.5, totalMs: 19.4,
       steps: { freeze_processes: 2, dpm_suspend: 1, thaw_processes: 3 },
     });
     expect(b).toMatchObject({ source: 1, cancelled: false, restored: true, frozen: false, requestMs: 0.3, suspendMs: 1, resumeMs: 1, steps: {} });
@@ -71,7 +71,7 @@ describe("guest-phases (compiled on the host)", () => {
 });
 
 describe("parsePhases", () => {
-  const cyc = "PHASES-CYC src=0 cancelled=1 restored=0 request_us=-1 suspend_us=12000 resume_us=15000 total_us=30000 xs_resume=9000";
+  const cyc = "PHASES-CYC src=0 cancelled=1 restored=0 request_us=na suspend_us=12000 resume_us=15000 total_us=30000 xs_resume=9000";
   test("a block whose count matches", () => {
     const text = `noise\nPHASES-BEGIN req=a seq=1 clock=local lost=0\n${cyc}\r\n[  1.0] kernel line\nPHASES-END req=a seq=1 count=1\n`;
     const r = parsePhases(text, "a");
@@ -86,7 +86,13 @@ describe("parsePhases", () => {
   test("a lost line is an error, not a short answer", () => {
     expect(() => parsePhases(`PHASES-BEGIN req=a seq=1\n${cyc}\nPHASES-END req=a seq=1 count=2\n`, "a")).toThrow(/1 lines for count=2/);
   });
-  test("a step the kernel did not trace (a kernel without 0005) is an error", () => {
-    expect(() => parsePhasesLine(cyc.replace("suspend_us=12000", "suspend_us=-1"))).toThrow(/0005/);
+  test("a span the kernel did not trace (a kernel without 0005) is an error", () => {
+    expect(() => parsePhasesLine(cyc.replace("suspend_us=12000", "suspend_us=na"))).toThrow(/0005/);
+  });
+  test("a negative step (the guest's clock stepped back, as the lab saw) marks the suspend, it does not throw", () => {
+    expect(parsePhasesLine(cyc).clockSteppedBack).toBe(false);
+    const s = parsePhasesLine(`${cyc} dpm_suspend_noirq=-11155`);
+    expect(s.clockSteppedBack).toBe(true);
+    expect(s.steps.dpm_suspend_noirq).toBeCloseTo(-11.155);
   });
 });
