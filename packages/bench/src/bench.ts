@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { guestSuspends, Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
-import { BENCH_PATHS, formatTable, type BenchPathResult, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs } from "@fastsuspend/cli";
+import { BENCH_PATHS, formatTable, type BenchPathResult, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs, type ToolstackResult } from "@fastsuspend/cli";
 import { summarizeGuestPhases } from "./guest-phases";
 import { xlSaveRow } from "./toolstack";
 import { latencyCdfSvg } from "./plot";
@@ -227,11 +227,22 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     // that still drifts (the stock kernel, with --stock or when the patched one does not build)
     // shows it here, and in the long loop's medians per 1000 cycles, rather than being hidden.
     const loops = await checkpointLoops(l, g.domid, o);
+    // The sections after the paths and loops add rows; one that fails is said and skipped, so
+    // that what was measured is still written.
+    const optional = async (what: string, f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (e) {
+        o.log(`${what} failed, left out: ${(e as Error).message.split("\n")[0] ?? ""}`);
+      }
+    };
     if (kernel !== undefined) {
-      await l.destroyGuest("bench");
-      const fast = await fastSuspendGuest(l, { ...o, guestDesc });
-      result.paths.push(...fast.paths);
-      loops.push(...fast.loops);
+      await optional("the fast-suspend guest", async () => {
+        await l.destroyGuest("bench");
+        const fast = await fastSuspendGuest(l, { ...o, guestDesc });
+        result.paths.push(...fast.paths);
+        loops.push(...fast.loops);
+      });
     }
     if (loops.length > 0) result.checkpointLoops = loops;
     if (o.toolstackRuns > 0) {
@@ -239,8 +250,8 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
         ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: "stock 6.1", name: "ts-stock" }]),
         ...(kernel === undefined ? [] : [{ path: kernel, desc: "patched 6.1", name: "ts-patched" }]),
       ];
-      const rows = [];
-      for (const k of kernels) rows.push(await xlSaveRow(l, k, { runs: o.toolstackRuns, hypervisor: hvDesc, log: o.log }));
+      const rows: ToolstackResult[] = [];
+      for (const k of kernels) await optional(`xl save -c on the ${k.desc} guest`, async () => { rows.push(await xlSaveRow(l, k, { runs: o.toolstackRuns, hypervisor: hvDesc, log: o.log })); });
       if (rows.length > 0) result.toolstack = rows;
     }
     mkdirSync(dirname(o.output), { recursive: true });
