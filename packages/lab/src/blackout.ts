@@ -2,7 +2,7 @@
 // written to the guest's data/blackout/request, the block it prints on its console), parsed. Asking clears the probe's
 // gap table and its "window" histogram, so each call reports what happened since the previous one.
 import { LabError } from "./errors";
-import { askGuestProbe, probeFields } from "./guest-probe";
+import { askGuestProbe, probeFields as fields } from "./guest-probe";
 import type { Lab } from "./lab";
 
 export interface BlackoutGap {
@@ -46,8 +46,6 @@ export interface BlackoutReport {
   /** Every interval since the previous request (or the probe's start). */
   window: BlackoutHist;
 }
-
-const fields = probeFields;
 
 function num(m: Map<string, string>, k: string, line: string): number {
   const v = Number(m.get(k));
@@ -125,11 +123,9 @@ export interface BlackoutOptions {
  * window histograms) and returns them. `guest` is a domain name or id.
  */
 export async function blackout(lab: Lab, guest: string | number, opts: BlackoutOptions = {}): Promise<BlackoutReport> {
-  const a = await askGuestProbe(lab, guest, {
+  return askGuestProbe(lab, guest, {
     node: "data/blackout/request", tag: "BLACKOUT", timeoutMs: opts.timeoutMs ?? 30_000,
     hint: "is the guest running an initramfs with /bin/blackout (lab artefacts rebuilt) and booted with fastsuspend.blackout=on?",
+    parse: parseBlackout,
   });
-  const report = parseBlackout(a.block, a.req);
-  if (!report) throw new LabError(`blackout probe of ${a.name}: its block for ${a.req} could not be parsed`, "see the console output below", a.block.slice(-3000));
-  return report;
 }

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { LabError } from "./errors";
 import type { Lab } from "./lab";
 
-export interface GuestProbeRequest {
+export interface GuestProbeRequest<T> {
   /** The probe's node under /local/domain/DOMID, e.g. "data/phases/request". */
   node: string;
   /** Its console lines' prefix, e.g. "PHASES" (blocks are TAG-BEGIN req=TOKEN .. TAG-END req=TOKEN). */
@@ -16,14 +16,8 @@ export interface GuestProbeRequest {
   timeoutMs: number;
   /** What the caller should check when no answer comes. */
   hint: string;
-}
-
-export interface GuestProbeAnswer {
-  req: string;
-  name: string;
-  domid: number;
-  /** The console lines from TAG-BEGIN to TAG-END of this request. */
-  block: string;
+  /** Reads the answer (the block, its token); undefined if the block cannot be read. */
+  parse: (block: string, req: string) => T | undefined;
 }
 
 /** A probe's console line "TAG-WORD k=v k=v ..." as a map (the first word is skipped). */
@@ -36,8 +30,8 @@ export function probeFields(line: string): Map<string, string> {
   return m;
 }
 
-/** `guest` is a domain name or id. */
-export async function askGuestProbe(lab: Lab, guest: string | number, r: GuestProbeRequest): Promise<GuestProbeAnswer> {
+/** The probe's answer, parsed. `guest` is a domain name or id. */
+export async function askGuestProbe<T>(lab: Lab, guest: string | number, r: GuestProbeRequest<T>): Promise<T> {
   const probe = r.tag.toLowerCase();
   const domid = typeof guest === "number" ? guest : Number((await lab.mustExec(["xl", "domid", guest])).trim());
   const name = typeof guest === "string" ? guest : (await lab.mustExec(["xl", "domname", String(guest)])).trim();
@@ -56,5 +50,7 @@ export async function askGuestProbe(lab: Lab, guest: string | number, r: GuestPr
     const why = res.code === 4 ? "could not write its request node" : "no answer in its console log";
     throw new LabError(`${probe} probe of ${name} (domid ${domid}): ${why} within ${r.timeoutMs} ms`, r.hint, `${res.stderr}\n${tail.stdout}`);
   }
-  return { req, name, domid, block: res.stdout };
+  const answer = r.parse(res.stdout, req);
+  if (answer === undefined) throw new LabError(`${probe} probe of ${name}: its block for ${req} could not be parsed`, "see the console output below", res.stdout.slice(-3000));
+  return answer;
 }

@@ -2,7 +2,7 @@
 // tracepoint of the PM core and of kernel patch 0005), read from dom0 through guest-probe.ts.
 // Asking empties the guest's trace buffer, so each call reports the suspends since the previous.
 import { LabError } from "./errors";
-import { askGuestProbe, probeFields } from "./guest-probe";
+import { askGuestProbe, probeFields as fields } from "./guest-probe";
 import type { Lab } from "./lab";
 
 /**
@@ -35,8 +35,6 @@ export interface GuestSuspend {
 }
 
 const FIXED = new Set(["src", "cancelled", "restored", "request_us", "suspend_us", "resume_us", "total_us"]);
-
-const fields = probeFields;
 
 function int(m: Map<string, string>, k: string, line: string): number {
   const s = m.get(k);
@@ -104,11 +102,9 @@ export function parsePhases(text: string, req?: string): GuestSuspend[] | undefi
  * in order, from its trace buffer.
  */
 export async function guestSuspends(lab: Lab, guest: string | number, opts: { timeoutMs?: number } = {}): Promise<GuestSuspend[]> {
-  const a = await askGuestProbe(lab, guest, {
+  return askGuestProbe(lab, guest, {
     node: "data/phases/request", tag: "PHASES", timeoutMs: opts.timeoutMs ?? 60_000,
     hint: "is the guest running an initramfs with /bin/phases (lab artefacts rebuilt), a kernel with event tracing, and not booted with fastsuspend.phases=off?",
+    parse: parsePhases,
   });
-  const r = parsePhases(a.block, a.req);
-  if (!r) throw new LabError(`phases probe of ${a.name}: its block for ${a.req} could not be parsed`, "see the console output below", a.block.slice(-3000));
-  return r;
 }

@@ -3,7 +3,7 @@
 // intact. An application's view of a suspend: no lost or corrupted write, and how long a write
 // could take.
 import { LabError } from "./errors";
-import { askGuestProbe, probeFields } from "./guest-probe";
+import { askGuestProbe, probeFields as fields } from "./guest-probe";
 import type { Lab } from "./lab";
 
 export const WRITER_RECORD_BYTES = 512;
@@ -22,8 +22,6 @@ export interface WriterStatus {
   sizeBytes: number;
 }
 
-const fields = probeFields;
-
 export function parseWriterStatus(block: string): WriterStatus {
   const line = block.replace(/\r/g, "").split("\n").map((l) => l.slice(Math.max(0, l.indexOf("WRITER-STATUS ")))).find((l) => l.startsWith("WRITER-STATUS "));
   if (line === undefined) throw new LabError("writer: no WRITER-STATUS line in its answer", "see the console output below", block.slice(-2000));
@@ -38,11 +36,11 @@ export function parseWriterStatus(block: string): WriterStatus {
 
 /** The writer's status in `guest` (a domain name or id). */
 export async function writerStatus(lab: Lab, guest: string | number, opts: { timeoutMs?: number } = {}): Promise<WriterStatus> {
-  const a = await askGuestProbe(lab, guest, {
+  return askGuestProbe(lab, guest, {
     node: "data/writer/request", tag: "WRITER", timeoutMs: opts.timeoutMs ?? 30_000,
     hint: "was the guest booted with fastsuspend.writer=on, from an initramfs with /bin/writer (lab artefacts rebuilt)?",
+    parse: parseWriterStatus,
   });
-  return parseWriterStatus(a.block);
 }
 
 function fnv1a(b: Uint8Array, from: number, to: number): number {
