@@ -1,7 +1,7 @@
 import { summarizeGuestPhases } from "../src/guest-phases";
 
 const suspend = (suspendMs: number, steps: Record<string, number>, requestMs?: number) => ({
-  source: 1, cancelled: true, restored: false, frozen: true, clockSteppedBack: false, suspendMs, resumeMs: suspendMs * 2, totalMs: suspendMs * 3 + 2, steps,
+  source: 1, cancelled: true, restored: false, frozen: true, devicePasses: true, clockSteppedBack: false, suspendMs, resumeMs: suspendMs * 2, totalMs: suspendMs * 3 + 2, steps,
   ...(requestMs === undefined ? {} : { requestMs }),
 });
 

@@ -18,6 +18,11 @@ export interface GuestSuspend {
   restored: boolean;
   /** Tasks were frozen (a fast suspend, kernel patch 0006's xen_manage.fast_suspend, skips it). */
   frozen: boolean;
+  /**
+   * Devices went through the PM core's passes (dpm_suspend traced). A fast suspend of a PV or PVH
+   * guest (kernel patch 0007) skips them when cancelled, and runs them after a restore.
+   */
+  devicePasses: boolean;
   /** Request seen → do_suspend() starts (the work item / xenwatch latency); undefined if no request was traced. */
   requestMs?: number;
   /** Request seen (or do_suspend()'s start) → suspend hypercall (to timekeeping_suspend, exactly). */
@@ -60,6 +65,7 @@ export function parsePhasesLine(line: string): GuestSuspend {
   return {
     source: int(m, "src", line), cancelled: int(m, "cancelled", line) === 1, restored: int(m, "restored", line) === 1,
     frozen: "freeze_processes" in steps,
+    devicePasses: "dpm_suspend" in steps,
     ...(request === undefined ? {} : { requestMs: request }),
     ...times, steps,
     clockSteppedBack: [request ?? 0, ...Object.values(times), ...Object.values(steps)].some((x) => x < 0),

@@ -57,10 +57,10 @@ describe("guest-phases (compiled on the host)", () => {
     expect(r).toHaveLength(2);
     const [a, b] = r ?? [];
     expect(a).toEqual({
-      source: 1, cancelled: true, restored: false, frozen: true, clockSteppedBack: false, requestMs: 0.3, suspendMs: 4.9, resumeMs: 4.5, totalMs: 19.4,
+      source: 1, cancelled: true, restored: false, frozen: true, devicePasses: true, clockSteppedBack: false, requestMs: 0.3, suspendMs: 4.9, resumeMs: 4.5, totalMs: 19.4,
       steps: { freeze_processes: 2, dpm_suspend: 1, thaw_processes: 3 },
     });
-    expect(b).toMatchObject({ source: 1, cancelled: false, restored: true, frozen: false, requestMs: 0.3, suspendMs: 1, resumeMs: 1, steps: {} });
+    expect(b).toMatchObject({ source: 1, cancelled: false, restored: true, frozen: false, devicePasses: false, requestMs: 0.3, suspendMs: 1, resumeMs: 1, steps: {} });
   });
 
   test("refuses an unknown option and a bad buffer size", () => {
