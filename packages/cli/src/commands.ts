@@ -1,6 +1,6 @@
 // One function per command. Data flows one way: CLI -> coordinator -> bindings.
 import {
-  checkpointLoop,
+  CheckpointRunner,
   choosePath,
   detect,
   installSignalGuard,
@@ -17,7 +17,7 @@ import type { CliArgs } from "./args";
 import type { CheckpointStop } from "./bench-result";
 import type { Deps, XenEnv } from "./context";
 import { EXIT } from "./exit-codes";
-import { progressFor, type LoopCounts } from "./progress";
+import { progressFor } from "./progress";
 
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
 
@@ -132,22 +132,25 @@ function startBudget(stop: AbortController, seconds: number | undefined): () => 
   return () => { clearTimeout(timer); };
 }
 
+/** The runner's reason in the CLI's words: a domain that went away failed its cycle. */
 function stoppedBy(stats: CheckpointStats, stop: AbortSignal): CheckpointStop {
+  if (stats.stoppedBy === "gone") return "error";
   return stats.stoppedBy === "signal" && stop.reason === BUDGET_ELAPSED ? "time" : stats.stoppedBy;
 }
 
 function printCheckpointStats(stats: CheckpointStats, by: CheckpointStop, path: string, a: CliArgs, deps: Deps): void {
   const totals = stats.samples.map((t) => t.totalMs);
   if (a.json) {
+    const { requested, ok, failed, errors, suspendMs, resumeMs, totalMs, elapsedMs, cyclesPerSecond } = stats;
     deps.stdout(`${JSON.stringify({
-      domid: a.domid, path, ...stats, samples: undefined, stoppedBy: by,
+      domid: a.domid, path, requested, ok, failed, stoppedBy: by, errors, suspendMs, resumeMs, totalMs, elapsedMs, cyclesPerSecond,
       ...(a.forSeconds === undefined ? {} : { budgetSeconds: a.forSeconds }),
       totalMsPerHundred: mediansPerBlock(totals, 100), totalMsPerThousand: mediansPerBlock(totals, 1000),
     })}\n`);
     return;
   }
   const budget = by === "time" ? `; stopped by its ${String(a.forSeconds)} s budget` : "";
-  deps.stdout(`domain ${a.domid}: ${stats.ok}/${stats.requested} checkpoints via ${path} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}${budget}\n`);
+  deps.stdout(`domain ${a.domid}: ${stats.ok}/${String(stats.requested)} checkpoints via ${path} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}${budget}\n`);
   for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);
 }
 
@@ -171,21 +174,16 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
     clearBudget = startBudget(stop, a.forSeconds);
     // Scripts (and the lab test) wait for this line before they signal the loop.
     deps.stderr(`fastsuspend: checkpoint loop on domain ${a.domid} via ${String(s.path)} started\n`);
-    const counts: LoopCounts = { done: 0, ok: 0, failed: 0 };
-    stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid}`, ...(a.count === undefined ? {} : { total: a.count }), read: () => counts });
-    const stats = await checkpointLoop(s, {
+    // The session holds the domain's lock for the whole command: no cycle is skipped, and the
+    // first failure ends the loop (the default failure budget).
+    const runner = new CheckpointRunner({
       intervalMs: a.intervalMs ?? 0,
       count: a.count ?? 1,
       signal: stop.signal,
-      ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
-      // Called for the cycles that succeed, with the index of the attempt: the attempts before it
-      // that did not call back are the failed ones.
-      onCycle: (_t, index) => {
-        counts.ok++;
-        counts.done = index + 1;
-        counts.failed = counts.done - counts.ok;
-      },
+      cycle: () => s.cycle(undefined, a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
     });
+    stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid}`, ...(a.count === undefined ? {} : { total: a.count }), read: () => runner.counts });
+    const stats = await runner.run();
     printCheckpointStats(stats, stoppedBy(stats, stop.signal), String(s.path), a, deps);
     // A loop its budget stopped is a success: only failed cycles fail it.
     return stats.failed > 0 ? EXIT.failed : EXIT.ok;

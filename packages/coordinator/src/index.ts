@@ -5,7 +5,7 @@ export { choosePath, fallbackOrder, assertSuspendable } from "./choose";
 export { TRIGGERS, NOTIFICATIONS, BASELINE_PATH, pathName, parsePath, allPathNames, orderedPaths, type Trigger, type Notification, type PathName, type SuspendPath } from "./paths";
 export { CoordinatorError, SuspendTimeoutError, COORDINATOR_ERROR_CODES, isCoordinatorError, isDomainEnded, errorText, type CoordinatorErrorCode, type TimeoutDetails } from "./errors";
 export { summarize, type Summary } from "./stats";
-export { checkpointLoop, type CheckpointOptions, type CheckpointStats } from "./checkpoint";
+export { CheckpointRunner, type CheckpointOptions, type CheckpointHooks, type CheckpointStats, type CheckpointCounts, type CheckpointSummary, type CheckpointStop, type CycleOutcome, type CycleVerdict } from "./checkpoint";
 export { installSignalGuard, type SignalGuardOptions, type SignalSource } from "./signal-guard";
 export { resumeSuspended, type StandaloneResumeOptions } from "./resume";
 export { isSuspended, domainWaitState, domainState, domainStateText, shutdownReasonText, type DomainState, type WaitState } from "./domain-state";

@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 
 import { isXenError } from "@fastsuspend/xen";
 
-import { CoordinatorError, HV_NOTIFY_EV_ALL, SuspendSession, SuspendTimeoutError, checkpointLoop, controlShutdownKey, detect, hvNotifyRegister, hvNotifyUnregister, installSignalGuard, type PathName, type SessionOptions } from "../src";
+import { CoordinatorError, HV_NOTIFY_EV_ALL, SuspendSession, SuspendTimeoutError, CheckpointRunner, controlShutdownKey, detect, hvNotifyRegister, hvNotifyUnregister, installSignalGuard, type CycleTimings, type CycleVerdict, type PathName, type SessionOptions } from "../src";
 import { FakeWorld, type FakeGuestOptions, type FakeWorldGuest } from "../src/testing";
 
 let world: FakeWorld;
@@ -329,7 +329,7 @@ describe("signal guard and checkpoint loop", () => {
         onSignal: () => { ac.abort(); },
       });
     });
-    const loop = checkpointLoop(s, { intervalMs: 0, count: 100000, signal: ac.signal });
+    const loop = new CheckpointRunner({ cycle: () => s.cycle(), intervalMs: 0, count: 100000, signal: ac.signal }).run();
     await new Promise((r) => setTimeout(r, 60));
     signals.emit("SIGINT", "SIGINT");
     await closed;
@@ -355,19 +355,68 @@ describe("signal guard and checkpoint loop", () => {
     expectNothingHeld(domid);
   });
 
-  it("checkpointLoop returns stats and stops at the first failure", async () => {
+  it("CheckpointRunner returns stats and stops at the first failure by default", async () => {
     const { s, domid } = await setup({}, { path: "xenstore+evtchn" });
     await s.open();
-    const seen: number[] = [];
-    const stats = await checkpointLoop(s, { intervalMs: 1, count: 5, onCycle: (_t, i) => seen.push(i) });
-    expect(stats).toMatchObject({ requested: 5, ok: 5, failed: 0, stoppedBy: "count" });
-    expect(seen).toEqual([0, 1, 2, 3, 4]);
+    const seen: string[] = [];
+    const stats = await new CheckpointRunner({ cycle: () => s.cycle(), intervalMs: 1, count: 5, onCycle: (o, c) => seen.push(`${o.result} ${c.done}`) }).run();
+    expect(stats).toMatchObject({ requested: 5, done: 5, ok: 5, failed: 0, skipped: 0, stoppedBy: "count" });
+    expect(seen).toEqual(["ok 1", "ok 2", "ok 3", "ok 4", "ok 5"]);
     expect(stats.totalMs.n).toBe(5);
     guestOpts(domid).answersXenstore = false;
-    const bad = await checkpointLoop(s, { intervalMs: 1, count: 5, timeoutMs: 30 });
+    const bad = await new CheckpointRunner({ cycle: () => s.cycle(undefined, { timeoutMs: 30 }), intervalMs: 1, count: 5 }).run();
     expect(bad).toMatchObject({ ok: 0, failed: 1, stoppedBy: "error" });
     expect(bad.errors[0]).toMatch(/did not suspend within 30 ms/);
     expect(world.domainState(domid)).toBe("running");
+  });
+});
+
+describe("CheckpointRunner's hooks", () => {
+  const timings = (totalMs: number): CycleTimings => ({ path: "xenstore+poll", triggerMs: 0, awaitMs: 0, confirmMs: 0, suspendMs: totalMs / 2, workMs: 0, resumeMs: totalMs / 2, xsResumeMs: 0, totalMs });
+
+  it("skipped cycles do not count toward the count; a failure budget stops the loop after that many failures in a row", async () => {
+    const verdicts: CycleVerdict[] = [{ skip: "xl has it" }, { run: true }, { skip: "still xl" }, { run: true }, { run: true }, { run: true }, { run: true }];
+    const results = ["ok", "fail", "ok", "fail", "fail"];
+    const log: string[] = [];
+    const stats = await new CheckpointRunner({
+      intervalMs: 0,
+      failureBudget: 2,
+      around: async (f) => { log.push("in"); const r = await f(); log.push("out"); return r; },
+      before: () => verdicts.shift() ?? { run: true },
+      cycle: () => (results.shift() === "ok" ? Promise.resolve(timings(4)) : Promise.reject(new Error("boom"))),
+      after: (o) => { log.push(`after ${o.result}`); },
+    }).run();
+    expect(stats).toMatchObject({ requested: null, done: 5, ok: 2, failed: 3, skipped: 2, lastSkip: "still xl", lastError: "boom", stoppedBy: "error" });
+    expect(stats.errors).toEqual(["boom", "boom", "boom"]);
+    expect(log.slice(0, 3)).toEqual(["in", "after skipped", "out"]);
+    expect(log.filter((l) => l === "in")).toHaveLength(7);
+  });
+
+  it("a gone verdict or a failure because the domain ended stops it as gone; keepSamples bounds the summary", async () => {
+    let n = 0;
+    const gone = await new CheckpointRunner({ intervalMs: 0, keepSamples: 2, before: () => (++n > 3 ? { gone: "destroyed" } : { run: true }), cycle: () => Promise.resolve(timings(n)) }).run();
+    expect(gone).toMatchObject({ ok: 3, stoppedBy: "gone" });
+    expect(gone.samples.map((t) => t.totalMs)).toEqual([2, 3]);
+    expect(gone.totalMs).toMatchObject({ n: 2, min: 2, max: 3 });
+    const ended = await new CheckpointRunner({ intervalMs: 0, failureBudget: 10, cycle: () => Promise.reject(new CoordinatorError("EDYING", 5, "dying")) }).run();
+    expect(ended).toMatchObject({ done: 1, failed: 1, stoppedBy: "gone" });
+  });
+
+  it("a cycle the signal interrupts is neither ok nor failed; the gap hook replaces the interval", async () => {
+    const ac = new AbortController();
+    const gaps: number[] = [];
+    const stats = await new CheckpointRunner({
+      intervalMs: 7,
+      count: 10,
+      signal: ac.signal,
+      gap: (ms) => { gaps.push(ms); return Promise.resolve(); },
+      cycle: () => {
+        if (gaps.length === 2) { ac.abort(); return Promise.reject(new Error("interrupted")); }
+        return Promise.resolve(timings(1));
+      },
+    }).run();
+    expect(stats).toMatchObject({ done: 2, ok: 2, failed: 0, stoppedBy: "signal" });
+    expect(gaps).toEqual([7, 7]);
   });
 });
 

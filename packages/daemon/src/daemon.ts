@@ -3,6 +3,7 @@
 // the domain goes or after idleMs without use), serialises each domain's work, runs checkpoint
 // loops, journals what it may leave suspended, and keeps the metrics.
 import {
+  CheckpointRunner,
   choosePath,
   controlShutdownKey,
   detect,
@@ -18,7 +19,9 @@ import {
   summarize,
   SuspendSession,
   type Capabilities,
+  type CycleOutcome,
   type CycleTimings,
+  type CycleVerdict,
   type SessionOptions,
   type Summary,
   type XenstoreLike,
@@ -88,13 +91,12 @@ export interface DaemonOptions {
   goneSeriesMs?: number;
 }
 
-interface Loop extends Omit<LoopStatus, "cycleMs" | "suspendMs"> {
-  cycleSamples: number[];
-  suspendSamples: number[];
+interface Loop extends Pick<LoopStatus, "running" | "intervalMs" | "count" | "path" | "startedAt" | "lastError" | "lastSkip" | "stoppedBy"> {
+  /** The coordinator's checkpoint runner: the loop's counts and its latency summary. */
+  runner: CheckpointRunner;
   stop: AbortController;
   finished: Promise<void>;
   timeoutMs: number | undefined;
-  consecutiveFailures: number;
 }
 
 interface DomainState {
@@ -181,7 +183,7 @@ export class Daemon {
         path: d.path,
         caps: d.session?.capabilities ?? d.caps,
         requestedPath: d.requestedPath,
-        loop: d.loop?.running === true ? { intervalMs: d.loop.intervalMs, done: d.loop.done } : undefined,
+        loop: d.loop?.running === true ? { intervalMs: d.loop.intervalMs, done: d.loop.runner.counts.done } : undefined,
       })),
       sessionsOpen: () => [...this.#domains.values()].filter((d) => d.session !== undefined).length,
       domainsFollowed: () => this.#known.size,
@@ -632,28 +634,37 @@ export class Daemon {
   }
 
   #newLoop(dom: DomainState, req: CheckpointStartRequest | CheckpointRequest, path: string | undefined): Loop {
+    const d = dom.domid;
+    const stop = new AbortController();
     const loop: Loop = {
+      timeoutMs: req.timeoutMs,
       running: true,
       intervalMs: req.intervalMs,
       count: req.count ?? null,
       path: path ?? null,
       startedAt: new Date().toISOString(),
-      done: 0,
-      ok: 0,
-      failed: 0,
-      skipped: 0,
       lastError: null,
       lastSkip: null,
       stoppedBy: null,
-      cycleSamples: [],
-      suspendSamples: [],
-      stop: new AbortController(),
+      stop,
       finished: Promise.resolve(),
-      timeoutMs: req.timeoutMs,
-      consecutiveFailures: 0,
+      runner: new CheckpointRunner({
+        intervalMs: req.intervalMs,
+        ...(req.count === undefined ? {} : { count: req.count }),
+        signal: stop.signal,
+        failureBudget: MAX_CONSECUTIVE_FAILURES,
+        keepSamples: ROLLING_WINDOW,
+        // Each attempt, its checks included, in the domain's queue and as time-critical work.
+        around: (attempt) => this.#queue.run(d, () => this.gate.critical(attempt)),
+        before: () => this.#beforeCycle(dom, loop),
+        cycle: () => this.#cycle(dom, loop),
+        after: (o) => { this.#afterCycle(dom, loop, o); },
+        gap: () => this.#gap(dom, loop),
+        onCycle: (o) => { this.#onCycle(dom, loop, o); },
+      }),
     };
     dom.loop = loop;
-    // Journalled per cycle (#cycleOnce), not for the loop's life.
+    // Journalled per cycle (#cycle), not for the loop's life.
     loop.finished = this.#runLoop(dom, loop);
     return loop;
   }
@@ -661,20 +672,9 @@ export class Daemon {
   async #runLoop(dom: DomainState, loop: Loop): Promise<void> {
     const d = dom.domid;
     try {
-      while (!loop.stop.signal.aborted && (loop.count === null || loop.done < loop.count)) {
-        const outcome = await this.#queue.run(d, () => this.gate.critical(() => this.#cycleOnce(dom, loop)));
-        if (outcome === "gone") {
-          loop.stoppedBy ??= "domain-gone";
-          break;
-        }
-        if (loop.consecutiveFailures >= MAX_CONSECUTIVE_FAILURES) {
-          loop.stoppedBy = "error";
-          break;
-        }
-        if (loop.count !== null && loop.done >= loop.count) break;
-        await this.#gap(dom, loop);
-      }
-      loop.stoppedBy ??= loop.stop.signal.aborted ? "request" : "count";
+      const { stoppedBy } = await loop.runner.run();
+      // A stop request, the daemon's stop and a domain found gone set their own reason first.
+      loop.stoppedBy ??= stoppedBy === "gone" ? "domain-gone" : stoppedBy === "signal" ? "request" : stoppedBy;
     } catch (err) {
       loop.lastError = errorText(err);
       loop.stoppedBy = "error";
@@ -721,16 +721,15 @@ export class Daemon {
     this.#opts.log(`checkpoint dom${dom.domid}: ${why}`);
   }
 
-  async #cycleOnce(dom: DomainState, loop: Loop): Promise<"ok" | "failed" | "skipped" | "gone"> {
+  /**
+   * Whether the next cycle may run: not while another tool has the domain (its locks, its process,
+   * its request, a suspend of its own) or had it moments ago. Takes libxl's locks when it may.
+   */
+  async #beforeCycle(dom: DomainState, loop: Loop): Promise<CycleVerdict> {
     const d = dom.domid;
-    if (loop.stop.signal.aborted) return "skipped";
-    const skip = (why: string, otherTool = true): "skipped" => {
-      loop.skipped++;
-      loop.lastSkip = why;
-      if (otherTool) dom.otherTool = { at: Date.now(), why };
-      this.metrics.cycles.inc({ ...this.#labels(d), result: "skipped" });
-      this.metrics.handovers.inc();
-      return "skipped";
+    const otherTool = (why: string): CycleVerdict => {
+      dom.otherTool = { at: Date.now(), why };
+      return { skip: why };
     };
     // Another tool had the domain moments ago: it may come back at once (xl save run twice in a
     // row), and an xl that meets one of our cycles fails at its non-blocking suspend lock.
@@ -742,15 +741,15 @@ export class Daemon {
       try {
         busy = this.xen.toolstackBusy(d);
       } catch (err) {
-        if (isXenError(err, "ESRCH")) return "gone";
+        if (isXenError(err, "ESRCH")) return { gone: errorText(err) };
         busy = true;
       }
-      if (busy) return skip("libxl holds the domain's userdata lock (xl reading its configuration?)");
-      return skip(`cooling down: another tool had the domain ${since} ms ago (${seen.why})`, false);
+      if (busy) return otherTool("libxl holds the domain's userdata lock (xl reading its configuration?)");
+      return { skip: `cooling down: another tool had the domain ${since} ms ago (${seen.why})` };
     }
     if (this.xen.toolstackWaiting(d)) {
       this.#handOver(dom, loop);
-      return skip(loop.lastSkip ?? "handed over", false);
+      return { skip: loop.lastSkip ?? "handed over" };
     }
     try {
       // The locks only: the subscription would take a suspend that xl is waiting for while we look.
@@ -758,56 +757,78 @@ export class Daemon {
     } catch (err) {
       if (isXenError(err, "EAGAIN")) {
         const which = err.call.startsWith("flock") ? "libxl's userdata lock" : "the suspend lock";
-        return skip(`${which} held by another process (xl save/migrate/remus?)`);
+        return otherTool(`${which} held by another process (xl save/migrate/remus?)`);
       }
-      if (isXenError(err, "ESRCH")) return "gone";
+      if (isXenError(err, "ESRCH")) return { gone: errorText(err) };
       throw err;
     }
-    // Kept across the gap to the next cycle after a cycle that went well (see #gap).
-    const end = { keepToolstackLock: false };
+    let info: DomainInfo;
     try {
-      let info: DomainInfo;
+      info = this.xen.getInfo(d);
+    } catch (err) {
+      if (isXenError(err, "ESRCH")) return { gone: errorText(err) };
+      throw err;
+    }
+    const state = domainState(info);
+    if (state === "dying" || state === "crashed" || state === "shutdown") return { gone: `domain ${d} is ${state}` };
+    if (state === "suspended") {
+      // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
+      // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume.
+      if (dom.session?.outstandingRequest === true) return { skip: await this.#resumeOwnLateSuspend(dom) };
+      return otherTool("domain suspended by another tool (xl save -c?)");
+    }
+    if (state === "paused") return otherTool("domain paused by another tool");
+    // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
+    // is the only sign. Triggering now would take its suspend from it.
+    const other = await this.#otherTool(dom);
+    if (other !== undefined) return otherTool(other);
+    return { run: true };
+  }
+
+  /** One cycle, under the locks #beforeCycle took: subscription, warm session, journal, cycle. */
+  async #cycle(dom: DomainState, loop: Loop): Promise<CycleTimings> {
+    const d = dom.domid;
+    try {
+      this.xen.activate(d); // now the subscription, right before the trigger
+      const s = await this.#session(dom, dom.requestedPath);
+      // While it is suspended (confirmed), before the resume: see HandoverBinding.dropSubscription.
+      const dropSub = (): void => {
+        const p = this.xen.dropSubscription(d);
+        if (p.length > 0) this.#opts.log(p.join("; "));
+      };
+      // Journalled right before the trigger, until the guest is resumed: a crash in between leaves
+      // the domain to the next start's recovery. Kept when a failed cycle leaves it suspended.
+      this.journal.add(d, "checkpoint");
+      let t: CycleTimings;
       try {
-        info = this.xen.getInfo(d);
+        t = await s.cycle(dropSub, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
       } catch (err) {
-        if (isXenError(err, "ESRCH")) return "gone";
+        if (!this.#suspendedNow(d)) this.journal.remove(d, "checkpoint");
         throw err;
       }
-      const state = domainState(info);
-      if (state === "dying" || state === "crashed" || state === "shutdown") return "gone";
-      if (state === "suspended") {
-        // Suspended with a timed-out request of ours outstanding (an event on the guest's channel
-        // cannot be taken back, and a slow freezer may act on it seconds later): ours to resume.
-        if (dom.session?.outstandingRequest === true) return skip(await this.#resumeOwnLateSuspend(dom), false);
-        return skip("domain suspended by another tool (xl save -c?)");
-      }
-      if (state === "paused") return skip("domain paused by another tool");
-      // xl save of a guest without a suspend channel takes no lock: its request in control/shutdown
-      // is the only sign. Triggering now would take its suspend from it.
-      const other = await this.#otherTool(dom);
-      if (other !== undefined) return skip(other);
-      loop.done++;
-      try {
-        this.xen.activate(d); // now the subscription, right before the trigger
-        const s = await this.#session(dom, dom.requestedPath);
-        // While it is suspended (confirmed), before the resume: see HandoverBinding.dropSubscription.
-        const dropSub = (): void => {
-          const p = this.xen.dropSubscription(d);
-          if (p.length > 0) this.#opts.log(p.join("; "));
-        };
-        // Journalled right before the trigger, until the guest is resumed: a crash in between leaves
-        // the domain to the next start's recovery. Kept when a failed cycle leaves it suspended.
-        this.journal.add(d, "checkpoint");
-        let t: CycleTimings;
-        try {
-          t = await s.cycle(dropSub, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
-        } catch (err) {
-          if (!this.#suspendedNow(d)) this.journal.remove(d, "checkpoint");
-          throw err;
-        }
-        this.journal.remove(d, "checkpoint");
-        loop.ok++;
-        loop.consecutiveFailures = 0;
+      this.journal.remove(d, "checkpoint");
+      return t;
+    } catch (err) {
+      // A broken session is rebuilt on the next cycle.
+      if (!loop.stop.signal.aborted && !isDomainEnded(err) && dom.session !== undefined && dom.session.state !== "open") await this.#closeSession(dom, { force: true });
+      throw err;
+    }
+  }
+
+  /** After each attempt: a cycle that went well keeps libxl's userdata lock across the gap (see #gap). */
+  #afterCycle(dom: DomainState, loop: Loop, o: CycleOutcome): void {
+    const d = dom.domid;
+    if (o.result !== "ok" || loop.stop.signal.aborted) this.#deactivate(d);
+    else if (this.xen.toolstackWaiting(d)) this.#handOver(dom, loop);
+    else this.#park(d);
+  }
+
+  /** The loop's status, metrics and log, per attempt. */
+  #onCycle(dom: DomainState, loop: Loop, o: CycleOutcome): void {
+    const d = dom.domid;
+    switch (o.result) {
+      case "ok": {
+        const t = o.timings;
         loop.path = t.path;
         this.metrics.cycles.inc({ ...this.#labels(d), result: "ok" });
         this.metrics.suspendSeconds.observe({ path: t.path }, t.suspendMs / 1000);
@@ -815,32 +836,26 @@ export class Daemon {
         this.metrics.cycleSeconds.observe({ path: t.path }, t.totalMs / 1000);
         this.#push(dom.suspendMs, t.suspendMs);
         this.#push(dom.cycleMs, t.totalMs);
-        this.#push(loop.suspendSamples, t.suspendMs);
-        this.#push(loop.cycleSamples, t.totalMs);
         const { path, ...timings } = t;
         dom.last = { op: "cycle", at: new Date().toISOString(), path, timings };
-        end.keepToolstackLock = true;
-        return "ok";
-      } catch (err) {
-        if (this.#aborted(loop)) {
-          loop.done--; // interrupted by stop: not a failure
-          return "skipped";
-        }
-        loop.failed++;
-        loop.consecutiveFailures++;
-        loop.lastError = errorText(err);
-        this.metrics.cycles.inc({ ...this.#labels(d), result: "failed" });
-        this.metrics.cycleFailures.inc({ ...this.#labels(d), reason: failureReason(err) });
-        this.#opts.log(`checkpoint dom${d}: ${loop.lastError}`);
-        if (isDomainEnded(err)) return "gone";
-        // A broken session is rebuilt on the next cycle.
-        if (dom.session !== undefined && dom.session.state !== "open") await this.#closeSession(dom, { force: true });
-        return "failed";
+        return;
       }
-    } finally {
-      if (!end.keepToolstackLock || this.#aborted(loop)) this.#deactivate(d);
-      else if (this.xen.toolstackWaiting(d)) this.#handOver(dom, loop);
-      else this.#park(d);
+      case "failed":
+        loop.lastError = errorText(o.error);
+        this.metrics.cycles.inc({ ...this.#labels(d), result: "failed" });
+        this.metrics.cycleFailures.inc({ ...this.#labels(d), reason: failureReason(o.error) });
+        this.#opts.log(`checkpoint dom${d}: ${loop.lastError}`);
+        return;
+      case "skipped":
+        loop.lastSkip = o.why;
+        this.metrics.cycles.inc({ ...this.#labels(d), result: "skipped" });
+        this.metrics.handovers.inc();
+        return;
+      case "gone":
+        loop.stoppedBy ??= "domain-gone";
+        return;
+      case "interrupted":
+        return;
     }
   }
 
@@ -853,14 +868,16 @@ export class Daemon {
   }
 
   #loopCounts(loop: Loop): Omit<LoopStatus, "cycleMs" | "suspendMs"> {
+    const { done, ok, failed, skipped } = loop.runner.counts;
     return {
       running: loop.running, intervalMs: loop.intervalMs, count: loop.count, path: loop.path, startedAt: loop.startedAt,
-      done: loop.done, ok: loop.ok, failed: loop.failed, skipped: loop.skipped, lastError: loop.lastError, lastSkip: loop.lastSkip, stoppedBy: loop.stoppedBy,
+      done, ok, failed, skipped, lastError: loop.lastError, lastSkip: loop.lastSkip, stoppedBy: loop.stoppedBy,
     };
   }
 
   #loopStatus(loop: Loop): LoopStatus {
-    return { ...this.#loopCounts(loop), cycleMs: summarize(loop.cycleSamples), suspendMs: summarize(loop.suspendSamples) };
+    const { totalMs, suspendMs } = loop.runner.summary();
+    return { ...this.#loopCounts(loop), cycleMs: totalMs, suspendMs };
   }
 
   async #checkpointStop(d: number): Promise<LoopReply> {
