@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Build the Xen hypervisor (only the hypervisor, not the tools) from Debian
-# bookworm's source package xen=4.17.5+72-g01140da4e8-1, with Debian's own
-# patches (debian/patches, applied by dpkg-source -x) and then the
-# fastsuspend series in this directory.
+# Build the Xen hypervisor (only the hypervisor, not the tools) with the
+# fastsuspend series for one base:
 #
-# Usage: hypervisor-patches/build.sh [--stock]
-#        hypervisor-patches/build.sh --source-only
+#   4.17 (default)  Debian bookworm's source package
+#                   xen=4.17.5+72-g01140da4e8-1, with Debian's own patches
+#                   (debian/patches, applied by dpkg-source -x); series in
+#                   this directory.  The lab's hypervisor today.
+#   4.20            Xen 4.20.4 (upstream tag RELEASE-4.20.4, the base of
+#                   Debian trixie's xen 4.20.4+63-g7abfd2bce2-0+deb13u1,
+#                   whose source package is not served to these machines),
+#                   configured with the .config Debian trixie ships in
+#                   xen-hypervisor-4.20-amd64; series in 4.20/.  See
+#                   "Base 4.20: the source" below.
+#
+# Usage: hypervisor-patches/build.sh [--base 4.17|4.20] [--stock]
+#        hypervisor-patches/build.sh [--base 4.17|4.20] --source-only
 #
 #   --stock        build without the fastsuspend series (same source, same
 #                  config): the baseline to compare against.
@@ -17,27 +26,29 @@
 # for QEMU's -kernel.  Progress goes to stderr.
 #
 # Cache: ${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}/hypervisor/
-#   src/                   the .dsc and tarballs, and the extracted pristine tree
-#   <hash>/xen             the image; <hash> = sha256 of the source version,
-#                          --stock, series, every patch, this script and the
-#                          config.  A cache hit returns immediately.
+#   src/                   per base, the downloaded files and the extracted
+#                          pristine tree (xen-<version>/)
+#   <hash>/xen             the image; <hash> = sha256 of the base, the source
+#                          version, --stock, series, every patch, this script
+#                          and the config.  A cache hit returns immediately.
 #   <hash>/xen-syms, .config, build.log, info
 #   scratch/               temporary build trees (removed after a build)
+#
+# Base 4.20: the source.  Debian trixie's source package for the
+# hypervisor it ships (xen 4.20.4+63-g7abfd2bce2-0+deb13u1) is listed in
+# trixie's and trixie-security's Sources indices, but its files answer 404
+# here (so does sid's 4.20.4+39); the binary packages are served.  So the
+# 4.20 base is upstream Xen at the tag RELEASE-4.20.4 (commit
+# 9611e26eff425be128d4b9c7b48f2bc6b5d3498e), taken from a clone of Xen's
+# git repository named by $FASTSUSPEND_XEN_GIT on first use (git archive of
+# that commit; the commit is checked, not the tag name) and then kept
+# extracted in the cache.  Debian's 4.20.4+63 is that tag plus 63 commits
+# of stable-4.20; its public headers (libxen-dev 4.20.4+63, domctl.h
+# byte-identical to the tag's, XEN_DOMCTL_INTERFACE_VERSION 0x00000017) and
+# its .config are used as the reference.  None of Debian's debian/patches
+# is applied: in 4.17 the only one that reaches the hypervisor is the boot
+# banner's Debian version.
 set -euo pipefail
-
-SRC_PKG=xen
-SRC_VERSION=4.17.5+72-g01140da4e8-1
-SRC_DIRNAME="xen-${SRC_VERSION}"
-# Hypervisor configuration: what debian/rules does (debian/xen-kconfig, i.e.
-# CONFIG_DEBUG=n, then olddefconfig), plus CONFIG_SHADOW_PAGING=n.  The
-# latter makes the result identical to the .config Debian ships with the
-# 4.17.7 hypervisor the lab uses as its baseline (/boot/xen-4.17-amd64.config
-# in xen-hypervisor-4.17-amd64 4.17.7+13-g2445b30a44-0+deb12u1): upstream
-# deprecated shadow paging in XSA-495 and 4.17.7 turns it off, while the
-# 4.17.5 source would still default it on.  PV dom0/domU, xl save -c and
-# checkpoints do not need it.  Part of the cache key.
-EXTRA_CONFIG=(CONFIG_SHADOW_PAGING=n)
-CONFIG_DESC="debian/xen-kconfig + ${EXTRA_CONFIG[*]} + make olddefconfig, XEN_TARGET_ARCH=x86_64"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}"
@@ -47,34 +58,81 @@ SRCCACHE="$HVCACHE/src"
 log() { echo "[hypervisor/build.sh +${SECONDS}s] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+BASE=4.17
 MODE=patched
-case "${1-}" in
-    "") ;;
-    --stock) MODE=stock ;;
-    --source-only) MODE=source ;;
-    -h|--help) sed -n '2,27p' "$0" >&2; exit 0 ;;
-    *) die "unknown argument: $1 (usage: build.sh [--stock|--source-only])" ;;
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --base)
+            [ $# -ge 2 ] || die "--base needs 4.17 or 4.20"
+            BASE=$2
+            shift
+            ;;
+        --base=*) BASE=${1#--base=} ;;
+        --stock) MODE=stock ;;
+        --source-only) MODE=source ;;
+        -h|--help) sed -n '2,55p' "$0" >&2; exit 0 ;;
+        *) die "unknown argument: $1 (usage: build.sh [--base 4.17|4.20] [--stock|--source-only])" ;;
+    esac
+    shift
+done
+
+case "$BASE" in
+4.17)
+    SERIES_DIR=$HERE
+    SRC_PKG=xen
+    SRC_VERSION=4.17.5+72-g01140da4e8-1
+    SRC_DIRNAME="xen-${SRC_VERSION}"
+    # Hypervisor configuration: what debian/rules does (debian/xen-kconfig,
+    # i.e. CONFIG_DEBUG=n, then olddefconfig), plus CONFIG_SHADOW_PAGING=n.
+    # The latter makes the result identical to the .config Debian ships with
+    # the 4.17.7 hypervisor the lab uses as its baseline
+    # (/boot/xen-4.17-amd64.config in xen-hypervisor-4.17-amd64
+    # 4.17.7+13-g2445b30a44-0+deb12u1): upstream deprecated shadow paging in
+    # XSA-495 and 4.17.7 turns it off, while the 4.17.5 source would still
+    # default it on.  PV dom0/domU, xl save -c and checkpoints do not need
+    # it.  Part of the cache key.
+    EXTRA_CONFIG=(CONFIG_SHADOW_PAGING=n)
+    CONFIG_DESC="debian/xen-kconfig + ${EXTRA_CONFIG[*]} + make olddefconfig, XEN_TARGET_ARCH=x86_64"
+    ;;
+4.20)
+    SERIES_DIR=$HERE/4.20
+    SRC_PKG=xen-upstream
+    SRC_VERSION=4.20.4
+    SRC_DIRNAME="xen-${SRC_VERSION}"
+    XEN_TAG=RELEASE-4.20.4
+    XEN_COMMIT=9611e26eff425be128d4b9c7b48f2bc6b5d3498e
+    # Committer date of $XEN_COMMIT: the build date shown in the banner.
+    XEN_COMMIT_EPOCH=1785338332
+    # Debian trixie's hypervisor package: its /boot/xen-4.20-amd64.config
+    # is the configuration (then olddefconfig; CONFIG_SHADOW_PAGING and
+    # CONFIG_XSM are already off in it, CONFIG_PV on).
+    DEB_HV_PKG=xen-hypervisor-4.20-amd64
+    DEB_HV_VERSION=4.20.4+63-g7abfd2bce2-0+deb13u1
+    EXTRA_CONFIG=()
+    CONFIG_DESC="Debian $DEB_HV_PKG=$DEB_HV_VERSION /boot/xen-4.20-amd64.config + make olddefconfig, XEN_TARGET_ARCH=x86_64"
+    ;;
+*) die "unknown --base '$BASE' (known: 4.17, 4.20)" ;;
 esac
-[ $# -le 1 ] || die "too many arguments"
 
 # Read the series file: one patch name per line, '#' comments and blank
 # lines ignored.
 series_patches() {
-    sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$HERE/series"
+    sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$SERIES_DIR/series"
 }
 
 cache_key() {
     {
+        echo "base=$BASE"
         echo "source=$SRC_PKG=$SRC_VERSION"
         echo "mode=$MODE"
         echo "config=$CONFIG_DESC"
         echo "build.sh=$(sha256sum < "$HERE/build.sh" | cut -d' ' -f1)"
         if [ "$MODE" = patched ]; then
-            echo "series=$(sha256sum < "$HERE/series" | cut -d' ' -f1)"
+            echo "series=$(sha256sum < "$SERIES_DIR/series" | cut -d' ' -f1)"
             local p
             while read -r p; do
-                [ -f "$HERE/$p" ] || die "patch listed in series is missing: $p"
-                echo "patch:$p=$(sha256sum < "$HERE/$p" | cut -d' ' -f1)"
+                [ -f "$SERIES_DIR/$p" ] || die "patch listed in series is missing: $p"
+                echo "patch:$p=$(sha256sum < "$SERIES_DIR/$p" | cut -d' ' -f1)"
             done < <(series_patches)
         fi
     } | sha256sum | cut -d' ' -f1
@@ -108,8 +166,75 @@ ensure_deps() {
     fi
 }
 
+# --- apt for trixie (base 4.20) -------------------------------------------
+# The project's own apt configuration for trixie, shared with kernel/build.sh
+# --base 6.12 (same directory, same sources.list): its own sources.list,
+# lists, archives and an empty dpkg status, passed with -o.  The host's
+# /etc/apt is only read (apt.conf.d), never written.
+APT_TRIXIE=$CACHE/apt-trixie
+apt_trixie_opts=(
+    -o "Dir::Etc::SourceList=$APT_TRIXIE/sources.list"
+    -o "Dir::Etc::SourceParts=$APT_TRIXIE/sources.list.d"
+    -o "Dir::Etc::Preferences=$APT_TRIXIE/preferences"
+    -o "Dir::Etc::PreferencesParts=$APT_TRIXIE/preferences.d"
+    -o "Dir::State=$APT_TRIXIE/state"
+    -o "Dir::State::Lists=$APT_TRIXIE/state/lists"
+    -o "Dir::State::status=$APT_TRIXIE/state/status"
+    -o "Dir::Cache=$APT_TRIXIE/cache"
+    -o "APT::Sandbox::User=root"
+)
+
+ensure_apt_trixie() {
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -s "$keyring" ] || die "no $keyring: apt-get install debian-archive-keyring"
+    mkdir -p "$APT_TRIXIE"/{sources.list.d,preferences.d} \
+        "$APT_TRIXIE"/state/lists/partial "$APT_TRIXIE"/cache/archives/partial
+    touch "$APT_TRIXIE/state/status"
+    if [ ! -s "$APT_TRIXIE/sources.list" ]; then
+        # The same lines kernel/build.sh --base 6.12 writes there.
+        cat > "$APT_TRIXIE/sources.list" <<EOF
+# written by fastsuspend kernel/build.sh --base 6.12; used only
+# through its -o Dir::... options, never by the host's apt
+deb [signed-by=$keyring] http://deb.debian.org/debian trixie main
+deb [signed-by=$keyring] http://deb.debian.org/debian-security trixie-security main
+EOF
+    fi
+    if ! apt-cache "${apt_trixie_opts[@]}" show \
+            "$DEB_HV_PKG=$DEB_HV_VERSION" >/dev/null 2>&1; then
+        log "apt-get update (trixie, $APT_TRIXIE)"
+        apt-get "${apt_trixie_opts[@]}" -q update >&2 ||
+            die "apt-get update of $APT_TRIXIE failed"
+    fi
+}
+
+# Debian trixie's hypervisor .config (base 4.20), from its binary package.
+ensure_deb_config() {
+    local dir="$SRCCACHE/debs-$BASE"
+    DEB_CONFIG="$dir/xen-4.20-amd64.config"
+    [ -s "$DEB_CONFIG" ] && return 0
+    mkdir -p "$dir"
+    local deb
+    deb="$dir/${DEB_HV_PKG}_$(printf '%s' "$DEB_HV_VERSION" | sed 's/:/%3a/')_amd64.deb"
+    if [ ! -s "$deb" ]; then
+        ensure_apt_trixie
+        log "downloading $DEB_HV_PKG=$DEB_HV_VERSION (for its .config)"
+        (cd "$dir" && apt-get "${apt_trixie_opts[@]}" download \
+            "$DEB_HV_PKG=$DEB_HV_VERSION" >&2) ||
+            die "cannot download $DEB_HV_PKG=$DEB_HV_VERSION"
+        [ -s "$deb" ] || die "apt-get download did not produce $deb"
+    fi
+    dpkg-deb --fsys-tarfile "$deb" |
+        tar -xO ./boot/xen-4.20-amd64.config > "$DEB_CONFIG.tmp" ||
+        die "no /boot/xen-4.20-amd64.config in $deb"
+    mv "$DEB_CONFIG.tmp" "$DEB_CONFIG"
+}
+
 # --- pristine source tree -------------------------------------------------
 ensure_source() {
+    if [ "$BASE" = 4.20 ]; then
+        ensure_source_upstream
+        return
+    fi
     local dsc="$SRCCACHE/${SRC_PKG}_${SRC_VERSION}.dsc"
     mkdir -p "$SRCCACHE"
     if [ ! -f "$dsc" ]; then
@@ -149,6 +274,35 @@ EOF
     PRISTINE="$SRCCACHE/$SRC_DIRNAME"
 }
 
+# Base 4.20: upstream $XEN_COMMIT from the git clone in $FASTSUSPEND_XEN_GIT
+# (see "Base 4.20: the source" at the top), extracted once.
+ensure_source_upstream() {
+    PRISTINE="$SRCCACHE/$SRC_DIRNAME"
+    local mark="$PRISTINE/.fastsuspend-pristine"
+    if [ -f "$mark" ] && [ "$(cat "$mark")" = "$XEN_COMMIT" ]; then
+        return 0
+    fi
+    local git_dir="${FASTSUSPEND_XEN_GIT-}"
+    [ -n "$git_dir" ] || die "no pristine Xen $SRC_VERSION tree at $PRISTINE.
+  Debian trixie's xen source package is not served here, so base 4.20 is
+  upstream $XEN_TAG ($XEN_COMMIT): set FASTSUSPEND_XEN_GIT
+  to a clone of Xen's git repository (xen-project/xen) that has that commit."
+    git -C "$git_dir" cat-file -e "$XEN_COMMIT^{commit}" 2>/dev/null ||
+        die "$git_dir does not have commit $XEN_COMMIT ($XEN_TAG)"
+    log "extracting Xen $XEN_TAG ($XEN_COMMIT) from $git_dir"
+    mkdir -p "$SRCCACHE"
+    local tmp="$SRCCACHE/.extract.$$"
+    rm -rf "$tmp" "$PRISTINE"
+    mkdir -p "$tmp"
+    git -C "$git_dir" archive --prefix="$SRC_DIRNAME/" "$XEN_COMMIT" |
+        tar -x -C "$tmp" || die "git archive of $XEN_COMMIT failed"
+    grep -q "^export XEN_SUBVERSION *= *20$" "$tmp/$SRC_DIRNAME/xen/Makefile" ||
+        die "the extracted tree is not Xen 4.20"
+    printf '%s\n' "$XEN_COMMIT" > "$tmp/$SRC_DIRNAME/.fastsuspend-pristine"
+    mv "$tmp/$SRC_DIRNAME" "$PRISTINE"
+    rm -rf "$tmp"
+}
+
 if [ "$MODE" = source ]; then
     mkdir -p "$HVCACHE"
     exec 9>"$HVCACHE/.source.lock"
@@ -171,6 +325,7 @@ fi
 
 ensure_deps
 ensure_source
+[ "$BASE" = 4.20 ] && ensure_deb_config
 
 WORK="$HVCACHE/scratch/$KEY.$$"
 cleanup() { rm -rf "$WORK"; }
@@ -185,7 +340,7 @@ if [ "$MODE" = patched ]; then
     while read -r p; do
         log "applying $p"
         patch -d "$SRC" -p1 --fuzz=0 --batch --forward \
-              --no-backup-if-mismatch < "$HERE/$p" >&2 ||
+              --no-backup-if-mismatch < "$SERIES_DIR/$p" >&2 ||
             die "patch $p does not apply with --fuzz=0"
     done < <(series_patches)
 else
@@ -196,13 +351,18 @@ PYTHON_BIN=python3
 [ -x /usr/bin/python3 ] && PYTHON_BIN=/usr/bin/python3
 
 # As debian/rules: DEB_VERSION/DEB_MAINTAINER are shown in the boot banner
-# (Debian patch 0003); build date from the changelog for reproducibility.
+# (Debian patch 0003, base 4.17 only); build date from the changelog (4.17)
+# or the commit (4.20) for reproducibility.
 if [ "$MODE" = patched ]; then
     DEB_VERSION_STR="${SRC_VERSION}+fastsuspend.${KEY:0:12}"
 else
     DEB_VERSION_STR="${SRC_VERSION}+stock.${KEY:0:12}"
 fi
-SOURCE_DATE_EPOCH="$(cd "$SRC" && dpkg-parsechangelog -STimestamp)"
+if [ "$BASE" = 4.20 ]; then
+    SOURCE_DATE_EPOCH=$XEN_COMMIT_EPOCH
+else
+    SOURCE_DATE_EPOCH="$(cd "$SRC" && dpkg-parsechangelog -STimestamp)"
+fi
 MAKE_ARGS=(XEN_TARGET_ARCH=x86_64 PYTHON="$PYTHON_BIN" V=0)
 export SOURCE_DATE_EPOCH
 export XEN_BUILD_DATE="$(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH")"
@@ -214,17 +374,33 @@ unset CFLAGS CXXFLAGS CPPFLAGS LDFLAGS
 
 BUILDLOG="$WORK/build.log"
 log "configuring: $CONFIG_DESC"
-cp "$SRC/debian/xen-kconfig" "$SRC/xen/.config"
-printf '%s\n' "${EXTRA_CONFIG[@]}" >> "$SRC/xen/.config"
+if [ "$BASE" = 4.20 ]; then
+    cp "$DEB_CONFIG" "$SRC/xen/.config"
+else
+    cp "$SRC/debian/xen-kconfig" "$SRC/xen/.config"
+fi
+if [ ${#EXTRA_CONFIG[@]} -gt 0 ]; then
+    printf '%s\n' "${EXTRA_CONFIG[@]}" >> "$SRC/xen/.config"
+fi
 nice -n 10 make -C "$SRC/xen" olddefconfig "${MAKE_ARGS[@]}" \
     > "$BUILDLOG" 2>&1 || { tail -40 "$BUILDLOG" >&2; die "olddefconfig failed"; }
-for c in "${EXTRA_CONFIG[@]}"; do
+for c in ${EXTRA_CONFIG[@]+"${EXTRA_CONFIG[@]}"}; do
     case "$c" in
         *=n) grep -qx "# ${c%=n} is not set" "$SRC/xen/.config" ||
                  die "config: $c did not stick" ;;
         *)   grep -qx "$c" "$SRC/xen/.config" || die "config: $c did not stick" ;;
     esac
 done
+
+if [ "$BASE" = 4.20 ]; then
+    # How far olddefconfig (this source, this compiler) moved Debian's
+    # config; the compiler's own lines (CONFIG_GCC_VERSION, CONFIG_CC_HAS_*,
+    # ...) are expected to differ (trixie builds with GCC 14).
+    diff <(grep '^CONFIG_' "$DEB_CONFIG" | sort) \
+         <(grep '^CONFIG_' "$SRC/xen/.config" | sort) \
+        > "$WORK/config-vs-debian.diff" || true
+    log "config vs Debian's: $(grep -c '^[<>]' "$WORK/config-vs-debian.diff" || true) line(s) differ (see config-vs-debian.diff)"
+fi
 
 log "building the hypervisor (nice -n 10, -j2); log: $BUILDLOG"
 T0=$SECONDS
@@ -256,9 +432,14 @@ cp "$IMG" "$OUT.tmp.$$/xen"
 cp "$SRC/xen/xen-syms" "$OUT.tmp.$$/xen-syms"
 cp "$SRC/xen/.config" "$OUT.tmp.$$/.config"
 cp "$BUILDLOG" "$OUT.tmp.$$/build.log"
+if [ -f "$WORK/config-vs-debian.diff" ]; then
+    cp "$WORK/config-vs-debian.diff" "$OUT.tmp.$$/config-vs-debian.diff"
+fi
 {
+    echo "base=$BASE"
     echo "mode=$MODE"
     echo "source=$SRC_PKG=$SRC_VERSION"
+    [ "$BASE" = 4.20 ] && echo "upstream_commit=$XEN_COMMIT ($XEN_TAG)"
     echo "deb_version=$DEB_VERSION_STR"
     echo "config=$CONFIG_DESC"
     echo "interface_version=$(sed -n 's/^#define XEN_DOMCTL_INTERFACE_VERSION //p' \
