@@ -59,7 +59,7 @@ try {
     let passed = 0;
     let failed = 0;
     // kernel/check.sh once per base: 6.1 (bookworm, kernel/) and 6.12 (trixie, kernel/6.12/).
-    const checks = [["kernel/check.sh"], ["kernel/check.sh", "--base", "6.12"], ["hypervisor-patches/check.sh"]];
+    const checks = [["kernel/check.sh"], ["kernel/check.sh", "--base", "6.12"], ["hypervisor-patches/check.sh"], ["hypervisor-patches/check.sh", "--base", "4.20"]];
     for (const [script, ...args] of checks) {
       if (!existsSync(script)) continue;
       if ((await sh("bash", [script, ...args])) === 0) passed++;
