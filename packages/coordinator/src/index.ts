@@ -1,4 +1,5 @@
 // @fastsuspend/coordinator: the save side's suspend state machine over XenBinding + xenstore.
+export { DomainLocks } from "./domain-locks";
 export { SuspendSession, type SessionOptions, type SessionState, type SuspendOptions, type SuspendResult, type ResumeOptions, type ResumeResult, type CycleTimings, type CloseReport, type XsResumeMode } from "./session";
 export { detect, readGuestChannel, type Capabilities, type ChannelStatus, type GuestChannel, type DetectOptions } from "./detect";
 export { choosePath, fallbackOrder, assertSuspendable } from "./choose";

@@ -11,6 +11,13 @@ import type { XenstoreLike, XsWatchLike } from "./xs";
 export interface Notifier {
   readonly kind: Notification;
   open(): Promise<void>;
+  /**
+   * Right before the trigger, under the domain's suspend lock: with hold "operation", put in place
+   * what this suspend needs and libxl must not find between our operations (the subscription).
+   */
+  arm(): void;
+  /** Once the suspend is over (confirmed, or given up): with hold "operation", undo arm(). Never throws. */
+  release(): string[];
   /** Drop wake-ups left over from before this suspend (cheap; they are harmless anyway). */
   drain(): void;
   /** Resolves on a wake-up or after `ms`, whichever first; rejects only if the source broke. */
@@ -25,6 +32,12 @@ export interface NotifierContext {
   domid: number;
   /** The session's event-channel handle (opened lazily). */
   evtchn: () => EvtchnHandle;
+  /**
+   * What stays in place between suspends: everything set up in open() ("session"), or only what
+   * libxl never looks at ("operation": the guest's channel binding and the suspend subscription
+   * only from arm() to release()).
+   */
+  hold: "session" | "operation";
 }
 
 /** We run in dom0: the remote end of the ports we allocate in a guest, and of Xen's registration. */
@@ -74,6 +87,10 @@ export class PollNotifier implements Notifier {
   open(): Promise<void> {
     return Promise.resolve();
   }
+  arm(): void {}
+  release(): string[] {
+    return [];
+  }
   drain(): void {}
   wake(ms: number, signal?: AbortSignal): Promise<void> {
     return sleep(Math.min(ms, POLL_INTERVAL_MS), signal);
@@ -103,6 +120,15 @@ export class WatchNotifier implements Notifier {
     // session holds the suspend lock, so no one else is using that subscription: reset it.
     xen.subscribeForSuspend(domid, 0);
     this.#watch = await this.#ctx.xs.watch("@releaseDomain");
+  }
+
+  /** With hold "operation", an xl may have come and gone since open(): reset its subscription again. */
+  arm(): void {
+    if (this.#ctx.hold === "operation") this.#ctx.xen.subscribeForSuspend(this.#ctx.domid, 0);
+  }
+
+  release(): string[] {
+    return [];
   }
 
   drain(): void {
@@ -172,8 +198,29 @@ export class SubscribeNotifier implements Notifier {
       await rememberNotifyPort(xs, domid, this.#guestPort);
     }
     await swallowBindEvent(h, this.#local);
-    xen.subscribeForSuspend(domid, this.#guestPort);
+    if (this.#ctx.hold === "session") this.#subscribe();
+  }
+
+  #subscribe(): void {
+    this.#ctx.xen.subscribeForSuspend(this.#ctx.domid, this.#guestPort);
     this.#subscribed = true;
+  }
+
+  /** With hold "operation": subscribed only from arm() to release() (last writer wins: ours, over any xl left). */
+  arm(): void {
+    if (this.#ctx.hold === "operation" && !this.#subscribed) this.#subscribe();
+  }
+
+  release(): string[] {
+    return this.#ctx.hold === "operation" ? this.#unsubscribe() : [];
+  }
+
+  /** Xen falls back to VIRQ_DOM_EXC (and libxl sees @releaseDomain) again. */
+  #unsubscribe(): string[] {
+    const problems: string[] = [];
+    if (this.#subscribed) attempt(problems, `unsubscribe dom${this.#ctx.domid}`, () => { this.#ctx.xen.subscribeForSuspend(this.#ctx.domid, 0); }, ["ESRCH"]);
+    this.#subscribed = false;
+    return problems;
   }
 
   drain(): void {
@@ -185,11 +232,8 @@ export class SubscribeNotifier implements Notifier {
   }
 
   close(): Promise<string[]> {
-    const problems: string[] = [];
-    const { xen, domid } = this.#ctx;
-    // Unsubscribe first, so Xen falls back to VIRQ_DOM_EXC (and libxl sees @releaseDomain) again.
-    if (this.#subscribed) attempt(problems, `unsubscribe dom${domid}`, () => { xen.subscribeForSuspend(domid, 0); }, ["ESRCH"]);
-    this.#subscribed = false;
+    // Unsubscribe first.
+    const problems = this.#unsubscribe();
     if (this.#local >= 0) {
       const local = this.#local;
       // The guest's port stays allocated (unbound, offered to dom0): dom0 cannot close it, so it
@@ -228,6 +272,12 @@ export class HvNotifyNotifier implements Notifier {
       throw err;
     }
     await swallowBindEvent(h, this.#local);
+  }
+
+  /** Registrations are per registrant: one of ours never stands in libxl's way. */
+  arm(): void {}
+  release(): string[] {
+    return [];
   }
 
   drain(): void {

@@ -1,11 +1,20 @@
-// SuspendSession: one domain, long-lived. open() takes the libxl-compatible lock and sets up the
-// path's channels ONCE; suspend()/resume()/cycle() then reuse them for every cycle of a checkpoint
-// loop; close() undoes everything and never leaves the guest suspended.
+// SuspendSession: one domain, long-lived. open() sets up the path's channels ONCE; suspend()/
+// resume()/cycle() then reuse them for every cycle of a checkpoint loop; close() undoes everything
+// and never leaves the guest suspended. What it holds of libxl's is its `hold`:
+//   "session"   (the CLI: one command) the suspend lock, the guest's channel binding and the
+//               subscription from open() to close();
+//   "operation" (fastsuspendd: sessions kept warm beside libxl) libxl's locks only during each
+//               operation (open, suspend, resume, close), and the guest's channel binding and the
+//               subscription only from the trigger to the after-suspended step. Between operations
+//               `xl save`, `xl migrate` and `xl remus` find the domain as if we were not there. A
+//               caller that checks the domain before an operation holds the session's DomainLocks
+//               across both: the operation then runs inside the caller's hold.
 import { isXenError, suspendLockPath, type EvtchnHandle, type XenBinding, type SuspendLock } from "@fastsuspend/xen";
 
 import { msSince, now, sleep } from "./clock";
 import { detect, type Capabilities } from "./detect";
 import { choosePath, fallbackOrder } from "./choose";
+import { DomainLocks } from "./domain-locks";
 import { domainWaitState, isSuspended } from "./domain-state";
 import { CoordinatorError, errorText, SuspendTimeoutError } from "./errors";
 import { makeNotifier, type Notifier, type NotifierContext } from "./notifiers";
@@ -28,12 +37,16 @@ export interface SessionOptions {
   /** suspend() timeout when none is given (default 10000 ms). */
   defaultTimeoutMs?: number;
   /**
-   * How long the guest's suspend channel stays bound (evtchn trigger): "session" (default) from
-   * open() to close(); "operation" only while a suspend is in flight, so that between operations
-   * libxl (`xl save`, `xl migrate`, `xl remus`) can bind it. A daemon that keeps sessions warm
-   * across a checkpoint loop needs "operation".
+   * What the session holds between operations (see the top of this file): "session" (default)
+   * everything from open() to close(); "operation" nothing libxl looks for (its locks, the guest's
+   * channel binding, the suspend subscription). A daemon that keeps sessions warm needs "operation".
    */
   hold?: "session" | "operation";
+  /**
+   * hold "operation": the domain's locks, shared with a caller that holds them across its own
+   * checks and the operation (default: the session's own, taken around each operation).
+   */
+  locks?: DomainLocks;
   /**
    * close() with resumeIfSuspended: how long to keep watching a domain that may still act on a
    * request of ours that could not be withdrawn (an event-channel trigger that timed out), so that
@@ -105,10 +118,13 @@ export class SuspendSession {
   readonly domid: number;
   readonly #xen: XenBinding;
   readonly #xs: XenstoreLike;
-  readonly #opts: Required<Omit<SessionOptions, "path">> & { path: string | undefined };
+  readonly #opts: Required<Omit<SessionOptions, "path" | "locks">> & { path: string | undefined };
+  /** hold "operation": libxl's locks, held around each operation. */
+  readonly #locks: DomainLocks | undefined;
   #state: SessionState = "new";
   #caps: Capabilities | undefined;
   #path: PathName | undefined;
+  /** hold "session": the suspend lock, from open() to close(). */
   #lock: SuspendLock | undefined;
   #evtchn: EvtchnHandle | undefined;
   #trigger: TriggerImpl | undefined;
@@ -139,6 +155,43 @@ export class SuspendSession {
       hold: opts.hold ?? "session",
       outstandingWaitMs: opts.outstandingWaitMs ?? 5000,
     };
+    this.#locks = this.#opts.hold === "operation" ? (opts.locks ?? new DomainLocks(xen, domid)) : undefined;
+  }
+
+  /** libxl's locks of the domain with hold "operation" (undefined with hold "session"). */
+  get locks(): DomainLocks | undefined {
+    return this.#locks;
+  }
+
+  /** The lock taken as open() takes it: a held lock is ELOCKED, nothing else. */
+  #lockError(err: unknown): unknown {
+    const d = this.domid;
+    if (isXenError(err, "EAGAIN")) {
+      return new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock (${suspendLockPath(d)}) is held by another process (libxl, xl save or xl migrate in progress?): not touching it`, { cause: err });
+    }
+    if (isXenError(err, "EBUSY")) {
+      return new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock is already held by this process (another session is open)`, { cause: err });
+    }
+    return err;
+  }
+
+  /**
+   * hold "operation": runs one operation under libxl's locks, taken for it and let go after it,
+   * unless the caller holds them already (then the operation is part of the caller's hold).
+   */
+  async #operation<T>(op: () => Promise<T>): Promise<T> {
+    const locks = this.#locks;
+    if (locks === undefined || locks.held) return op();
+    try {
+      locks.take();
+    } catch (err) {
+      throw this.#lockError(err);
+    }
+    try {
+      return await op();
+    } finally {
+      this.#deferredProblems.push(...locks.release());
+    }
   }
 
   get state(): SessionState {
@@ -164,30 +217,42 @@ export class SuspendSession {
     const closed = this.#notOpen("resumeLateSuspend");
     if (closed !== undefined) throw closed;
     if (!this.#outstanding || this.#inflight !== undefined || !isSuspended(this.#xen, this.domid)) return false;
-    this.#outstanding = false;
-    await this.#resumeDomain(true);
-    this.#state = "open";
-    return true;
+    return this.#operation(async () => {
+      this.#outstanding = false;
+      await this.#resumeDomain(true);
+      this.#state = "open";
+      return true;
+    });
   }
 
-  /** Takes the lock, detects, picks the path, binds and subscribes. Nothing is left held on failure. */
+  /**
+   * Takes the lock, detects, picks the path and sets it up (with hold "session" binds and
+   * subscribes too; with "operation" lets go of the lock after). Nothing is left held on failure.
+   */
   async open(): Promise<Capabilities> {
     if (this.#state !== "new") throw new CoordinatorError("ESESSION", this.domid, `session for domain ${this.domid} was already opened`);
     const d = this.domid;
     if (d === 0) {
       throw new CoordinatorError("ECONTROLDOMAIN", d, `domain ${d} is the control domain: it cannot be suspended from here`);
     }
+    if (this.#locks !== undefined) return this.#operation(() => this.#setUpFirst());
     try {
       this.#lock = this.#xen.lockSuspend(d);
     } catch (err) {
-      if (isXenError(err, "EAGAIN")) {
-        throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock (${suspendLockPath(d)}) is held by another process (libxl, xl save or xl migrate in progress?): not touching it`, { cause: err });
-      }
-      if (isXenError(err, "EBUSY")) {
-        throw new CoordinatorError("ELOCKED", d, `domain ${d}'s suspend lock is already held by this process (another session is open)`, { cause: err });
-      }
+      throw this.#lockError(err);
+    }
+    try {
+      return await this.#setUpFirst();
+    } catch (err) {
+      this.#lock.release();
+      this.#lock = undefined;
       throw err;
     }
+  }
+
+  /** open() under the lock: detect, then the first path that sets up. Nothing is left set up on failure. */
+  async #setUpFirst(): Promise<Capabilities> {
+    const d = this.domid;
     try {
       const caps = await detect(this.#xen, this.#xs, d, { lockHeld: true });
       this.#caps = caps;
@@ -209,8 +274,6 @@ export class SuspendSession {
       await this.#tearDownPath();
       this.#evtchn?.close();
       this.#evtchn = undefined;
-      this.#lock.release();
-      this.#lock = undefined;
       this.#state = "closed";
       throw err;
     }
@@ -229,10 +292,11 @@ export class SuspendSession {
       xs: this.#xs,
       domid: this.domid,
       evtchn: () => this.#handle(),
+      hold: this.#opts.hold,
     };
     this.#path = name;
     this.#notifier = makeNotifier(p.notification, ctx);
-    this.#trigger = makeTrigger(p.trigger, { ...ctx, hold: this.#opts.hold });
+    this.#trigger = makeTrigger(p.trigger, ctx);
     await this.#notifier.open();
     await this.#trigger.open();
   }
@@ -271,7 +335,7 @@ export class SuspendSession {
       return Promise.reject(new CoordinatorError("EINPROGRESS", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
     }
     this.#abort = new AbortController();
-    const run = this.#suspend(opts.timeoutMs ?? this.#opts.defaultTimeoutMs);
+    const run = this.#operation(() => this.#suspend(opts.timeoutMs ?? this.#opts.defaultTimeoutMs));
     this.#inflight = run
       .finally(() => {
         this.#inflight = undefined;
@@ -365,16 +429,29 @@ export class SuspendSession {
     domainWaitState(this.#xen, this.domid, "before the suspend request"); // refuse a domain already gone
     try {
       await trigger.arm();
+      notifier.arm();
     } catch (err) {
       // The route is gone (e.g. the guest renewed its channel): set the path up again next time.
       this.#rebind = true;
+      await this.#afterSuspended(trigger, notifier);
       throw err;
     }
     try {
       return await this.#requestAndWait(path, timeoutMs, trigger, notifier);
     } finally {
-      this.#deferredProblems.push(...(await trigger.release()));
+      await this.#afterSuspended(trigger, notifier);
     }
+  }
+
+  /**
+   * The after-suspended step, once the suspend is confirmed or given up, before any resume: with
+   * hold "operation", let go of what only the request needed. The guest's channel is unbound
+   * (libxl can bind it), and the subscription is dropped, so that a suspend request another tool
+   * queued meanwhile (xl save writing control/shutdown while our cycle ran) is reported the normal
+   * way (VIRQ_DOM_EXC, @releaseDomain) when the guest acts on it right after our resume.
+   */
+  async #afterSuspended(trigger: TriggerImpl, notifier: Notifier): Promise<void> {
+    this.#deferredProblems.push(...notifier.release(), ...(await trigger.release()));
   }
 
   async #requestAndWait(path: PathName, timeoutMs: number, trigger: TriggerImpl, notifier: Notifier): Promise<Omit<SuspendResult, "path" | "xsResumeWaitMs" | "failedPaths">> {
@@ -474,21 +551,28 @@ export class SuspendSession {
     if (this.#inflight !== undefined) {
       return Promise.reject(new CoordinatorError("EINPROGRESS", this.domid, `a suspend or resume of domain ${this.domid} is already in progress`));
     }
-    const run = (async () => {
+    const run = this.#operation(async () => {
       const st = domainWaitState(this.#xen, this.domid, "before resume");
       if (st !== "suspended") throw new CoordinatorError("ENOTSUSPENDED", this.domid, `domain ${this.domid} is not suspended: nothing to resume`);
       const r = await this.#resumeDomain(opts.fast ?? true);
       this.#state = "open";
       return r;
-    })();
+    });
     this.#inflight = run.finally(() => {
       this.#inflight = undefined;
     }).catch(() => undefined);
     return run;
   }
 
-  /** suspend -> work -> resume, with per-phase timings. The domain is resumed even if work throws. */
-  async cycle(work?: () => unknown, opts: SuspendOptions & ResumeOptions = {}): Promise<CycleTimings> {
+  /**
+   * suspend -> work -> resume, with per-phase timings, as one operation (hold "operation": under
+   * the locks throughout). The domain is resumed even if work throws.
+   */
+  cycle(work?: () => unknown, opts: SuspendOptions & ResumeOptions = {}): Promise<CycleTimings> {
+    return this.#operation(() => this.#cycle(work, opts));
+  }
+
+  async #cycle(work: (() => unknown) | undefined, opts: SuspendOptions & ResumeOptions): Promise<CycleTimings> {
     const t0 = now();
     const s = await this.suspend(opts);
     const tw = now();
@@ -525,11 +609,36 @@ export class SuspendSession {
    * never leaves its guest suspended. Idempotent; never throws.
    */
   close(opts: { resumeIfSuspended?: boolean } = {}): Promise<CloseReport> {
-    this.#closing ??= this.#close(opts.resumeIfSuspended ?? true);
+    this.#closing ??= this.#closeUnderLock(opts.resumeIfSuspended ?? true);
     return this.#closing;
   }
 
-  async #close(resumeIfSuspended: boolean): Promise<CloseReport> {
+  /**
+   * hold "operation": close under libxl's locks if they can be had (so that unsubscribing cannot
+   * undo a subscription libxl made meanwhile). If not (libxl has the domain, or it is gone), what
+   * is ours is still undone, but a suspended domain is left as it is: it may be libxl's now.
+   */
+  async #closeUnderLock(resumeIfSuspended: boolean): Promise<CloseReport> {
+    const locks = this.#locks;
+    if (locks === undefined || locks.held || this.#state === "new" || this.#state === "closed") return this.#close(resumeIfSuspended, true);
+    try {
+      locks.take();
+    } catch (err) {
+      const report = await this.#close(resumeIfSuspended, false);
+      if (!isXenError(err, "ESRCH")) report.problems.push(`closed without the domain's locks (${errorText(err)}): a suspended domain was left as it is`);
+      return report;
+    }
+    let report: CloseReport | undefined;
+    try {
+      report = await this.#close(resumeIfSuspended, true);
+      return report;
+    } finally {
+      const problems = locks.release();
+      report?.problems.push(...problems);
+    }
+  }
+
+  async #close(resumeIfSuspended: boolean, locked: boolean): Promise<CloseReport> {
     const problems: string[] = [];
     let resumed = false;
     if (this.#state === "new" || this.#state === "closed") {
@@ -553,7 +662,7 @@ export class SuspendSession {
       if (strayOfOurs) this.#outstanding = false;
     }
     try {
-      if ((resumeIfSuspended || strayOfOurs) && isSuspended(this.#xen, this.domid)) {
+      if (locked && (resumeIfSuspended || strayOfOurs) && isSuspended(this.#xen, this.domid)) {
         this.#xen.resume(this.domid, true);
         resumed = true;
         await this.#xs.resumeDomain(this.domid).catch((err: unknown) => {

@@ -1,11 +1,11 @@
 // How the suspend request reaches the guest.
-import { isXenError, type EvtchnHandle, type XenBinding } from "@fastsuspend/xen";
+import { isXenError } from "@fastsuspend/xen";
 
 import { readGuestChannel } from "./detect";
 import { CoordinatorError } from "./errors";
-import { swallowBindEvent } from "./notifiers";
+import { swallowBindEvent, type NotifierContext } from "./notifiers";
 import type { Trigger } from "./paths";
-import { controlShutdownKey, type XenstoreLike } from "./xs";
+import { controlShutdownKey } from "./xs";
 
 export interface CancelOutcome {
   /** The request was still pending and we took it back. */
@@ -33,18 +33,12 @@ export interface TriggerImpl {
   close(): Promise<string[]>;
 }
 
-export interface TriggerContext {
-  xen: XenBinding;
-  xs: XenstoreLike;
-  domid: number;
-  evtchn: () => EvtchnHandle;
-  /**
-   * How long the guest's suspend channel stays bound: "session" from open() to close(), or
-   * "operation" only from arm() to release() (a daemon between checkpoint cycles: libxl's
-   * xc_suspend_evtchn_init_* must find the guest's port unbound, or `xl save` fails).
-   */
-  hold: "session" | "operation";
-}
+/**
+ * The session's context. With hold "operation" the guest's suspend channel is bound only from arm()
+ * to release(): libxl's xc_suspend_evtchn_init_* must find the guest's port unbound between our
+ * operations, or `xl save` fails.
+ */
+export type TriggerContext = NotifierContext;
 
 /**
  * Notify the guest's own suspend channel (device/suspend/event-channel). The port is read and

@@ -464,6 +464,68 @@ describe("the guest's suspend channel between operations (hold)", () => {
     expect(libxlCanBind(ses.domid)).toBe(false);
   });
 
+  it('hold "operation" holds libxl\'s locks and the subscription only during each operation; the after-suspended step drops the subscription before the resume', async () => {
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+evtchn", hold: "operation" });
+    const userdata = world.xen.toolstackLockPath(domid);
+    const nothingOfOursInLibxlsWay = (): void => {
+      expect(world.xen.suspendLockExists(domid)).toBe(false);
+      expect(world.xen.suspendLocks.exists(userdata)).toBe(false);
+      expect(world.subscription(domid)).toBe(0);
+    };
+    await s.open();
+    nothingOfOursInLibxlsWay();
+    const atResume: number[] = [];
+    const lockedAtResume: boolean[] = [];
+    world.guests.get(domid)?.guest.onResume(() => {
+      atResume.push(world.subscription(domid));
+      lockedAtResume.push(world.xen.suspendLockExists(domid));
+    });
+    for (let i = 0; i < 3; i++) {
+      await s.cycle();
+      nothingOfOursInLibxlsWay();
+    }
+    expect(atResume).toEqual([0, 0, 0]);
+    expect(lockedAtResume).toEqual([true, true, true]);
+    // Suspended and left so: the domain is free for libxl.
+    await s.suspend();
+    nothingOfOursInLibxlsWay();
+    // libxl has it now: an operation is refused as open() refuses, and nothing is touched.
+    const release = world.xen.holdSuspendLockElsewhere(domid);
+    await expect(s.resume()).rejects.toMatchObject({ code: "ELOCKED" });
+    expect(world.domainState(domid)).toBe("suspended");
+    release();
+    await s.resume();
+    // A caller holding the locks across its own checks: the operation runs inside that hold.
+    const locks = s.locks;
+    if (locks === undefined) throw new Error("no locks with hold operation");
+    locks.take();
+    await s.cycle();
+    expect(world.xen.suspendLockExists(domid)).toBe(true);
+    expect(world.subscription(domid)).toBe(0);
+    locks.park();
+    expect(world.xen.suspendLockExists(domid)).toBe(false);
+    expect(world.xen.suspendLocks.exists(userdata)).toBe(true);
+    locks.release();
+    nothingOfOursInLibxlsWay();
+    await s.close();
+    nothingOfOursInLibxlsWay();
+    expectNothingHeld(domid);
+  });
+
+  it('hold "operation": close() while libxl holds the lock undoes what is ours and leaves a suspended domain alone', async () => {
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+evtchn", hold: "operation" });
+    await s.open();
+    await s.suspend();
+    const release = world.xen.holdSuspendLockElsewhere(domid);
+    const report = await s.close();
+    expect(report.resumed).toBe(false);
+    expect(report.problems.join("; ")).toMatch(/closed without the domain's locks/);
+    expect(world.domainState(domid)).toBe("suspended");
+    release();
+    expect(world.subscription(domid)).toBe(0);
+    expect(world.xen.suspendLocks.exists(world.xen.toolstackLockPath(domid))).toBe(false);
+  });
+
   it.each(["session", "operation"] as const)("hold %s: a guest that renews its channel is followed (the path is set up again)", async (hold) => {
     const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+poll", hold });
     await s.open();

@@ -6,6 +6,7 @@ import {
   CheckpointRunner,
   choosePath,
   controlShutdownKey,
+  DomainLocks,
   detect,
   domainState,
   domainStateText,
@@ -30,7 +31,6 @@ import {
 import { isXenError, type DomainInfo, type XenBinding } from "@fastsuspend/xen";
 
 import { CriticalGate } from "./gate";
-import { HandoverBinding } from "./handover";
 import { ToolstackScanner } from "./toolstack";
 import { Journal, resumeCheck } from "./journal";
 import { DaemonMetrics, domainLabels, failureReason } from "./daemon-metrics";
@@ -69,7 +69,7 @@ export interface DaemonOptions {
   log?: (line: string) => void;
   /**
    * Whether the toolstack (xl save/migrate/remus) works on the domain now (default: a /proc scan,
-   * see toolstack.ts); tests pass their own. The userdata lock (handover.ts) does the rest.
+   * see toolstack.ts); tests pass their own. The userdata lock (DomainLocks) does the rest.
    */
   toolstackUser?: (domid: number, name: string | undefined) => Promise<string | undefined> | string | undefined;
   /**
@@ -101,6 +101,8 @@ interface Loop extends Pick<LoopStatus, "running" | "intervalMs" | "count" | "pa
 
 interface DomainState {
   domid: number;
+  /** libxl's locks of the domain: held around each piece of work, the userdata lock across a loop's gaps. */
+  locks: DomainLocks;
   /** When and why another tool was last seen on the domain (cycles cool down; see #cycleOnce). */
   otherTool?: { at: number; why: string };
   session: SuspendSession | undefined;
@@ -140,7 +142,7 @@ export function toDaemonError(err: unknown): DaemonError {
 }
 
 export class Daemon {
-  readonly xen: HandoverBinding;
+  readonly xen: XenBinding;
   readonly xs: XenstoreLike;
   readonly journal: Journal;
   readonly startedAt = Date.now();
@@ -164,7 +166,7 @@ export class Daemon {
   clients = (): number => 0;
 
   constructor(opts: DaemonOptions) {
-    this.xen = new HandoverBinding(opts.xen);
+    this.xen = opts.xen;
     this.xs = opts.xs;
     this.journal = opts.journal;
     this.#opts = {
@@ -270,6 +272,7 @@ export class Daemon {
     dom.session?.interrupt();
     await dom.loop?.finished;
     await this.#closeSession(dom, { force: true });
+    this.#release(dom);
     this.journal.remove(dom.domid);
   }
 
@@ -290,7 +293,7 @@ export class Daemon {
   /** The sweeper's turn at a late suspend of ours (no loop running): under the lock, see #resumeOwnLateSuspend. */
   async #sweepLateSuspend(dom: DomainState): Promise<void> {
     try {
-      this.xen.activate(dom.domid, { subscribe: false });
+      dom.locks.take();
     } catch (err) {
       if (!isXenError(err, "EAGAIN") && !isXenError(err, "ESRCH")) this.#opts.log(`dom${dom.domid}: ${errorText(err)}`);
       return;
@@ -298,7 +301,7 @@ export class Daemon {
     try {
       await this.#resumeOwnLateSuspend(dom);
     } finally {
-      this.#deactivate(dom.domid);
+      this.#release(dom);
     }
   }
 
@@ -324,16 +327,18 @@ export class Daemon {
   }
 
   /**
-   * Closes a domain's session under its lock (so that unsubscribing cannot undo a subscription
-   * libxl made meanwhile). If libxl holds the lock, the close waits for the next sweep unless forced
-   * (the domain is gone).
+   * Closes a domain's session under its locks (so that unsubscribing cannot undo a subscription
+   * libxl made meanwhile). If libxl holds them, the close waits for the next sweep unless forced
+   * (the domain is gone, or the caller replaces the session under its own hold). Locks the caller
+   * holds stay held.
    */
   async #closeSession(dom: DomainState, opts: { force: boolean }): Promise<void> {
     const s = dom.session;
     if (s === undefined) return;
-    if (!opts.force) {
+    const takeNow = !opts.force && !dom.locks.held;
+    if (takeNow) {
       try {
-        this.xen.activate(dom.domid, { subscribe: false });
+        dom.locks.take();
       } catch (err) {
         if (isXenError(err, "EAGAIN")) return; // libxl has it: try again later
         if (!isXenError(err, "ESRCH")) this.#opts.log(`close session dom${dom.domid}: ${errorText(err)}`);
@@ -341,14 +346,14 @@ export class Daemon {
     }
     dom.session = undefined;
     const report = await s.close({ resumeIfSuspended: false });
-    const problems = [...report.problems, ...this.xen.forget(dom.domid)];
+    const problems = [...report.problems, ...(takeNow ? dom.locks.release() : [])];
     if (problems.length > 0) this.#opts.log(`session dom${dom.domid} closed: ${problems.join("; ")}`);
   }
 
   #state(domid: number): DomainState {
     let dom = this.#domains.get(domid);
     if (dom === undefined) {
-      dom = { domid, session: undefined, requestedPath: undefined, caps: undefined, capsAt: 0, last: undefined, suspendMs: [], cycleMs: [], loop: undefined, lastUsed: Date.now(), userSuspended: false, path: undefined };
+      dom = { domid, locks: new DomainLocks(this.xen, domid), session: undefined, requestedPath: undefined, caps: undefined, capsAt: 0, last: undefined, suspendMs: [], cycleMs: [], loop: undefined, lastUsed: Date.now(), userSuspended: false, path: undefined };
       this.#domains.set(domid, dom);
     }
     return dom;
@@ -413,29 +418,30 @@ export class Daemon {
     return domainLabels(domid, this.#names.get(domid));
   }
 
-  #activate(domid: number, what: string, opts: { subscribe?: boolean } = {}): void {
+  /** Takes libxl's locks of the domain for a request's work; libxl holding one is EBUSY. */
+  #take(dom: DomainState, what: string): void {
     try {
-      this.xen.activate(domid, opts);
+      dom.locks.take();
     } catch (err) {
       if (isXenError(err, "EAGAIN")) {
         this.metrics.handovers.inc();
-        throw new DaemonError("EBUSY", `${what}: domain ${domid}'s suspend lock is held by another process (xl save, migrate or remus in progress?): leaving it alone`);
+        throw new DaemonError("EBUSY", `${what}: domain ${dom.domid}'s suspend lock is held by another process (xl save, migrate or remus in progress?): leaving it alone`);
       }
       throw err;
     }
   }
 
-  #deactivate(domid: number): void {
-    const problems = this.xen.deactivate(domid);
+  #release(dom: DomainState): void {
+    const problems = dom.locks.release();
     if (problems.length > 0) this.#opts.log(problems.join("; "));
   }
 
-  #park(domid: number): void {
-    const problems = this.xen.park(domid);
+  #park(dom: DomainState): void {
+    const problems = dom.locks.park();
     if (problems.length > 0) this.#opts.log(problems.join("; "));
   }
 
-  /** The domain's warm session (opened now if needed, with the requested path). Call while activated. */
+  /** The domain's warm session (opened now if needed, with the requested path). Call with its locks held. */
   async #session(dom: DomainState, path: string | undefined): Promise<SuspendSession> {
     let s = dom.session;
     if (s !== undefined && s.state === "suspended" && !isSuspended(this.xen, dom.domid)) {
@@ -448,13 +454,12 @@ export class Daemon {
       s = undefined;
     }
     if (s === undefined) {
-      // Closing forgot the domain's gate: take the real lock again for the new session's work.
-      this.xen.activate(dom.domid);
-      // "operation": the guest's suspend channel is bound only while a suspend is in flight, so
-      // that libxl can bind it between our cycles (xl save -c failed while a loop ran, see
-      // docs/daemon.md).
+      // "operation": libxl's locks, the guest's suspend channel and the subscription are ours only
+      // during each piece of work, so that libxl finds them free between our cycles (xl save -c
+      // failed while a loop ran, see docs/daemon.md). The locks are the domain's, held by the
+      // daemon across its checks and the session's operation.
       // outstandingWaitMs 0: a request that may still be acted on is watched by the sweeper instead.
-      const opts: SessionOptions = { ...this.#opts.session, hold: "operation", outstandingWaitMs: 0 };
+      const opts: SessionOptions = { ...this.#opts.session, hold: "operation", locks: dom.locks, outstandingWaitMs: 0 };
       if (path !== undefined) opts.path = path;
       s = new SuspendSession(this.xen, this.xs, dom.domid, opts);
       await s.open();
@@ -515,17 +520,15 @@ export class Daemon {
       // checkpoint.start queued before us may have started a loop meanwhile: it owns the domain.
       if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `suspend: a checkpoint loop is running on domain ${d}: stop it first (checkpoint.stop)`);
       dom.lastUsed = Date.now();
-      this.#activate(d, "suspend", { subscribe: false });
+      this.#take(dom, "suspend");
       try {
         this.#assertRunning(this.#info(d), "suspend");
         const other = await this.#otherTool(dom);
         if (other !== undefined) throw new DaemonError("EBUSY", `suspend: domain ${d}: ${other}`);
-        this.xen.activate(d);
         const s = await this.#session(dom, req.path ?? dom.requestedPath);
         this.journal.add(d, "suspend");
         try {
           const r = await s.suspend(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs });
-          this.xen.dropSubscription(d);
           dom.userSuspended = true;
           this.metrics.suspendSeconds.observe({ path: r.path }, r.suspendMs / 1000);
           this.#push(dom.suspendMs, r.suspendMs);
@@ -536,7 +539,7 @@ export class Daemon {
           this.journal.remove(d, "suspend");
         }
       } finally {
-        this.#deactivate(d);
+        this.#release(dom);
         dom.lastUsed = Date.now();
       }
     }));
@@ -556,7 +559,7 @@ export class Daemon {
       const s = dom.session;
       // With or without a session: not a domain xl may be copying (its lock held, or its process
       // seen with no request of its own pending): resuming it would split it (see resumeCheck).
-      this.#activate(d, "resume", { subscribe: false });
+      this.#take(dom, "resume");
       try {
         const { leave } = await resumeCheck(this.xs, d, this.#opts.toolstackUser);
         if (leave !== undefined) throw new DaemonError("EBUSY", `resume: domain ${d}: ${leave}: leaving it alone`);
@@ -568,7 +571,7 @@ export class Daemon {
           r = await resumeSuspended(this.xen, this.xs, d, { fast: true });
         }
       } finally {
-        this.#deactivate(d);
+        this.#release(dom);
       }
       dom.userSuspended = false;
       this.metrics.resumeSeconds.observe({ path: path ?? "none" }, (r.resumeMs + r.xsResumeMs) / 1000);
@@ -621,12 +624,12 @@ export class Daemon {
     if (dom.loop?.running === true) throw new DaemonError("EBUSY", `${req.op}: a checkpoint loop already runs on domain ${d} (checkpoint.stop first)`);
     return this.#queue.run(d, async () => {
       let path: string | undefined;
-      this.#activate(d, req.op, { subscribe: false });
+      this.#take(dom, req.op);
       try {
         this.#assertRunning(this.#info(d), req.op);
         path = (await this.#session(dom, req.path ?? dom.requestedPath)).path;
       } finally {
-        this.#deactivate(d);
+        this.#release(dom);
       }
       if (this.#loopRunning(dom)) throw new DaemonError("EBUSY", `${req.op}: a checkpoint loop already runs on domain ${d}`);
       return this.#newLoop(dom, req, path);
@@ -682,7 +685,7 @@ export class Daemon {
       // The userdata lock kept across the gaps goes with the loop (in the queue: never under a
       // request that has the domain active).
       await this.#queue.run(d, () => {
-        this.#deactivate(d);
+        this.#release(dom);
       }).catch((err: unknown) => {
         this.#opts.log(`checkpoint dom${d}: letting go of its locks: ${errorText(err)}`);
       });
@@ -692,7 +695,7 @@ export class Daemon {
   }
 
   /**
-   * The wait between two cycles, parked on libxl's userdata lock (handover.ts). An xl that starts
+   * The wait between two cycles, parked on libxl's userdata lock (DomainLocks). An xl that starts
    * now queues on that lock to read the domain's configuration; seen there, it gets the domain at
    * once, and the loop cools down until xl is done with it.
    */
@@ -700,9 +703,9 @@ export class Daemon {
     const end = Date.now() + loop.intervalMs;
     for (;;) {
       // Looked at again in the queue: a request served meanwhile may have let go of the lock.
-      if (this.xen.toolstackWaiting(dom.domid)) {
+      if (dom.locks.toolstackWaiting()) {
         await this.#queue.run(dom.domid, () => {
-          if (this.xen.toolstackWaiting(dom.domid)) this.#handOver(dom, loop);
+          if (dom.locks.toolstackWaiting()) this.#handOver(dom, loop);
         });
       }
       const left = end - Date.now();
@@ -713,7 +716,7 @@ export class Daemon {
 
   /** libxl is queued on the userdata lock we hold (the caller has just seen it): let go of everything, and cool down. */
   #handOver(dom: DomainState, loop: Loop): void {
-    this.#deactivate(dom.domid);
+    this.#release(dom);
     const why = "libxl queued on the domain's userdata lock (xl save, migrate, remus?): handed over";
     dom.otherTool = { at: Date.now(), why };
     loop.lastSkip = why;
@@ -739,7 +742,7 @@ export class Daemon {
       // libxl still holding its userdata lock (xl reading the configuration) starts it again.
       let busy: boolean;
       try {
-        busy = this.xen.toolstackBusy(d);
+        busy = dom.locks.toolstackBusy();
       } catch (err) {
         if (isXenError(err, "ESRCH")) return { gone: errorText(err) };
         busy = true;
@@ -747,13 +750,13 @@ export class Daemon {
       if (busy) return otherTool("libxl holds the domain's userdata lock (xl reading its configuration?)");
       return { skip: `cooling down: another tool had the domain ${since} ms ago (${seen.why})` };
     }
-    if (this.xen.toolstackWaiting(d)) {
+    if (dom.locks.toolstackWaiting()) {
       this.#handOver(dom, loop);
       return { skip: loop.lastSkip ?? "handed over" };
     }
     try {
       // The locks only: the subscription would take a suspend that xl is waiting for while we look.
-      this.xen.activate(d, { subscribe: false });
+      dom.locks.take();
     } catch (err) {
       if (isXenError(err, "EAGAIN")) {
         const which = err.call.startsWith("flock") ? "libxl's userdata lock" : "the suspend lock";
@@ -785,23 +788,20 @@ export class Daemon {
     return { run: true };
   }
 
-  /** One cycle, under the locks #beforeCycle took: subscription, warm session, journal, cycle. */
+  /**
+   * One cycle, under the locks #beforeCycle took: warm session, journal, cycle. The session binds
+   * and subscribes right before its trigger and lets go of both once the guest is suspended.
+   */
   async #cycle(dom: DomainState, loop: Loop): Promise<CycleTimings> {
     const d = dom.domid;
     try {
-      this.xen.activate(d); // now the subscription, right before the trigger
       const s = await this.#session(dom, dom.requestedPath);
-      // While it is suspended (confirmed), before the resume: see HandoverBinding.dropSubscription.
-      const dropSub = (): void => {
-        const p = this.xen.dropSubscription(d);
-        if (p.length > 0) this.#opts.log(p.join("; "));
-      };
       // Journalled right before the trigger, until the guest is resumed: a crash in between leaves
       // the domain to the next start's recovery. Kept when a failed cycle leaves it suspended.
       this.journal.add(d, "checkpoint");
       let t: CycleTimings;
       try {
-        t = await s.cycle(dropSub, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
+        t = await s.cycle(undefined, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
       } catch (err) {
         if (!this.#suspendedNow(d)) this.journal.remove(d, "checkpoint");
         throw err;
@@ -817,10 +817,9 @@ export class Daemon {
 
   /** After each attempt: a cycle that went well keeps libxl's userdata lock across the gap (see #gap). */
   #afterCycle(dom: DomainState, loop: Loop, o: CycleOutcome): void {
-    const d = dom.domid;
-    if (o.result !== "ok" || loop.stop.signal.aborted) this.#deactivate(d);
-    else if (this.xen.toolstackWaiting(d)) this.#handOver(dom, loop);
-    else this.#park(d);
+    if (o.result !== "ok" || loop.stop.signal.aborted) this.#release(dom);
+    else if (dom.locks.toolstackWaiting()) this.#handOver(dom, loop);
+    else this.#park(dom);
   }
 
   /** The loop's status, metrics and log, per attempt. */
@@ -944,7 +943,7 @@ export class Daemon {
       capabilities: caps,
       chosen,
       pathsInUse: cur?.session?.path === undefined ? [] : [cur.session.path],
-      session: cur?.session === undefined ? null : { state: cur.session.state, path: cur.session.path ?? null, lockHeldNow: this.xen.isActive(d) },
+      session: cur?.session === undefined ? null : { state: cur.session.state, path: cur.session.path ?? null, lockHeldNow: cur.locks.held },
       last: cur?.last ?? null,
       rolling: cur === undefined ? this.#rolling(this.#state(d)) : this.#rolling(cur),
       loop: cur?.loop === undefined ? null : this.#loopStatus(cur.loop),
@@ -982,7 +981,7 @@ export class Daemon {
     await Promise.all(doms.map((d) => d.loop?.finished ?? Promise.resolve()));
     for (const dom of doms) {
       await this.#closeSession(dom, { force: true });
-      this.xen.forget(dom.domid);
+      this.#release(dom);
     }
     for (const d of this.journal.domids()) {
       // The checks recovery makes (another process's lock, an xl process that may be copying it).

@@ -4,7 +4,6 @@ export { Daemon, toDaemonError, type DaemonOptions, type ProgressSink } from "./
 export { DaemonServer, type ServerOptions } from "./server";
 export { DaemonClient, defaultSocketPath, type DaemonClientOptions } from "./client";
 export { startService, assertRoot, type ServiceOptions, type RunningService } from "./service";
-export { HandoverBinding } from "./handover";
 export { Journal, recoverJournal, type JournalEntry, type RecoveryAction } from "./journal";
 export { acquirePidLock, type PidLock } from "./pidlock";
 export { KeyedQueue } from "./queue";
