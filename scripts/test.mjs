@@ -60,12 +60,21 @@ try {
     let failed = 0;
     // kernel/check.sh once per base: 6.1 (bookworm, kernel/) and 6.12 (trixie, kernel/6.12/).
     const checks = [["kernel/check.sh"], ["kernel/check.sh", "--base", "6.12"], ["hypervisor-patches/check.sh"], ["hypervisor-patches/check.sh", "--base", "4.20"]];
+    let skipped = 0;
     for (const [script, ...args] of checks) {
       if (!existsSync(script)) continue;
+      // The 4.20 hypervisor base is upstream RELEASE-4.20.4 from a Xen git clone
+      // (FASTSUSPEND_XEN_GIT, cached once extracted): Debian trixie's xen source package is not
+      // served here. Where neither exists the check cannot run: counted as skipped, not passed.
+      if (script.startsWith("hypervisor-patches/") && args.includes("4.20") && (await sh("bash", ["hypervisor-patches/build.sh", "--base", "4.20", "--source-only"])) !== 0) {
+        log("hypervisor series 4.20: no Xen 4.20.4 tree on this machine (set FASTSUSPEND_XEN_GIT to a Xen clone): check skipped");
+        skipped++;
+        continue;
+      }
       if ((await sh("bash", [script, ...args])) === 0) passed++;
       else failed++;
     }
-    writeFileSync(join(results, "series.json"), JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: 0 }));
+    writeFileSync(join(results, "series.json"), JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: skipped }));
   });
   // The oxenstored lab boots the patched hypervisor, so that the hypervisor series' tests share it
   // (two labs instead of three; each idle TCG lab costs CPU) and everything else also runs on it,
