@@ -40,11 +40,22 @@ export function qemuCpu(): string {
   return process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem";
 }
 
+/**
+ * TCG's threading: "multi" (one host thread per vCPU, the default) or "single" (one thread runs
+ * every vCPU in turn). Override with FASTSUSPEND_QEMU_TCG_THREAD, e.g. to tell an emulator race
+ * from a guest or Xen bug (issue 13's PVH triple faults).
+ */
+export function qemuTcgThread(): "multi" | "single" {
+  const t = process.env.FASTSUSPEND_QEMU_TCG_THREAD ?? "multi";
+  if (t !== "multi" && t !== "single") throw new LabError(`FASTSUSPEND_QEMU_TCG_THREAD=${JSON.stringify(t)}`, "set it to multi or single");
+  return t;
+}
+
 export function qemuArgs(c: QemuConfig): string[] {
   return [
     "-name", `fastsuspend-lab,process=fastsuspend-lab`,
     // TCG: this machine's /dev/kvm is a software virtualiser that cannot run Xen (lab-notes).
-    "-accel", "tcg,thread=multi", "-cpu", qemuCpu(), "-smp", String(c.cpus), "-m", String(c.memoryMb),
+    "-accel", `tcg,thread=${qemuTcgThread()}`, "-cpu", qemuCpu(), "-smp", String(c.cpus), "-m", String(c.memoryMb),
     "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
     "-pidfile", pidFile(c.runDir),
     "-chardev", `file,id=con,path=${consoleLog(c.runDir)}`, "-serial", "chardev:con",
