@@ -1,6 +1,8 @@
 // @fastsuspend/daemon: fastsuspendd (the dom0 daemon) as a library, and its client (which
 // `@fastsuspend/daemon/client` gives alone, without loading the daemon).
-export { Daemon, toDaemonError, type DaemonOptions, type ProgressSink } from "./daemon";
+export { Daemon, type DaemonOptions } from "./daemon";
+export { toDaemonError } from "./to-daemon-error";
+export type { ProgressSink } from "./loops";
 export { DaemonServer, type ServerOptions } from "./server";
 export { DaemonClient, defaultSocketPath, type DaemonClientOptions } from "./client";
 export { startService, assertRoot, type ServiceOptions, type RunningService } from "./service";

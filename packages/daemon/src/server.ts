@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 
 import type { Daemon } from "./daemon";
-import { toDaemonError } from "./daemon";
+import { toDaemonError } from "./to-daemon-error";
 import { parseRequest } from "./parse-request";
 import { DaemonError, encodeFrame, errorResponse, MAX_LINE_BYTES, okResponse, progressFrame, type CheckpointProgress, type RequestId, type Response } from "./protocol";
 

@@ -1,0 +1,33 @@
+// What the daemon's parts share, so that each part (sessions, loops, requests, status) is a small
+// file of its own instead of a section of one class: the bindings, the journal, the metrics, the
+// per-domain queue that serialises each domain's work, the request gate, the domains and the
+// settings resolved from DaemonOptions.
+import type { SessionOptions, XenstoreLike } from "@fastsuspend/coordinator";
+import type { XenBinding } from "@fastsuspend/xen";
+
+import type { DaemonMetrics } from "./daemon-metrics";
+import type { Domains } from "./domains";
+import type { CriticalGate } from "./gate";
+import type { Journal, ToolstackUser } from "./journal";
+import type { KeyedQueue } from "./queue";
+
+export interface DaemonSettings {
+  idleMs: number;
+  session: SessionOptions;
+  toolstackUser: ToolstackUser;
+  toolstackCooldownMs: number;
+}
+
+export interface DaemonContext {
+  readonly xen: XenBinding;
+  readonly xs: XenstoreLike;
+  readonly journal: Journal;
+  readonly metrics: DaemonMetrics;
+  /** Time-critical work first: status and metrics wait for it (bounded). */
+  readonly gate: CriticalGate;
+  /** One domain's work at a time, in order. */
+  readonly queue: KeyedQueue<number>;
+  readonly domains: Domains;
+  readonly settings: DaemonSettings;
+  readonly log: (line: string) => void;
+}
