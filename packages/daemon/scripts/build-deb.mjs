@@ -27,13 +27,11 @@ const lib = "usr/lib/fastsuspend";
 // What `fastsuspend` and `fastsuspendd` require at run time (the lab and the host-side bench are not shipped).
 const PACKAGES = ["xen", "xenstore", "coordinator", "daemon", "cli"];
 // Left out of each dist/: source maps, declarations, tests, the fakes and contract suites
-// (testing/), the coordinator's lab probes, the binding and xenstore micro-benchmarks (bench/).
-// The daemon's bench/load.js stays: a load generator for a running daemon (the lab test runs the
-// installed one).
-function shipped(pkg, file) {
+// (testing/), the coordinator's lab probes, and a bench/ folder a build from before the benchmarks
+// moved to packages/bench may have left behind.
+function shipped(file) {
   if (file.endsWith(".map") || file.endsWith(".d.ts") || /\.test\.js$/.test(file)) return false;
-  if (/[\\/](lab-probes|testing)([\\/]|$)/.test(file)) return false;
-  return pkg === "daemon" || !/[\\/]dist[\\/]bench([\\/]|$)/.test(file);
+  return !/[\\/](lab-probes|testing|bench)([\\/]|$)/.test(file);
 }
 
 function die(msg) {
@@ -68,7 +66,7 @@ for (const p of PACKAGES) {
   writeFileSync(join(dest, "package.json"), `${JSON.stringify(slim, null, 2)}\n`);
   cpSync(join(src, "dist"), join(dest, "dist"), {
     recursive: true,
-    filter: (f) => shipped(p, f),
+    filter: (f) => shipped(f),
   });
 }
 mkdirSync(join(stage, lib, "node_modules/@fastsuspend/xen/build/Release"), { recursive: true });

@@ -403,7 +403,7 @@ describe("fastsuspendd in the lab's dom0", () => {
   test("load: 16 clients polling status and metrics while a checkpoint loop runs", async () => {
     await ensureGuest();
     await ensureDaemon();
-    const out = await lab.mustExec(`node ${LIB}/dist/bench/load.js --domid ${guest.domid} --clients 16 --count 30 --interval 100 --json`, { timeoutMs: 20 * MINUTE });
+    const out = await lab.mustExec(`node /fastsuspend/packages/bench/dist/dom0/daemon-load.js --domid ${guest.domid} --clients 16 --count 30 --interval 100 --json`, { timeoutMs: 20 * MINUTE });
     await lab.mustExec(`mkdir -p /lab/results && printf '%s' '${out.trim()}' > /lab/results/daemon-load.json`);
     const r = JSON.parse(out) as { quiet: { cycles: number; failed: number; cycleMs: { p99: number } }; loaded: { cycles: number; failed: number; requests: number; requestsPerSecond: number; cycleMs: { p99: number } } };
     console.log(`load: ${out}`);

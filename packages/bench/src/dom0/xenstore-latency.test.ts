@@ -1,5 +1,5 @@
-import { FakeXenstored } from "../testing/fake-xenstored";
-import { measureLatency, measureLibxenstoreRead } from "./latency";
+import { FakeXenstored } from "@fastsuspend/xenstore/testing";
+import { measureLatency, measureLibxenstoreRead } from "./xenstore-latency";
 
 // Only checks that the benchmark runs and cleans up; the numbers mean nothing here.
 it("measures read and watch-fire latency against the fake", async () => {

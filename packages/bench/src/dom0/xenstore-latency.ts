@@ -1,12 +1,13 @@
+// Read and watch-fire latency of a xenstore endpoint, for runs inside dom0:
+//   node packages/bench/dist/dom0/xenstore-latency.js [--iterations N] [--prefix /path]
+// Prints one JSON object; no assertions. Under TCG expect ±30% run to run,
+// so compare configurations within one run. Lab tooling: it lives here, not in
+// @fastsuspend/xenstore, so that the package ships no benchmark.
 import { spawnSync } from "node:child_process";
 
-import { XenstoreClient } from "../client/client";
-import type { XenstoreWatch } from "../client/watch";
+import { XenstoreClient, type XenstoreWatch } from "@fastsuspend/xenstore";
 
-// Read and watch-fire latency of a xenstore endpoint, for runs inside dom0:
-//   node dist/bench/latency.js [--iterations N] [--prefix /path]
-// Prints one JSON object; no assertions. Under TCG expect ±30% run to run,
-// so compare configurations within one run.
+import { summaryIn } from "./timing";
 
 export interface LatencyStats {
   iterations: number;
@@ -36,16 +37,8 @@ export interface LatencyReport {
 }
 
 function stats(samples: number[]): LatencyStats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-  const round = (ms: number): number => Math.round(ms * 1000) / 1000;
-  return {
-    iterations: sorted.length,
-    medianMs: round(at(0.5)),
-    p99Ms: round(at(0.99)),
-    minMs: round(sorted[0] ?? Number.NaN),
-    maxMs: round(sorted[sorted.length - 1] ?? Number.NaN),
-  };
+  const s = summaryIn(samples, 1, 3);
+  return { iterations: s.n, medianMs: s.median, p99Ms: s.p99, minMs: s.min, maxMs: s.max };
 }
 
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;

@@ -3,12 +3,12 @@
 // connections poll status and metrics back to back. Prints requests/s and the checkpoint p99 of both
 // runs (each from its own loop's summary; the domain's rolling window would mix the two). The loop
 // runs on a `checkpoint` request, which answers when it ends: no status polling of our own.
-//   node dist/bench/load.js --domid D [--clients 16] [--count 100] [--interval 100] [--socket PATH] [--json]
+//   node packages/bench/dist/dom0/daemon-load.js --domid D [--clients 16] [--count 100] [--interval 100] [--socket PATH] [--json]
+// Lab tooling: it talks to the daemon through its client alone, and is not in the dom0 package.
 import { parseArgs } from "node:util";
 
 import { summarize, type Summary } from "@fastsuspend/coordinator";
-
-import { DaemonClient, defaultSocketPath } from "../client";
+import { DaemonClient, defaultSocketPath } from "@fastsuspend/daemon/client";
 
 interface RunResult {
   clients: number;

@@ -1,18 +1,32 @@
 #!/usr/bin/env node
 // Micro-benchmarks for the sync/async choice, printed as JSON (microseconds).
 //
-//   node dist/bench/native.js [--iterations N] [--warmup N] [--fake]
+//   node packages/bench/dist/dom0/xen-native.js [--iterations N] [--warmup N] [--fake]
 //
 // Always (needs only the built addon): a bare addon call, an AsyncWorker round trip (what
 // resumeAsync pays on top of xc_domain_resume), and a setImmediate hop for scale.
 // In a dom0 (or with --fake, to check the script): notify -> poll event round trip between two dom0
 // ports on two handles, a non-blocking pending() probe, and getInfo(0).
-import { isXenError } from "../errors";
-import { FakeXen } from "../fake";
-import type { XenBinding } from "../interface";
-import { addonBuilt, loadAddon } from "../native";
-import { openXen } from "../real";
-import { summarize, timeAsync, timeSync, type Summary } from "./stats";
+// Lab tooling: it lives here, not in @fastsuspend/xen, so that the package ships no benchmark.
+import { addonBuilt, FakeXen, isXenError, loadAddon, openXen, type XenBinding } from "@fastsuspend/xen";
+
+import { summaryIn, timeAsync, timeSync, type MicroSummary } from "./timing";
+
+/** Microseconds, as printed before the move (medianUs, p99Us, ...). */
+interface Summary {
+  n: number;
+  medianUs: number;
+  p99Us: number;
+  minUs: number;
+  maxUs: number;
+  meanUs: number;
+}
+
+/** Samples in ns, summarised in us. */
+function summarize(samplesNs: number[]): Summary {
+  const s: MicroSummary = summaryIn(samplesNs, 1000, 2);
+  return { n: s.n, medianUs: s.median, p99Us: s.p99, minUs: s.min, maxUs: s.max, meanUs: s.mean };
+}
 
 function argInt(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
