@@ -4,7 +4,7 @@
 // `{v, id, ok: false, error: {code, message}}`. Requests on one connection may be answered out of
 // order (a status while a suspend of another domain is running): match them by id. Parsing and
 // validation of request lines: parse-request.ts. The client (client.ts) needs nothing else.
-import type { Capabilities, CoordinatorErrorCode, SessionState, SuspendResult, Summary } from "@fastsuspend/coordinator";
+import type { Capabilities, CheckpointCounts, CoordinatorErrorCode, SessionState, SuspendResult, Summary } from "@fastsuspend/coordinator";
 
 import type { JournalEntry } from "./journal";
 
@@ -80,18 +80,13 @@ export interface CheckpointStartReply { domid: number; started: true; path: stri
 /** `checkpoint` (when the loop has ended) and `checkpoint.stop` (after the cycle in flight). */
 export interface LoopReply { domid: number; loop: LoopStatus }
 
-export interface LoopStatus {
+/** A loop's counts are its CheckpointRunner's: `skipped` are cycles another tool's hold or suspend turned down. */
+export interface LoopStatus extends Pick<CheckpointCounts, "done" | "ok" | "failed" | "skipped"> {
   running: boolean;
   intervalMs: number;
   count: number | null;
   path: string | null;
   startedAt: string;
-  /** Cycles attempted (ok + failed); skipped ones do not count toward `count`. */
-  done: number;
-  ok: number;
-  failed: number;
-  /** Cycles not attempted because another tool held or had suspended the domain. */
-  skipped: number;
   lastError: string | null;
   lastSkip: string | null;
   stoppedBy: "count" | "request" | "error" | "domain-gone" | "shutdown" | null;
