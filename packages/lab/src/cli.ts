@@ -2,15 +2,19 @@
 // fastsuspend-lab: build, boot and use the nested Xen lab from a shell.
 import { readFileSync } from "node:fs";
 import { buildArtefacts } from "./artefacts";
+import { DEFAULT_STACK, STACKS, parseStack } from "./pins";
+import { buildStackArtefacts } from "./stack-artefacts";
 import { LabError } from "./errors";
 import { Lab, runDirFor } from "./lab";
 import { stderrProgress } from "./progress";
 import { consoleLog, stopQemu } from "./qemu";
 
 const USAGE = `usage: fastsuspend-lab <command> [options]
-  build                         build (or find cached) Xen, dom0 and guest artefacts
-  up [--xenstored oxenstored|cxenstored] [--hypervisor FILE] [--guest-kernel FILE]
+  build [--stack bookworm|trixie]
+                                build (or find cached) Xen, dom0 and guest artefacts
+  up [--stack bookworm|trixie] [--xenstored oxenstored|cxenstored] [--hypervisor FILE] [--guest-kernel FILE]
                                 boot the lab in the background and wait until dom0 is ready
+                                (stack: bookworm, the default, is Xen 4.17 + Linux 6.1; trixie is Xen 4.20 + Linux 6.12)
   exec [--timeout SEC] -- CMD…  run CMD in dom0; exit code, stdout and stderr are passed through
   guest create NAME [--type pv|pvh] [--kernel FILE] [--memory MB]
   guest destroy NAME
@@ -50,19 +54,22 @@ async function main(argv: string[]): Promise<number> {
   const progress = stderrProgress("lab");
   switch (positional[0]) {
     case "build": {
-      const a = await buildArtefacts(progress);
+      const stack = stackFlag(flags);
+      const a = stack === DEFAULT_STACK ? await buildArtefacts(progress) : await buildStackArtefacts(stack, progress);
       console.log(JSON.stringify(a, null, 2));
       return 0;
     }
     case "up": {
+      const stack = stackFlag(flags);
       const xs = flags.get("xenstored") ?? "oxenstored";
       if (xs !== "oxenstored" && xs !== "cxenstored") throw new LabError(`unknown xenstored ${xs}`, "use oxenstored or cxenstored");
       const lab = await Lab.up({
         name, detached: true, progress, xenstored: xs,
         hypervisor: flags.get("hypervisor"), guestKernel: flags.get("guest-kernel"),
+        ...(stack === DEFAULT_STACK ? {} : { stack }),
       });
       lab.disconnect();
-      console.log(`lab "${name}" up in ${(lab.bootMs / 1000).toFixed(1)}s (${xs}); run dir ${lab.runDir}`);
+      console.log(`lab "${name}" up in ${(lab.bootMs / 1000).toFixed(1)}s (${xs}${stack === DEFAULT_STACK ? "" : `, stack ${stack}`}); run dir ${lab.runDir}`);
       return 0;
     }
     case "exec": {
@@ -112,6 +119,14 @@ async function main(argv: string[]): Promise<number> {
     default:
       console.error(USAGE);
       return positional[0] === undefined || flags.has("help") ? 0 : 2;
+  }
+}
+
+function stackFlag(flags: Map<string, string>): ReturnType<typeof parseStack> {
+  try {
+    return parseStack(flags.get("stack"));
+  } catch (e) {
+    throw new LabError((e as Error).message, `use --stack ${STACKS.join(" or --stack ")}`);
   }
 }
 

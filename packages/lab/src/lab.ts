@@ -4,11 +4,13 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { join } from "node:path";
 import { AgentClient, type ExecOptions, type ExecResult } from "./agent-client";
 import { type LabArtefacts, buildArtefacts } from "./artefacts";
+import { DEFAULT_STACK, type OtherStack, type Stack } from "./pins";
+import { buildStackArtefacts, stackAddon } from "./stack-artefacts";
 import { findFatal, lastLines, readConsole } from "./console";
 import { LabError } from "./errors";
 import { assetsDir, cacheDir, repoDir } from "./paths";
 import { type Progress, silent, timed } from "./progress";
-import { buildRuntimeArchive, concatArchives } from "./runtime";
+import { type RuntimeArchiveOptions, buildRuntimeArchive, concatArchives } from "./runtime";
 import { agentSocket, consoleLog, killQemuNow, livePid, startQemu, stopQemu } from "./qemu";
 
 export type XenstoredFlavour = "oxenstored" | "cxenstored";
@@ -26,6 +28,11 @@ export interface LabOptions {
   detached?: boolean;
   progress?: Progress;
   memoryMb?: number;
+  /**
+   * Which Debian release's Xen, dom0 toolstack, libraries and dom0 kernel: "bookworm" (default:
+   * Xen 4.17, Linux 6.1) or "trixie" (Xen 4.20, Linux 6.12). See docs/lab.md, "Stacks".
+   */
+  stack?: Stack;
 }
 
 export type GuestType = "pv" | "pvh";
@@ -71,6 +78,7 @@ export class Lab {
     readonly xenstored: XenstoredFlavour,
     readonly guestKernel: string,
     readonly bootMs: number,
+    readonly stack: Stack = DEFAULT_STACK,
   ) {}
 
   /** Builds what is missing, boots Xen and waits until dom0's toolstack answers. */
@@ -78,7 +86,8 @@ export class Lab {
     const progress = opts.progress ?? silent;
     const name = opts.name ?? "default";
     if (!/^[a-zA-Z0-9_.-]{1,40}$/.test(name)) throw new LabError(`bad lab name ${JSON.stringify(name)}`, "use letters, digits, '.', '_' or '-'");
-    const artefacts = await buildArtefacts(progress);
+    const stack = opts.stack ?? DEFAULT_STACK;
+    const artefacts = stack === DEFAULT_STACK ? await buildArtefacts(progress) : await buildStackArtefacts(stack, progress);
     const runDir = runDirFor(name);
     const running = livePid(runDir);
     if (running !== undefined) throw new LabError(`lab "${name}" is already running (QEMU pid ${running})`, `use it, or stop it with: fastsuspend-lab down --name ${name}`);
@@ -88,7 +97,7 @@ export class Lab {
     copyFileSync(join(assetsDir, "agent.cjs"), join(shareDir, "agent.cjs"));
     copyFileSync(artefacts.guestInitrd, join(shareDir, "guest-initrd.gz"));
     await timed(progress, "pack the project's code for dom0", async () => {
-      await buildRuntimeArchive(repoDir, join(runDir, "runtime.cpio.gz"), join(runDir, "runtime-staging"));
+      await buildRuntimeArchive(repoDir, join(runDir, "runtime.cpio.gz"), join(runDir, "runtime-staging"), stack === DEFAULT_STACK ? {} : await stackRuntimeOptions(stack, progress));
       rmSync(join(runDir, "runtime-staging"), { recursive: true, force: true });
       await concatArchives([artefacts.dom0Initrd, join(runDir, "runtime.cpio.gz")], join(runDir, "dom0-initrd.gz"));
     });
@@ -96,7 +105,7 @@ export class Lab {
     const xen = opts.hypervisor ?? artefacts.xen;
     if (!existsSync(xen)) throw new LabError(`hypervisor image ${xen} does not exist`, "build it first (hypervisor-patches/build.sh) or leave --hypervisor out");
     const t0 = Date.now();
-    progress(`booting Xen under QEMU (TCG), lab "${name}", ${xenstored}`);
+    progress(`booting Xen under QEMU (TCG), lab "${name}", ${xenstored}${stack === DEFAULT_STACK ? "" : `, stack ${stack}`}`);
     const child = await startQemu(
       {
         runDir, shareDir, xen, xenCmdline: XEN_CMDLINE,
@@ -109,7 +118,7 @@ export class Lab {
     child.stderr?.on("data", (b: Buffer) => (qemuErr += b.toString()));
     let exited: number | null | undefined;
     child.on("exit", (code) => (exited = code));
-    const lab = new Lab(name, runDir, artefacts, xenstored, "", 0);
+    const lab = new Lab(name, runDir, artefacts, xenstored, "", 0, stack);
     if (!opts.detached) {
       liveLabs.add(lab);
       installExitHandlers();
@@ -121,11 +130,13 @@ export class Lab {
       throw e;
     }
     const guestKernel = opts.guestKernel ?? artefacts.guestKernel;
-    const ready = new Lab(name, runDir, artefacts, xenstored, guestKernel, Date.now() - t0);
+    const ready = new Lab(name, runDir, artefacts, xenstored, guestKernel, Date.now() - t0, stack);
     ready.agent = lab.agent;
     liveLabs.delete(lab);
     if (!opts.detached) liveLabs.add(ready);
-    writeFileSync(join(runDir, "state.json"), JSON.stringify({ name, xenstored, guestKernel, artefacts, bootMs: ready.bootMs }, null, 2));
+    // bookworm's state file is as it was before stacks; another stack's says which it is.
+    const state = stack === DEFAULT_STACK ? { name, xenstored, guestKernel, artefacts, bootMs: ready.bootMs } : { name, stack, xenstored, guestKernel, artefacts, bootMs: ready.bootMs };
+    writeFileSync(join(runDir, "state.json"), JSON.stringify(state, null, 2));
     progress(`lab ready in ${(ready.bootMs / 1000).toFixed(1)}s`);
     return ready;
   }
@@ -135,9 +146,9 @@ export class Lab {
     const runDir = runDirFor(name);
     if (livePid(runDir) === undefined) throw new LabError(`lab "${name}" is not running`, `start it with: fastsuspend-lab up --name ${name}`);
     const state = JSON.parse(readFileSync(join(runDir, "state.json"), "utf8")) as {
-      xenstored: XenstoredFlavour; guestKernel: string; artefacts: LabArtefacts; bootMs: number;
+      xenstored: XenstoredFlavour; guestKernel: string; artefacts: LabArtefacts; bootMs: number; stack?: Stack;
     };
-    const lab = new Lab(name, runDir, state.artefacts, state.xenstored, state.guestKernel, state.bootMs);
+    const lab = new Lab(name, runDir, state.artefacts, state.xenstored, state.guestKernel, state.bootMs, state.stack ?? DEFAULT_STACK);
     lab.agent = await AgentClient.connect(agentSocket(runDir));
     return lab;
   }
@@ -272,6 +283,15 @@ export class Lab {
   isRunning(): boolean {
     return livePid(this.runDir) !== undefined;
   }
+}
+
+/**
+ * Another stack's dom0 has its own libraries (the host's must not go in), and the project's native
+ * addon is the one built against that stack's libxen-dev, if it has been built (stackAddon).
+ */
+async function stackRuntimeOptions(stack: OtherStack, progress: Progress): Promise<RuntimeArchiveOptions> {
+  const addon = await stackAddon(stack, progress);
+  return { hostLibraries: false, replace: addon ? { "packages/xen/build/Release/xen.node": addon } : {} };
 }
 
 let handlersInstalled = false;

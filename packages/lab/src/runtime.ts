@@ -28,8 +28,19 @@ function copyTree(src: string, dest: string, skipDir: (name: string, depth: numb
   }
 }
 
+export interface RuntimeArchiveOptions {
+  /**
+   * Copy the host libraries native addons need (default true: bookworm's dom0 is the host's
+   * release). false for another stack: its dom0 image has its own glibc and libraries, which the
+   * host's would overwrite (this archive is unpacked after the base image).
+   */
+  hostLibraries?: boolean;
+  /** Files to put in place of the repo's, by path inside the repo (e.g. an addon built for the stack). */
+  replace?: Record<string, string>;
+}
+
 /** Stages the repo's runtime files under staging/fastsuspend and writes them as an archive. */
-export async function buildRuntimeArchive(repoDir: string, out: string, staging: string): Promise<void> {
+export async function buildRuntimeArchive(repoDir: string, out: string, staging: string, opts: RuntimeArchiveOptions = {}): Promise<void> {
   rmSync(staging, { recursive: true, force: true });
   const root = join(staging, "fastsuspend");
   mkdirSync(root, { recursive: true });
@@ -44,7 +55,11 @@ export async function buildRuntimeArchive(repoDir: string, out: string, staging:
     // node-gyp's intermediate objects are large and useless at run time.
     rmSync(join(root, "packages", p, "build", "Release", "obj.target"), { recursive: true, force: true });
   }
-  await addNativeLibraries(root, staging);
+  for (const [inRepo, file] of Object.entries(opts.replace ?? {})) {
+    mkdirSync(dirname(join(root, inRepo)), { recursive: true });
+    copyFileSync(file, join(root, inRepo));
+  }
+  if (opts.hostLibraries ?? true) await addNativeLibraries(root, staging);
   await writeInitramfs(staging, out, 1);
 }
 
