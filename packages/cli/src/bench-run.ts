@@ -1,6 +1,6 @@
 // bench-run: the part of the benchmark that runs inside dom0. For each available path, N cycles
 // (suspend -> resume fast, `interval` apart), then `xl save -c DOM /dev/null` a few times for scale.
-import { choosePath, detect, SuspendSession, summarize, type CycleTimings, type PathName } from "@fastsuspend/coordinator";
+import { CheckpointRunner, choosePath, detect, SuspendSession, summarize, type CycleTimings, type PathName } from "@fastsuspend/coordinator";
 
 import type { CliArgs } from "./args";
 import type { BenchPathResult, BenchResult } from "./bench-result";
@@ -18,26 +18,23 @@ const MAX_ERRORS = 5;
 export const BENCH_PATHS: readonly PathName[] = [
   "xenstore+watch", "xenstore+poll", "xenstore+evtchn", "evtchn+evtchn", "evtchn+virq", "xenstore+virq",
 ];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 async function benchPath(env: XenEnv, a: CliArgs, path: PathName, cycles: number, intervalMs: number): Promise<BenchPathResult> {
-  const samples: CycleTimings[] = [];
+  let samples: CycleTimings[] = [];
   const errors: string[] = [];
-  let failed = 0;
   const s = new SuspendSession(env.xen, env.xs, a.domid, { ...sessionOptions(a), path, fallback: false });
   try {
     await s.open();
-    for (let i = 0; i < cycles; i++) {
-      try {
-        samples.push(await s.cycle(undefined, a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }));
-      } catch (err) {
-        failed++;
-        if (errors.length < MAX_ERRORS) errors.push(err instanceof Error ? err.message : String(err));
-      }
-      if (i + 1 < cycles) await sleep(intervalMs);
-    }
+    // Every cycle is a sample or a failure: no failure ends a path's run early, unless the
+    // domain went away (the cycles not run then count as failed).
+    const stats = await new CheckpointRunner({
+      intervalMs,
+      count: cycles,
+      failureBudget: Number.POSITIVE_INFINITY,
+      cycle: () => s.cycle(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+    }).run();
+    samples = stats.samples;
+    errors.push(...stats.errors.slice(0, MAX_ERRORS));
   } catch (err) {
-    failed = cycles - samples.length;
     errors.push(`open: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
     const r = await s.close();
@@ -51,7 +48,7 @@ async function benchPath(env: XenEnv, a: CliArgs, path: PathName, cycles: number
     name: path,
     n: cycles,
     ok: samples.length,
-    failed,
+    failed: cycles - samples.length,
     suspendMs: summarize(suspendMs),
     resumeMs: summarize(resumeMs),
     totalMs: summarize(totalMs),

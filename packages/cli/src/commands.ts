@@ -180,7 +180,7 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
       intervalMs: a.intervalMs ?? 0,
       count: a.count ?? 1,
       signal: stop.signal,
-      cycle: () => s.cycle(undefined, a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+      cycle: () => s.cycle(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
     });
     stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid}`, ...(a.count === undefined ? {} : { total: a.count }), read: () => runner.counts });
     const stats = await runner.run();

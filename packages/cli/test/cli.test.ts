@@ -279,6 +279,18 @@ describe("commands on the fake host", () => {
     expect(d.out.join("")).toMatch(/evtchn\+evtchn\s+3\/3/);
   });
 
+  it("bench-run runs every cycle of a path whatever fails (no failure budget), and lists the first errors", async () => {
+    const g = await world.addGuest({ channel: "ok", answersXenstore: false });
+    const d = deps();
+    const code = await run(["bench-run", String(g.domid), "--cycles", "7", "--interval", "0", "--timeout", "20", "--paths", "xenstore+poll,evtchn+poll", "--output", "/tmp/b.json", "--xl-save", "0"], d);
+    expect(code).toBe(EXIT.failed);
+    const j = JSON.parse(d.files.get("/tmp/b.json") ?? "{}") as BenchResult;
+    expect(j.paths.map((p) => [p.name, p.ok, p.failed])).toEqual([["xenstore+poll", 0, 7], ["evtchn+poll", 7, 0]]);
+    expect(j.paths[0]?.errors).toHaveLength(5);
+    expect(j.paths[0]?.errors[0]).toMatch(/did not suspend within 20 ms/);
+    expect(world.domainState(g.domid)).toBe("running");
+  });
+
   it("bench-run measures the seed's paths the domain supports by default, and saves after each path", async () => {
     const g = await world.addGuest({ channel: "ok" });
     const writes: string[] = [];

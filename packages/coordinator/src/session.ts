@@ -89,7 +89,6 @@ export interface CycleTimings {
   awaitMs: number;
   confirmMs: number;
   suspendMs: number;
-  workMs: number;
   resumeMs: number;
   /** Inline XS_RESUME, or with "deferred" what the deferred one still cost at the next trigger. */
   xsResumeMs: number;
@@ -565,33 +564,23 @@ export class SuspendSession {
   }
 
   /**
-   * suspend -> work -> resume, with per-phase timings, as one operation (hold "operation": under
-   * the locks throughout). The domain is resumed even if work throws.
+   * suspend -> resume, with per-phase timings, as one operation (hold "operation": under the locks
+   * throughout).
    */
-  cycle(work?: () => unknown, opts: SuspendOptions & ResumeOptions = {}): Promise<CycleTimings> {
-    return this.#operation(() => this.#cycle(work, opts));
+  cycle(opts: SuspendOptions & ResumeOptions = {}): Promise<CycleTimings> {
+    return this.#operation(() => this.#cycle(opts));
   }
 
-  async #cycle(work: (() => unknown) | undefined, opts: SuspendOptions & ResumeOptions): Promise<CycleTimings> {
+  async #cycle(opts: SuspendOptions & ResumeOptions): Promise<CycleTimings> {
     const t0 = now();
     const s = await this.suspend(opts);
-    const tw = now();
-    let workErr: unknown;
-    try {
-      if (work !== undefined) await work();
-    } catch (err) {
-      workErr = err;
-    }
-    const workMs = msSince(tw);
     const r = await this.resume(opts);
-    if (workErr !== undefined) throw workErr instanceof Error ? workErr : new Error(errorText(workErr));
     return {
       path: s.path,
       triggerMs: s.triggerMs,
       awaitMs: s.awaitMs,
       confirmMs: s.confirmMs,
       suspendMs: s.suspendMs,
-      workMs,
       resumeMs: r.resumeMs,
       xsResumeMs: this.#opts.xsResume === "deferred" ? s.xsResumeWaitMs : r.xsResumeMs,
       totalMs: msSince(t0),

@@ -364,7 +364,7 @@ describe("signal guard and checkpoint loop", () => {
     expect(seen).toEqual(["ok 1", "ok 2", "ok 3", "ok 4", "ok 5"]);
     expect(stats.totalMs.n).toBe(5);
     guestOpts(domid).answersXenstore = false;
-    const bad = await new CheckpointRunner({ cycle: () => s.cycle(undefined, { timeoutMs: 30 }), intervalMs: 1, count: 5 }).run();
+    const bad = await new CheckpointRunner({ cycle: () => s.cycle({ timeoutMs: 30 }), intervalMs: 1, count: 5 }).run();
     expect(bad).toMatchObject({ ok: 0, failed: 1, stoppedBy: "error" });
     expect(bad.errors[0]).toMatch(/did not suspend within 30 ms/);
     expect(world.domainState(domid)).toBe("running");
@@ -372,7 +372,7 @@ describe("signal guard and checkpoint loop", () => {
 });
 
 describe("CheckpointRunner's hooks", () => {
-  const timings = (totalMs: number): CycleTimings => ({ path: "xenstore+poll", triggerMs: 0, awaitMs: 0, confirmMs: 0, suspendMs: totalMs / 2, workMs: 0, resumeMs: totalMs / 2, xsResumeMs: 0, totalMs });
+  const timings = (totalMs: number): CycleTimings => ({ path: "xenstore+poll", triggerMs: 0, awaitMs: 0, confirmMs: 0, suspendMs: totalMs / 2, resumeMs: totalMs / 2, xsResumeMs: 0, totalMs });
 
   it("skipped cycles do not count toward the count; a failure budget stops the loop after that many failures in a row", async () => {
     const verdicts: CycleVerdict[] = [{ skip: "xl has it" }, { run: true }, { skip: "still xl" }, { run: true }, { run: true }, { run: true }, { run: true }];
@@ -534,11 +534,11 @@ describe("the guest's suspend channel between operations (hold)", () => {
     expect(newPort).toBeDefined();
     // The first request after the renewal may fail (a notification to a closed peer is dropped,
     // or the old port cannot be bound): the session must see it and use the new port after that.
-    await s.cycle(undefined, { timeoutMs: 50 }).catch((err: unknown) => {
+    await s.cycle({ timeoutMs: 50 }).catch((err: unknown) => {
       expect(err).toBeInstanceOf(CoordinatorError);
     });
-    await s.cycle(undefined, { timeoutMs: 500 });
-    await s.cycle(undefined, { timeoutMs: 500 });
+    await s.cycle({ timeoutMs: 500 });
+    await s.cycle({ timeoutMs: 500 });
     expect(world.domainState(domid)).toBe("running");
   });
 
@@ -547,8 +547,8 @@ describe("the guest's suspend channel between operations (hold)", () => {
     await s.open();
     await s.cycle();
     await world.renewChannel(domid, { withdraw: true });
-    await s.cycle(undefined, { timeoutMs: 200 }).catch(() => undefined);
-    const t = await s.cycle(undefined, { timeoutMs: 500 });
+    await s.cycle({ timeoutMs: 200 }).catch(() => undefined);
+    const t = await s.cycle({ timeoutMs: 500 });
     expect(t.path.startsWith("xenstore+")).toBe(true);
   });
 });

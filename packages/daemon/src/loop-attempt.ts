@@ -170,7 +170,7 @@ export class LoopAttempts {
       journal.add(d, "checkpoint");
       let t: CycleTimings;
       try {
-        t = await s.cycle(undefined, loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
+        t = await s.cycle(loop.timeoutMs === undefined ? {} : { timeoutMs: loop.timeoutMs });
       } catch (err) {
         if (!this.#suspendedNow()) journal.remove(d, "checkpoint");
         throw err;
