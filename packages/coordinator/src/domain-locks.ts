@@ -52,24 +52,14 @@ export class DomainLocks {
 
   /** Lets go of the suspend lock, keeps the userdata lock (a loop's gap). Never throws. */
   park(): string[] {
-    const problems: string[] = [];
-    try {
-      this.#suspend?.release();
-    } catch (err) {
-      problems.push(`release suspend lock dom${this.domid}: ${errorText(err)}`);
-    }
+    const problems = releaseInto([], this.#suspend, `suspend lock dom${this.domid}`);
     this.#suspend = undefined;
     return problems;
   }
 
   /** Lets go of both. Never throws; returns what could not be released. */
   release(): string[] {
-    const problems = this.park();
-    try {
-      this.#toolstack?.release();
-    } catch (err) {
-      problems.push(`release userdata lock dom${this.domid}: ${errorText(err)}`);
-    }
+    const problems = releaseInto(this.park(), this.#toolstack, `userdata lock dom${this.domid}`);
     this.#toolstack = undefined;
     return problems;
   }
@@ -101,4 +91,14 @@ export class DomainLocks {
       throw err;
     }
   }
+}
+
+/** Releases `lock` (if any); what goes wrong is added to `problems`, which is returned. */
+function releaseInto(problems: string[], lock: { release(): void } | undefined, what: string): string[] {
+  try {
+    lock?.release();
+  } catch (err) {
+    problems.push(`release ${what}: ${errorText(err)}`);
+  }
+  return problems;
 }
