@@ -609,7 +609,13 @@ export class SuspendSession {
    */
   async #closeUnderLock(resumeIfSuspended: boolean): Promise<CloseReport> {
     const locks = this.#locks;
-    if (locks === undefined || locks.held || this.#state === "new" || this.#state === "closed") return this.#close(resumeIfSuspended, true);
+    if (locks === undefined || this.#state === "new" || this.#state === "closed") return this.#close(resumeIfSuspended, true);
+    if (this.#inflight !== undefined) {
+      // An operation of its own in flight lets go of the locks when it ends: look after that.
+      this.interrupt();
+      await this.#inflight;
+    }
+    if (locks.held) return this.#close(resumeIfSuspended, true);
     try {
       locks.take();
     } catch (err) {
