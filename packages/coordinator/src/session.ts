@@ -1,6 +1,7 @@
 // SuspendSession: one domain, long-lived. open() sets up the path's channels ONCE; suspend()/
 // resume()/cycle() then reuse them for every cycle of a checkpoint loop; close() undoes everything
-// and never leaves the guest suspended. What it holds of libxl's is its `hold`:
+// and never leaves the guest suspended (unless, with hold "operation", libxl has the domain by
+// then: its suspend is libxl's to end). What it holds of libxl's is its `hold`:
 //   "session"   (the CLI: one command) the suspend lock, the guest's channel binding and the
 //               subscription from open() to close();
 //   "operation" (fastsuspendd: sessions kept warm beside libxl) libxl's locks only during each
