@@ -23,9 +23,9 @@ import { assertDiskSpace, downloadPinned, ensureHostPackages, ensureProjectApt, 
 import type { LabArtefacts } from "./artefacts";
 import { writeInitramfs } from "./cpio";
 import { extractVmlinux } from "./elf";
-import { resolveNeeded } from "./elf-needed";
+import { readElfDynamic, resolveNeeded } from "./elf-needed";
 import { LabError } from "./errors";
-import { assetsDir, cacheDir } from "./paths";
+import { assetsDir, cacheDir, repoDir } from "./paths";
 import { type OtherStack, type Stack, type StackPins, loadStackPins, stackPinsFile } from "./pins";
 import { type Progress, silent, timed } from "./progress";
 
@@ -270,8 +270,83 @@ async function buildGuestInitramfs(x: string, file: string, root: string): Promi
   await writeInitramfs(root, file, 6, [{ path: "dev/console", major: 5, minor: 1 }]);
 }
 
-/** The native addon built for a stack (stage 3: not built yet). */
-export function stackAddon(stack: OtherStack, progress: Progress = silent): Promise<string | undefined> {
-  progress(`the native addon for ${stack} is not built yet: @fastsuspend/xen will not load in dom0`);
-  return Promise.resolve(undefined);
+/** Bump when the addon builder's output changes for the same inputs. */
+const ADDON_BUILDER_VERSION = "addon-1";
+
+/** What goes into a stack's addon sysroot: its Xen libraries and headers, not glibc or libstdc++ (the host's toolchain links those). */
+export function sysrootPackages(pins: StackPins): Record<string, string> {
+  const libs = Object.entries(pins.packages).filter(([p]) => /^lib/.test(p) && !/^(libc6|libgcc-s1|libstdc\+\+6)$/.test(p));
+  return { ...Object.fromEntries(libs), ...pins.sysrootPackages };
+}
+
+function addonSources(xenPkg: string): string[] {
+  const native = join(xenPkg, "src", "native");
+  return [join(xenPkg, "binding.gyp"), ...readdirSync(native).sort().map((f) => join(native, f))];
+}
+
+/**
+ * The project's native addon (packages/xen) built for a stack: compiled with the host's toolchain
+ * and node-gyp, against the stack's libxen-dev in a sysroot made from the stack's packages, so it
+ * links libxenctrl.so.<xen> (the soname carries Xen's version) and takes that release's domctl
+ * interface version from its headers. Cached under addon/<stack>-<key>/xen.node; the repo's own
+ * build (packages/xen/build) is not touched. undefined, said on progress, when it cannot be built:
+ * the lab boots without it, only @fastsuspend/xen does not load in dom0.
+ */
+export async function stackAddon(stack: OtherStack, progress: Progress = silent): Promise<string | undefined> {
+  const pins = loadStackPins(stack);
+  const xenPkg = join(repoDir, "packages", "xen");
+  const sources = addonSources(xenPkg);
+  const st = statSync(process.execPath);
+  const key = sha256([
+    ADDON_BUILDER_VERSION, `stack ${stack}`, JSON.stringify(sysrootPackages(pins)), readFileSync(__filename),
+    `${process.execPath}:${st.size}:${st.mtimeMs}:${process.version}`,
+    ...sources.flatMap((f) => [f.slice(xenPkg.length), readFileSync(f)]),
+  ]).slice(0, 16);
+  const dir = join(cacheDir(), "addon", `${stack}-${key}`);
+  const out = join(dir, "xen.node");
+  if (existsSync(out)) return out;
+  const staging = `${dir}.tmp-${process.pid}`;
+  try {
+    return await timed(progress, `native addon for ${stack} (libxen-dev ${pins.sysrootPackages["libxen-dev"] ?? "?"}, sysroot)`, async () => {
+      const apt = ensureProjectApt(pins.apt);
+      const debs = await downloadPinned(sysrootPackages(pins), stackDebDir(stack), apt);
+      rmSync(staging, { recursive: true, force: true });
+      const sysroot = join(staging, "sysroot");
+      mkdirSync(sysroot, { recursive: true });
+      for (const deb of debs) await extractDeb(deb, sysroot);
+      const src = join(staging, "xen");
+      for (const f of sources) {
+        mkdirSync(join(src, f.slice(xenPkg.length), ".."), { recursive: true });
+        copyFileSync(f, join(src, f.slice(xenPkg.length)));
+      }
+      symlinkSync(join(repoDir, "node_modules"), join(src, "node_modules")); // node-addon-api
+      const multiarch = join(sysroot, "usr/lib/x86_64-linux-gnu");
+      // Node's headers from the installed Node.js (Debian's nodejs ships them), as the repo's own build: no download.
+      const nodedir = join(process.execPath, "..", "..");
+      const gypArgs = existsSync(join(nodedir, "include", "node", "common.gypi")) ? ["rebuild", `--nodedir=${nodedir}`] : ["rebuild"];
+      const r = spawnSync("nice", [process.execPath, join(repoDir, "node_modules", "node-gyp", "bin", "node-gyp.js"), ...gypArgs], {
+        cwd: src, encoding: "utf8", timeout: 900_000, maxBuffer: 64 * 2 ** 20,
+        env: {
+          ...process.env,
+          PKG_CONFIG_SYSROOT_DIR: sysroot,
+          PKG_CONFIG_LIBDIR: `${join(multiarch, "pkgconfig")}:${join(sysroot, "usr/share/pkgconfig")}`,
+          PKG_CONFIG_PATH: "",
+        },
+      });
+      if (r.status !== 0) throw new Error(`node-gyp rebuild against ${stack}'s libxen-dev failed (${r.error?.message ?? `exit ${String(r.status)}`}): ${(r.stderr || r.stdout).slice(-3000)}`);
+      const built = join(src, "build", "Release", "xen.node");
+      const needed = readElfDynamic(readFileSync(built))?.needed ?? [];
+      if (!needed.includes(`libxenctrl.so.${pins.xen}`)) throw new Error(`the addon built for ${stack} links ${needed.join(", ")}, not libxenctrl.so.${pins.xen}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, "info"), [`stack=${stack}`, `libxen-dev=${pins.sysrootPackages["libxen-dev"] ?? ""}`, `needed=${needed.join(",")}`, `node=${process.version}`, `built=${new Date().toISOString()}`, ""].join("\n"));
+      copyFileSync(built, `${out}.tmp`);
+      renameSync(`${out}.tmp`, out);
+      return out;
+    });
+  } catch (e) {
+    progress(`the native addon for ${stack} could not be built, so @fastsuspend/xen will not load in dom0: ${(e as Error).message}`);
+    return undefined;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }

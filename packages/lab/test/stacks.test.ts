@@ -8,7 +8,7 @@ import { artefactKey } from "../src/artefacts";
 import { readElfDynamic, resolveNeeded } from "../src/elf-needed";
 import { pinsFile } from "../src/paths";
 import { DEFAULT_STACK, STACKS, loadPins, loadStackPins, parseStack, stackPinsFile } from "../src/pins";
-import { stackArtefactDir, stackArtefactKey, stackDom0Init } from "../src/stack-artefacts";
+import { stackArtefactDir, stackArtefactKey, stackDom0Init, sysrootPackages } from "../src/stack-artefacts";
 
 describe("stacks", () => {
   it("default to bookworm, know trixie, refuse anything else", () => {
@@ -54,6 +54,17 @@ describe("stacks", () => {
     expect(trixie).toContain("export PATH=/usr/lib/xen-4.20/bin:");
     expect(trixie).not.toContain("xen-4.17");
     expect(trixie.replaceAll("xen-4.20", "xen-4.17")).toBe(bookworm);
+  });
+
+  it("build trixie's addon against trixie's libxen-dev and Xen libraries, with the host's glibc and libstdc++", () => {
+    const p = loadStackPins("trixie");
+    const s = sysrootPackages(p);
+    expect(s["libxen-dev"]).toBe(p.sysrootPackages["libxen-dev"]);
+    expect(s["libxenmisc4.20"]).toBe(p.packages["libxenmisc4.20"]); // libxenctrl.so.4.20
+    expect(s).not.toHaveProperty("libc6");
+    expect(s).not.toHaveProperty("libstdc++6");
+    expect(s).not.toHaveProperty("xen-utils-4.20");
+    expect(s).not.toHaveProperty(`linux-image-${p.dom0Kernel}`);
   });
 
   it("pass the project's apt configuration with -o, never the host's /etc/apt", () => {
