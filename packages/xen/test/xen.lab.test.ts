@@ -37,7 +37,7 @@ describe("native Xen bindings on real Xen", () => {
   });
 
   test("native benchmark: notify round trip, getInfo, AsyncWorker hop", async () => {
-    const out = await lab.mustExec(["node", "/fastsuspend/packages/xen/dist/bench/native.js", "--iterations", "2000"], { timeoutMs: 300_000 });
+    const out = await lab.mustExec(["node", "/fastsuspend/packages/bench/dist/dom0/xen-native.js", "--iterations", "2000"], { timeoutMs: 300_000 });
     const json = JSON.parse(out.slice(out.indexOf("{"))) as Record<string, unknown>;
     mkdirSync("results", { recursive: true });
     writeFileSync(join("results", "xen-native-bench.json"), JSON.stringify(json, null, 2));

@@ -35,7 +35,7 @@ export function describeXenstoreOnLabs(transport: string, path: string, opts: { 
 
     if (opts.latency) {
       test("read and watch-fire latency (benchmark, printed, not asserted beyond sanity)", async () => {
-        const out = await lab.mustExec(["node", "/fastsuspend/packages/xenstore/dist/bench/latency.js", "--iterations", "200"], { timeoutMs: 300_000 });
+        const out = await lab.mustExec(["node", "/fastsuspend/packages/bench/dist/dom0/xenstore-latency.js", "--iterations", "200"], { timeoutMs: 300_000 });
         const json = JSON.parse(out.slice(out.indexOf("{"))) as Record<string, unknown>;
         mkdirSync("results", { recursive: true });
         writeFileSync(join("results", `xenstore-latency-${flavour}.json`), JSON.stringify(json, null, 2));
