@@ -1,7 +1,7 @@
 // One owner for each lab's QEMU: started with a pid file in the lab's own run directory and
 // always stopped by that PID (checked against its command line, so a reused PID is never hit).
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LabError } from "./errors";
 import { run } from "./run";
@@ -82,9 +82,13 @@ export async function startQemu(c: QemuConfig, detached: boolean): Promise<Child
 
 /** The PID of this run dir's QEMU if it is still alive and really ours. */
 export function livePid(runDir: string): number | undefined {
-  const f = pidFile(runDir);
-  if (!existsSync(f)) return undefined;
-  const pid = Number(readFileSync(f, "utf8").trim());
+  let pid: number;
+  try {
+    // Read, not existsSync first: a lab stopped meanwhile removes the file in between.
+    pid = Number(readFileSync(pidFile(runDir), "utf8").trim());
+  } catch {
+    return undefined;
+  }
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
