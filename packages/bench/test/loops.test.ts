@@ -58,7 +58,7 @@ describe("the bench's checkpoint loops", () => {
     expect(loops[0]).not.toHaveProperty("budgetSeconds");
     // What the results keep: not the CLI's suspend/resume statistics.
     expect(loops[0]).not.toHaveProperty("suspendMs");
-    expect(o.lines.at(-1)).toMatch(/^long checkpoint loop: 2500 of 10000 cycles \(0 failed\) in 60\.0 s, stopped by its 600 s budget$/);
+    expect(o.lines.at(-1)).toMatch(/^long checkpoint loop \(default guest\): 2500 of 10000 cycles \(0 failed\) in 60\.0 s, stopped by its 600 s budget$/);
   });
 
   it("says when the long loop finished within its budget", async () => {
