@@ -29,7 +29,7 @@ export interface CliArgs {
   paths?: string[];
   /** bench-run: where the JSON result is written; metrics: the textfile written instead of stdout. */
   output?: string;
-  xsResume?: "inline" | "deferred" | "skip";
+  xsResume?: "inline" | "deferred" | "skip" | "auto";
   fallback: boolean;
   xlSave?: number;
   guestKernel?: string;
@@ -134,8 +134,8 @@ function checkFlagsApply(command: Command, values: Values): void {
 function optionArgs(v: Values): Omit<CliArgs, "command" | "domid" | "domName"> {
   const str = (f: Flag): string | undefined => (typeof v[f] === "string" ? v[f] : undefined);
   const xsResume = str("xs-resume");
-  if (xsResume !== undefined && xsResume !== "inline" && xsResume !== "deferred" && xsResume !== "skip") {
-    throw new UsageError(`--xs-resume must be inline, deferred or skip, got "${xsResume}"`);
+  if (xsResume !== undefined && xsResume !== "inline" && xsResume !== "deferred" && xsResume !== "skip" && xsResume !== "auto") {
+    throw new UsageError(`--xs-resume must be inline, deferred, skip or auto, got "${xsResume}"`);
   }
   const path = str("path");
   if (path !== undefined) checkPathName("path", path);

@@ -1,6 +1,6 @@
 // @fastsuspend/coordinator: the save side's suspend state machine over XenBinding + xenstore.
 export { DomainLocks } from "./domain-locks";
-export { SuspendSession, type SessionOptions, type SessionState, type SuspendOptions, type SuspendResult, type ResumeOptions, type ResumeResult, type CycleTimings, type CloseReport, type XsResumeMode } from "./session";
+export { SuspendSession, resolveXsResume, type SessionOptions, type SessionState, type SuspendOptions, type SuspendResult, type ResumeOptions, type ResumeResult, type CycleTimings, type CloseReport, type XsResumeMode } from "./session";
 export { detect, readGuestChannel, type Capabilities, type ChannelStatus, type GuestChannel, type DetectOptions } from "./detect";
 export { choosePath, fallbackOrder, assertSuspendable } from "./choose";
 export { TRIGGERS, NOTIFICATIONS, BASELINE_PATH, pathName, parsePath, allPathNames, orderedPaths, type Trigger, type Notification, type PathName, type SuspendPath } from "./paths";

@@ -23,15 +23,32 @@ import { parsePath, type PathName } from "./paths";
 import { makeTrigger, type TriggerImpl } from "./triggers";
 import type { XenstoreLike } from "./xs";
 
-/** When to send XS_RESUME after xc_domain_resume (cxenstored needs it to fire @releaseDomain again). */
-export type XsResumeMode = "inline" | "deferred" | "skip";
+/**
+ * When to send XS_RESUME after xc_domain_resume (cxenstored needs it to fire @releaseDomain again).
+ * "auto" skips it on oxenstored, whose XS_RESUME does nothing (Domains.resume is empty: it keeps no
+ * per-domain shutdown state; docs/xs-resume.md), and sends it inline on any other xenstored.
+ */
+export type XsResumeMode = "inline" | "deferred" | "skip" | "auto";
+
+/** oxenstored writes its executable's path here; C xenstored leaves the node empty. */
+const XENSTORED_TOOL_KEY = "/tool/xenstored";
+
+/** "auto" made concrete for the xenstored that answers: the node's value names oxenstored. */
+export async function resolveXsResume(mode: XsResumeMode, xs: Pick<XenstoreLike, "tryReadString">): Promise<Exclude<XsResumeMode, "auto">> {
+  if (mode !== "auto") return mode;
+  const tool = await xs.tryReadString(XENSTORED_TOOL_KEY);
+  return tool !== undefined && /(^|\/)oxenstored$/.test(tool.trim()) ? "skip" : "inline";
+}
 
 export interface SessionOptions {
   /** Force a path (e.g. "xenstore+watch"); default: the fastest available. */
   path?: string;
   /** On a timeout or a setup failure, try the next available path. */
   fallback?: boolean;
-  /** Default "inline" (libxl's order); "deferred" sends it after the cycle returns. */
+  /**
+   * Default "inline" (libxl's order); "deferred" sends it after the cycle returns; "skip" never;
+   * "auto" skips it on oxenstored and is "inline" elsewhere (decided at open()).
+   */
   xsResume?: XsResumeMode;
   /** After a timeout, how long to give a guest that took the request to finish suspending. */
   lateSuspendGraceMs?: number;
@@ -141,6 +158,8 @@ export class SuspendSession {
    * does, or a later suspend of ours completes, a suspended domain is ours to resume.
    */
   #outstanding = false;
+  /** The XS_RESUME mode in effect ("auto" resolved at open()). */
+  #xsResume: Exclude<XsResumeMode, "auto"> = "inline";
 
   constructor(xen: XenBinding, xs: XenstoreLike, domid: number, opts: SessionOptions = {}) {
     this.domid = domid;
@@ -156,6 +175,7 @@ export class SuspendSession {
       outstandingWaitMs: opts.outstandingWaitMs ?? 5000,
     };
     this.#locks = this.#opts.hold === "operation" ? (opts.locks ?? new DomainLocks(xen, domid)) : undefined;
+    this.#xsResume = this.#opts.xsResume === "auto" ? "inline" : this.#opts.xsResume;
   }
 
   /** libxl's locks of the domain with hold "operation" (undefined with hold "session"). */
@@ -200,6 +220,11 @@ export class SuspendSession {
   get path(): PathName | undefined {
     return this.#path;
   }
+  /** The XS_RESUME mode in effect: "auto" is resolved by open(). */
+  get xsResumeMode(): Exclude<XsResumeMode, "auto"> {
+    return this.#xsResume;
+  }
+
   get capabilities(): Capabilities | undefined {
     return this.#caps;
   }
@@ -256,6 +281,7 @@ export class SuspendSession {
     try {
       const caps = await detect(this.#xen, this.#xs, d, { lockHeld: true });
       this.#caps = caps;
+      this.#xsResume = await resolveXsResume(this.#opts.xsResume, this.#xs);
       const first = choosePath(caps, this.#opts.path);
       const candidates = this.#opts.fallback ? [first, ...fallbackOrder(caps, first, "notification")] : [first];
       let lastErr: unknown;
@@ -526,11 +552,11 @@ export class SuspendSession {
     const resumeMs = msSince(t0);
     if (!fast) this.#rebind = true;
     let xsResumeMs = 0;
-    if (this.#opts.xsResume === "inline") {
+    if (this.#xsResume === "inline") {
       const t1 = now();
       await this.#xs.resumeDomain(this.domid);
       xsResumeMs = msSince(t1);
-    } else if (this.#opts.xsResume === "deferred") {
+    } else if (this.#xsResume === "deferred") {
       const prev = this.#pendingXsResume ?? Promise.resolve();
       this.#pendingXsResume = prev
         .then(() => this.#xs.resumeDomain(this.domid))
@@ -583,7 +609,7 @@ export class SuspendSession {
       confirmMs: s.confirmMs,
       suspendMs: s.suspendMs,
       resumeMs: r.resumeMs,
-      xsResumeMs: this.#opts.xsResume === "deferred" ? s.xsResumeWaitMs : r.xsResumeMs,
+      xsResumeMs: this.#xsResume === "deferred" ? s.xsResumeWaitMs : r.xsResumeMs,
       totalMs: msSince(t0),
     };
   }

@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 
 import { isXenError } from "@fastsuspend/xen";
 
-import { CoordinatorError, HV_NOTIFY_EV_ALL, SuspendSession, SuspendTimeoutError, CheckpointRunner, controlShutdownKey, detect, hvNotifyRegister, hvNotifyUnregister, installSignalGuard, type CycleTimings, type CycleVerdict, type PathName, type SessionOptions } from "../src";
+import { CoordinatorError, HV_NOTIFY_EV_ALL, SuspendSession, resolveXsResume, SuspendTimeoutError, CheckpointRunner, controlShutdownKey, detect, hvNotifyRegister, hvNotifyUnregister, installSignalGuard, type CycleTimings, type CycleVerdict, type PathName, type SessionOptions } from "../src";
 import { FakeWorld, type FakeGuestOptions, type FakeWorldGuest } from "../src/testing";
 
 let world: FakeWorld;
@@ -312,6 +312,46 @@ describe("failures", () => {
     const r = await s.suspend({ timeoutMs: 80 });
     expect(r.awaitMs).toBeGreaterThanOrEqual(70);
     await s.resume();
+  });
+});
+
+describe("xsResume auto", () => {
+  const xsWith = (value: string | undefined) => ({ tryReadString: (path: string) => Promise.resolve(path === "/tool/xenstored" ? value : undefined) });
+
+  it("skips XS_RESUME only where /tool/xenstored names oxenstored (C xenstored leaves it empty)", async () => {
+    expect(await resolveXsResume("auto", xsWith("/usr/lib/xen-4.17/bin/oxenstored"))).toBe("skip");
+    expect(await resolveXsResume("auto", xsWith("oxenstored\n"))).toBe("skip");
+    expect(await resolveXsResume("auto", xsWith(""))).toBe("inline");
+    expect(await resolveXsResume("auto", xsWith(undefined))).toBe("inline");
+    expect(await resolveXsResume("auto", xsWith("/usr/sbin/xenstored"))).toBe("inline");
+    expect(await resolveXsResume("auto", xsWith("/opt/oxenstored-wrapper"))).toBe("inline");
+    expect(await resolveXsResume("deferred", xsWith("oxenstored"))).toBe("deferred");
+  });
+
+  it("on a cxenstored-like xenstore it stays inline, so @releaseDomain is re-armed for the next watch-path suspend", async () => {
+    const { s } = await setup({}, { path: "xenstore+watch", xsResume: "auto" });
+    await s.open();
+    expect(s.xsResumeMode).toBe("inline");
+    await s.cycle();
+    const r = await s.suspend({ timeoutMs: 400 });
+    expect(r.awaitMs).toBeLessThan(300);
+    await s.resume();
+    expect((await s.close()).problems).toEqual([]);
+  });
+
+  it("where xenstored says it is oxenstored, open() resolves it to skip and cycles send no XS_RESUME", async () => {
+    await world.xenstore.write("/tool/xenstored", "/usr/lib/xen-4.17/bin/oxenstored");
+    try {
+      const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+evtchn", xsResume: "auto" });
+      await s.open();
+      expect(s.xsResumeMode).toBe("skip");
+      const t = await s.cycle();
+      expect(t.xsResumeMs).toBe(0);
+      expect((await s.close()).problems).toEqual([]);
+      expectNothingHeld(domid);
+    } finally {
+      await world.xenstore.write("/tool/xenstored", "");
+    }
   });
 });
 
