@@ -6,7 +6,10 @@ import { checkpointLoops, type Dom0Exec } from "../src/bench";
 
 interface Call { argv: string[]; opts: ExecOptions }
 
-/** dom0 answering `fastsuspend checkpoint ... --json` as the CLI does, with the loop `--for` stopped. */
+/**
+ * dom0 answering `fastsuspend checkpoint ... --json` as the CLI does on oxenstored (auto resolves
+ * to skip), with the loop `--for` stopped.
+ */
 function fakeDom0(stdout: (argv: string[]) => string = checkpointJson): Dom0Exec & { calls: Call[] } {
   const calls: Call[] = [];
   return {
@@ -26,7 +29,7 @@ function checkpointJson(argv: string[]): string {
   const ok = timed ? 2500 : count;
   const totalMs = { n: ok, avg: 30, min: 20, max: 40, median: 30, p99: 39 };
   return `${JSON.stringify({
-    domid: Number(argv[3]), path: "xenstore+evtchn", requested: count, ok, failed: 0, stoppedBy: timed ? "time" : "count",
+    domid: Number(argv[3]), path: "xenstore+evtchn", xsResume: flag("--xs-resume") === "auto" ? "skip" : flag("--xs-resume"), requested: count, ok, failed: 0, stoppedBy: timed ? "time" : "count",
     errors: [], suspendMs: totalMs, resumeMs: totalMs, totalMs, elapsedMs: 60000, cyclesPerSecond: ok / 60,
     totalMsPerHundred: [30, 31], totalMsPerThousand: timed ? [30, 31, 32] : [30.5], ...(timed ? { budgetSeconds: Number(flag("--for")) } : {}),
   })}\n`;
@@ -38,19 +41,19 @@ const options = (over: Partial<Parameters<typeof checkpointLoops>[2]> = {}): Par
 };
 
 describe("the bench's checkpoint loops", () => {
-  it("runs all three on the guest that served the paths: inline, deferred, then the long loop with its budget", async () => {
+  it("runs all three on the guest that served the paths: XS_RESUME auto, inline, then the long loop (auto) with its budget; each keeps the mode in effect", async () => {
     const dom0 = fakeDom0();
     const o = options();
     const loops = await checkpointLoops(dom0, 7, o);
     expect(dom0.calls.map((c) => c.argv.slice(2, 4))).toEqual([["checkpoint", "7"], ["checkpoint", "7"], ["checkpoint", "7"]]);
     expect(dom0.calls.map((c) => c.argv.slice(4).join(" "))).toEqual([
+      "--interval 0 --count 1000 --timeout 20000 --xs-resume auto --json",
       "--interval 0 --count 1000 --timeout 20000 --xs-resume inline --json",
-      "--interval 0 --count 1000 --timeout 20000 --xs-resume deferred --json",
-      "--interval 0 --count 10000 --for 600 --timeout 20000 --xs-resume inline --json",
+      "--interval 0 --count 10000 --for 600 --timeout 20000 --xs-resume auto --json",
     ]);
     // The long loop's exec outlives its budget, so the loop stops itself and prints its JSON.
     expect(dom0.calls[2]?.opts.timeoutMs).toBe(600_000 + 120_000);
-    expect(loops.map((c) => [c.xsResume, c.long ?? false])).toEqual([["inline", false], ["deferred", false], ["inline", true]]);
+    expect(loops.map((c) => [c.xsResume, c.long ?? false])).toEqual([["skip", false], ["inline", false], ["skip", true]]);
     expect(loops[2]).toMatchObject<Partial<CheckpointLoopResult>>({
       requested: 10000, ok: 2500, stoppedBy: "time", budgetSeconds: 600, totalMsPerThousand: [30, 31, 32], totalMsPerHundred: [30, 31],
     });

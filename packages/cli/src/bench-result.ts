@@ -31,6 +31,8 @@ export interface BenchPathResult {
   suspendMs: Summary;
   /** xc_domain_resume plus an inline XS_RESUME. */
   resumeMs: Summary;
+  /** The XS_RESUME mode the path's cycles ran with ("auto" resolved: skip on oxenstored). */
+  xsResume?: "inline" | "deferred" | "skip";
   /** The whole cycle. */
   totalMs: Summary;
   phases?: { triggerMs: Summary; awaitMs: Summary; confirmMs: Summary; xsResumeMs: Summary };
@@ -52,8 +54,11 @@ export type CheckpointStop = "count" | "time" | "signal" | "error";
 /** `fastsuspend checkpoint DOM --interval 0 --count N [--for S] --json`, as the bench host keeps it. */
 export interface CheckpointLoopResult {
   path: string;
-  /** When XS_RESUME was sent: in the cycle, or after it (off the critical path). */
-  xsResume: "inline" | "deferred";
+  /**
+   * When XS_RESUME was sent: in the cycle, after it (off the critical path), or never (the
+   * default "auto" on oxenstored). The mode in effect, "auto" resolved.
+   */
+  xsResume: "inline" | "deferred" | "skip";
   requested: number;
   ok: number;
   failed: number;

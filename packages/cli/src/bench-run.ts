@@ -1,6 +1,6 @@
 // bench-run: the part of the benchmark that runs inside dom0. For each available path, N cycles
 // (suspend -> resume fast, `interval` apart), then `xl save -c DOM /dev/null` a few times for scale.
-import { CheckpointRunner, choosePath, detect, SuspendSession, summarize, type CycleTimings, type PathName } from "@fastsuspend/coordinator";
+import { BASELINE_PATH, CheckpointRunner, choosePath, detect, SuspendSession, summarize, type CycleTimings, type PathName } from "@fastsuspend/coordinator";
 
 import type { CliArgs } from "./args";
 import type { BenchPathResult, BenchResult } from "./bench-result";
@@ -21,7 +21,9 @@ export const BENCH_PATHS: readonly PathName[] = [
 async function benchPath(env: XenEnv, a: CliArgs, path: PathName, cycles: number, intervalMs: number): Promise<BenchPathResult> {
   let samples: CycleTimings[] = [];
   const errors: string[] = [];
-  const s = new SuspendSession(env.xen, env.xs, a.domid, { ...sessionOptions(a), path, fallback: false });
+  // libxl's path is measured as libxl runs it, XS_RESUME in the cycle, unless --xs-resume says otherwise.
+  const xsResume = a.xsResume ?? (path === BASELINE_PATH ? "inline" : "auto");
+  const s = new SuspendSession(env.xen, env.xs, a.domid, { ...sessionOptions(a), path, fallback: false, xsResume });
   try {
     await s.open();
     // Every cycle is a sample or a failure: no failure ends a path's run early, unless the
@@ -51,6 +53,7 @@ async function benchPath(env: XenEnv, a: CliArgs, path: PathName, cycles: number
     failed: cycles - samples.length,
     suspendMs: summarize(suspendMs),
     resumeMs: summarize(resumeMs),
+    xsResume: s.xsResumeMode,
     totalMs: summarize(totalMs),
     phases: {
       triggerMs: summarize(col((t) => t.triggerMs)),

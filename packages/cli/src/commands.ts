@@ -138,19 +138,20 @@ function stoppedBy(stats: CheckpointStats, stop: AbortSignal): CheckpointStop {
   return stats.stoppedBy === "signal" && stop.reason === BUDGET_ELAPSED ? "time" : stats.stoppedBy;
 }
 
-function printCheckpointStats(stats: CheckpointStats, by: CheckpointStop, path: string, a: CliArgs, deps: Deps): void {
+/** xsResume: the mode in effect ("auto" resolved), so that a result says what its cycles did. */
+function printCheckpointStats(stats: CheckpointStats, by: CheckpointStop, path: string, xsResume: string, a: CliArgs, deps: Deps): void {
   const totals = stats.samples.map((t) => t.totalMs);
   if (a.json) {
     const { requested, ok, failed, errors, suspendMs, resumeMs, totalMs, elapsedMs, cyclesPerSecond } = stats;
     deps.stdout(`${JSON.stringify({
-      domid: a.domid, path, requested, ok, failed, stoppedBy: by, errors, suspendMs, resumeMs, totalMs, elapsedMs, cyclesPerSecond,
+      domid: a.domid, path, xsResume, requested, ok, failed, stoppedBy: by, errors, suspendMs, resumeMs, totalMs, elapsedMs, cyclesPerSecond,
       ...(a.forSeconds === undefined ? {} : { budgetSeconds: a.forSeconds }),
       totalMsPerHundred: mediansPerBlock(totals, 100), totalMsPerThousand: mediansPerBlock(totals, 1000),
     })}\n`);
     return;
   }
   const budget = by === "time" ? `; stopped by its ${String(a.forSeconds)} s budget` : "";
-  deps.stdout(`domain ${a.domid}: ${stats.ok}/${String(stats.requested)} checkpoints via ${path} in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}${budget}\n`);
+  deps.stdout(`domain ${a.domid}: ${stats.ok}/${String(stats.requested)} checkpoints via ${path} (XS_RESUME ${xsResume}) in ${(stats.elapsedMs / 1000).toFixed(1)} s (${stats.cyclesPerSecond.toFixed(1)}/s); cycle ${line(stats.totalMs)}${budget}\n`);
   for (const e of stats.errors) deps.stderr(`fastsuspend: ${e}\n`);
 }
 
@@ -184,7 +185,7 @@ export async function cmdCheckpoint(env: XenEnv, a: CliArgs, deps: Deps): Promis
     });
     stopProgress = progressFor(a, deps, { label: `checkpoint on domain ${a.domid}`, ...(a.count === undefined ? {} : { total: a.count }), read: () => runner.counts });
     const stats = await runner.run();
-    printCheckpointStats(stats, stoppedBy(stats, stop.signal), String(s.path), a, deps);
+    printCheckpointStats(stats, stoppedBy(stats, stop.signal), String(s.path), s.xsResumeMode, a, deps);
     // A loop its budget stopped is a success: only failed cycles fail it.
     return stats.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {

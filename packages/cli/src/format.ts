@@ -32,7 +32,7 @@ function toolstackLine(t: ToolstackResult): string {
 function checkpointLoopLines(c: CheckpointLoopResult): string[] {
   const budget = c.budgetSeconds === undefined ? "" : ` --for ${c.budgetSeconds}`;
   const guest = c.guestSuspend === "fast" ? " (fast-suspend guest)" : "";
-  const lines = [`checkpoint --interval 0 --count ${c.requested}${budget} --xs-resume ${c.xsResume}${guest}: ${c.ok} ok, ${c.failed} failed via ${c.path}, ${fmt(c.cyclesPerSecond)} cycles/s (cycle median ${fmt(c.totalMs.median)} ms, p99 ${fmt(c.totalMs.p99)})`];
+  const lines = [`checkpoint --interval 0 --count ${c.requested}${budget}${guest}, XS_RESUME ${c.xsResume}: ${c.ok} ok, ${c.failed} failed via ${c.path}, ${fmt(c.cyclesPerSecond)} cycles/s (cycle median ${fmt(c.totalMs.median)} ms, p99 ${fmt(c.totalMs.p99)})`];
   const perThousand = c.totalMsPerThousand ?? [];
   // Past 1000 cycles the per-1000 line shows the drift; a hundred per-100 medians would bury the table.
   if (perThousand.length > 1) lines.push(blockLine(1000, perThousand));

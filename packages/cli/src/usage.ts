@@ -83,7 +83,7 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
       path: PATH_HELP,
       timeout: TIMEOUT_HELP,
       fallback: FALLBACK_HELP,
-      "xs-resume": "when XS_RESUME is sent: inline (default, in the cycle), deferred (after it), skip, or auto (skip on oxenstored, whose XS_RESUME does nothing; inline elsewhere)",
+      "xs-resume": "when XS_RESUME is sent: auto (default: never on oxenstored, whose XS_RESUME does nothing; in the cycle elsewhere), inline (in the cycle, as libxl), deferred (after it) or skip",
       json: "print the loop's result as JSON on stdout",
       progress: "a progress line on stderr every 5 s (done, ok, failed, rate); on by default when stderr is a terminal",
       "no-daemon": NO_DAEMON_HELP,
@@ -124,7 +124,7 @@ run \`fastsuspend metrics --output DIR/fastsuspend.prom\` every 15-60 s (a syste
       "xl-save": "times to run `xl save -c DOM /dev/null` for scale (default 3; 0 skips)",
       "guest-kernel": "recorded in the JSON as guestKernel",
       timeout: TIMEOUT_HELP,
-      "xs-resume": "inline (default), deferred, skip or auto (skip on oxenstored, inline elsewhere)",
+      "xs-resume": "auto (default; xenstore+watch, libxl's path, always inline), inline, deferred or skip",
     },
   },
 };

@@ -279,6 +279,26 @@ describe("commands on the fake host", () => {
     expect(d.out.join("")).toMatch(/evtchn\+evtchn\s+3\/3/);
   });
 
+  it("bench-run on oxenstored: libxl's path keeps XS_RESUME in the cycle as libxl does, the others take the default (auto: skipped)", async () => {
+    const g = await world.addGuest({ channel: "ok" });
+    await world.xenstore.write("/tool/xenstored", "/usr/lib/xen-4.17/bin/oxenstored");
+    try {
+      const d = deps();
+      expect(await run(["bench-run", String(g.domid), "--cycles", "2", "--interval", "0", "--paths", "xenstore+watch,evtchn+evtchn", "--output", "/tmp/b.json", "--xl-save", "0"], d)).toBe(EXIT.ok);
+      const j = JSON.parse(d.files.get("/tmp/b.json") ?? "{}") as BenchResult;
+      expect(j.paths.map((p) => [p.name, p.xsResume])).toEqual([["xenstore+watch", "inline"], ["evtchn+evtchn", "skip"]]);
+      expect(j.paths[1]?.phases?.xsResumeMs.max).toBe(0);
+      const d2 = deps();
+      expect(await run(["bench-run", String(g.domid), "--cycles", "2", "--interval", "0", "--paths", "xenstore+watch,evtchn+evtchn", "--output", "/tmp/b.json", "--xl-save", "0", "--xs-resume", "inline"], d2)).toBe(EXIT.ok);
+      expect((JSON.parse(d2.files.get("/tmp/b.json") ?? "{}") as BenchResult).paths.map((p) => p.xsResume)).toEqual(["inline", "inline"]);
+      const d3 = deps();
+      expect(await run(["checkpoint", String(g.domid), "--interval", "0", "--count", "2", "--json"], d3)).toBe(EXIT.ok);
+      expect(JSON.parse(d3.out.join(""))).toMatchObject({ ok: 2, xsResume: "skip" });
+    } finally {
+      await world.xenstore.write("/tool/xenstored", "");
+    }
+  });
+
   it("bench-run runs every cycle of a path whatever fails (no failure budget), and lists the first errors", async () => {
     const g = await world.addGuest({ channel: "ok", answersXenstore: false });
     const d = deps();
@@ -511,7 +531,7 @@ describe("formatTable", () => {
 
   it("names a checkpoint loop on a fast-suspend guest as such", () => {
     const loop: CheckpointLoopResult = { path: "evtchn+virq", xsResume: "inline", requested: 10, ok: 10, failed: 0, errors: [], elapsedMs: 200, cyclesPerSecond: 50, totalMs: summarize([20]), guestSuspend: "fast" };
-    expect(formatTable({ paths: [], xlSaveCMs: null, checkpointLoops: [loop] })).toContain("--xs-resume inline (fast-suspend guest): 10 ok");
+    expect(formatTable({ paths: [], xlSaveCMs: null, checkpointLoops: [loop] })).toContain("--count 10 (fast-suspend guest), XS_RESUME inline: 10 ok");
     expect(formatTable({ paths: [], xlSaveCMs: null, checkpointLoops: [{ ...loop, guestSuspend: undefined }] })).not.toContain("fast-suspend");
   });
 
@@ -548,9 +568,9 @@ describe("formatTable's checkpoint loops", () => {
       ],
     });
     const lines = text.split("\n");
-    const first = lines.findIndex((l) => l.startsWith("checkpoint --interval 0 --count 1000 --xs-resume inline"));
+    const first = lines.findIndex((l) => l.startsWith("checkpoint --interval 0 --count 1000, XS_RESUME inline"));
     expect(lines[first + 1]).toBe("  cycle median per 100 cycles: 30.0, 31.0 ms");
-    expect(lines[first + 2]).toMatch(/^checkpoint --interval 0 --count 10000 --for 600 --xs-resume inline: 2500 ok/);
+    expect(lines[first + 2]).toMatch(/^checkpoint --interval 0 --count 10000 --for 600, XS_RESUME inline: 2500 ok/);
     expect(lines[first + 3]).toBe("  cycle median per 1000 cycles: 30.0, 31.0, 32.0 ms");
     expect(lines[first + 4]).toBe("  stopped by its 600 s budget after 2500 cycles");
     expect(text).not.toMatch(/per 1000 cycles: 30\.5/);

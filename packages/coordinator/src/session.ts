@@ -46,8 +46,9 @@ export interface SessionOptions {
   /** On a timeout or a setup failure, try the next available path. */
   fallback?: boolean;
   /**
-   * Default "inline" (libxl's order); "deferred" sends it after the cycle returns; "skip" never;
-   * "auto" skips it on oxenstored and is "inline" elsewhere (decided at open()).
+   * Default "auto": skipped on oxenstored, whose XS_RESUME does nothing (docs/xs-resume.md), and
+   * "inline" (libxl's order) elsewhere, decided at open(); "inline" always sends it in the cycle;
+   * "deferred" sends it after the cycle returns; "skip" never.
    */
   xsResume?: XsResumeMode;
   /** After a timeout, how long to give a guest that took the request to finish suspending. */
@@ -168,7 +169,7 @@ export class SuspendSession {
     this.#opts = {
       path: opts.path,
       fallback: opts.fallback ?? false,
-      xsResume: opts.xsResume ?? "inline",
+      xsResume: opts.xsResume ?? "auto",
       lateSuspendGraceMs: opts.lateSuspendGraceMs ?? 1000,
       defaultTimeoutMs: opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       hold: opts.hold ?? "session",

@@ -339,6 +339,23 @@ describe("xsResume auto", () => {
     expect((await s.close()).problems).toEqual([]);
   });
 
+  it("is the default: with no xsResume option a session on oxenstored skips XS_RESUME, and on C xenstored sends it inline", async () => {
+    const { s: cx } = await setup({ channel: "ok" }, { path: "evtchn+evtchn" });
+    await cx.open();
+    expect(cx.xsResumeMode).toBe("inline");
+    expect((await cx.close()).problems).toEqual([]);
+    await world.xenstore.write("/tool/xenstored", "/usr/lib/xen-4.17/bin/oxenstored");
+    try {
+      const { s: ox } = await setup({ channel: "ok" }, { path: "evtchn+evtchn" });
+      await ox.open();
+      expect(ox.xsResumeMode).toBe("skip");
+      expect((await ox.cycle()).xsResumeMs).toBe(0);
+      expect((await ox.close()).problems).toEqual([]);
+    } finally {
+      await world.xenstore.write("/tool/xenstored", "");
+    }
+  });
+
   it("where xenstored says it is oxenstored, open() resolves it to skip and cycles send no XS_RESUME", async () => {
     await world.xenstore.write("/tool/xenstored", "/usr/lib/xen-4.17/bin/oxenstored");
     try {

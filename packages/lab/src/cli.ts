@@ -16,7 +16,7 @@ const USAGE = `usage: fastsuspend-lab <command> [options]
                                 boot the lab in the background and wait until dom0 is ready
                                 (stack: bookworm, the default, is Xen 4.17 + Linux 6.1; trixie is Xen 4.20 + Linux 6.12)
   exec [--timeout SEC] -- CMD…  run CMD in dom0; exit code, stdout and stderr are passed through
-  guest create NAME [--type pv|pvh] [--kernel FILE] [--memory MB]
+  guest create NAME [--type pv|pvh] [--kernel FILE] [--memory MB] [--extra ARGS]
   guest destroy NAME
   console [--lines N]           print the serial console (Xen and dom0)
   down                          stop the lab's QEMU
@@ -96,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
           const mem = flags.get("memory");
           const type = flags.get("type") ?? "pv";
           if (type !== "pv" && type !== "pvh") throw new LabError(`unknown guest type ${type}`, "use --type pv or --type pvh");
-          const g = await lab.createGuest({ name: gname, type, kernel: flags.get("kernel"), memoryMb: mem ? Number(mem) : undefined });
+          const g = await lab.createGuest({ name: gname, type, kernel: flags.get("kernel"), memoryMb: mem ? Number(mem) : undefined, extra: flags.get("extra") });
           console.log(`guest ${g.name} (${g.type}) is domain ${g.domid} (created in ${(g.createMs / 1000).toFixed(1)}s)`);
         } else if (positional[1] === "destroy") await lab.destroyGuest(gname);
         else throw new LabError(`unknown guest command ${positional[1] ?? ""}`, USAGE);
