@@ -41,12 +41,16 @@ export function qemuCpu(): string {
 }
 
 /**
- * TCG's threading: "multi" (one host thread per vCPU, the default) or "single" (one thread runs
- * every vCPU in turn). Override with FASTSUSPEND_QEMU_TCG_THREAD, e.g. to tell an emulator race
- * from a guest or Xen bug (issue 13's PVH triple faults).
+ * TCG's threading: "multi" (one host thread per vCPU) or "single" (one thread runs every vCPU in
+ * turn). The default is "single" for a CPU model with SVM (the one PVH guests need) and "multi"
+ * otherwise: under multi-threaded TCG, PVH guests of a nested-SVM lab die with a triple fault
+ * (2 of 2 guests within 64 `xl remus` checkpoints; issue 13's crashes after 86-212 of our cycles),
+ * under single-threaded TCG none did (1231 `xl remus` checkpoints over 2 guests, 10000 cancelled
+ * suspends on every path on one guest): an emulator race in QEMU's nested SVM (docs/results.md).
+ * Override with FASTSUSPEND_QEMU_TCG_THREAD.
  */
-export function qemuTcgThread(): "multi" | "single" {
-  const t = process.env.FASTSUSPEND_QEMU_TCG_THREAD ?? "multi";
+export function qemuTcgThread(cpu: string = qemuCpu()): "multi" | "single" {
+  const t = process.env.FASTSUSPEND_QEMU_TCG_THREAD ?? (/\+svm\b/.test(cpu) ? "single" : "multi");
   if (t !== "multi" && t !== "single") throw new LabError(`FASTSUSPEND_QEMU_TCG_THREAD=${JSON.stringify(t)}`, "set it to multi or single");
   return t;
 }

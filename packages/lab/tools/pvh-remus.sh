@@ -9,7 +9,7 @@
 # (blackhole: memory copied every checkpoint, sent nowhere), stops it with SIGTERM, and reads
 # Xen's log for a triple fault. Prints per run: checkpoints libxl issued, whether the guest
 # triple-faulted, and the guest's state. FASTSUSPEND_QEMU_TCG_THREAD=single|multi chooses
-# QEMU's TCG threading (multi is the lab's default), to tell an emulator race from a guest or
+# QEMU's TCG threading (single is the lab's default with an SVM CPU), to tell an emulator race from a guest or
 # Xen bug. Takes about RUNS x (SECONDS + 40) s plus the boot; run nothing else meanwhile.
 set -u
 [ $# -ge 3 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -24,7 +24,7 @@ T0=$SECONDS
 mkdir -p "$OUT"
 trap '$LAB down --name $NAME > /dev/null 2>&1' EXIT
 $LAB up --name $NAME --xenstored oxenstored --guest-kernel "$K" --hypervisor "$HV" > "$OUT/up.log" 2>&1 || { tail "$OUT/up.log"; exit 1; }
-echo "lab up after $((SECONDS - T0)) s (cpu $FASTSUSPEND_QEMU_CPU, tcg thread=${FASTSUSPEND_QEMU_TCG_THREAD:-multi})"
+echo "lab up after $((SECONDS - T0)) s (cpu $FASTSUSPEND_QEMU_CPU, tcg thread=${FASTSUSPEND_QEMU_TCG_THREAD:-single})"
 x() { $LAB exec --name $NAME --timeout "$1" -- sh -c "$2"; }
 x 30 "xl info | grep -E 'virt_caps|xen_version'" | tee "$OUT/info.log"
 total=0 faults=0

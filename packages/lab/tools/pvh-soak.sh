@@ -23,7 +23,7 @@ T0=$SECONDS
 mkdir -p "$OUT"
 trap '$LAB down --name $NAME > /dev/null 2>&1' EXIT
 $LAB up --name $NAME --xenstored oxenstored --guest-kernel "$K" --hypervisor "$HV" > "$OUT/up.log" 2>&1 || { tail "$OUT/up.log"; exit 1; }
-echo "lab up after $((SECONDS - T0)) s (cpu $FASTSUSPEND_QEMU_CPU, tcg thread=${FASTSUSPEND_QEMU_TCG_THREAD:-multi})"
+echo "lab up after $((SECONDS - T0)) s (cpu $FASTSUSPEND_QEMU_CPU, tcg thread=${FASTSUSPEND_QEMU_TCG_THREAD:-single})"
 x() { $LAB exec --name $NAME --timeout "$1" -- sh -c "$2"; }
 x 30 "xl info | grep -E 'virt_caps|xen_version'" | tee "$OUT/info.log"
 $LAB guest create soak --name $NAME --type pvh --extra xen_manage.fast_suspend=1 | tee "$OUT/create.log" || exit 1
