@@ -1,5 +1,5 @@
 import { isXenError } from "./errors";
-import { FakeXen } from "./fake";
+import { FakeXen } from "./testing";
 
 function pair() {
   const xen = new FakeXen().binding();

@@ -1,4 +1,4 @@
-import { FakeXen } from "./fake";
+import { FakeXen } from "./testing";
 import { describeXenContract } from "./testing/contract";
 
 const fake = new FakeXen();

@@ -8,7 +8,8 @@
 // In a dom0 (or with --fake, to check the script): notify -> poll event round trip between two dom0
 // ports on two handles, a non-blocking pending() probe, and getInfo(0).
 // Lab tooling: it lives here, not in @fastsuspend/xen, so that the package ships no benchmark.
-import { addonBuilt, FakeXen, isXenError, loadAddon, openXen, type XenBinding } from "@fastsuspend/xen";
+import { addonBuilt, isXenError, loadAddon, openXen, type XenBinding } from "@fastsuspend/xen";
+import { FakeXen } from "@fastsuspend/xen/testing";
 
 import { summaryIn, timeAsync, timeSync, type MicroSummary } from "./timing";
 

@@ -5,7 +5,8 @@
 //  - VIRQ_DOM_EXC (raised by Xen on shutdown/destroy unless a subscription replaces it) makes
 //    xenstored fire @releaseDomain (once per domain until XS_RESUME, like cxenstored);
 //  - optionally, the hypervisor series' XEN_DOMCTL_suspend_notify.
-import { FakeXen, xenError, type FakeGuest, type FakeXenBinding } from "@fastsuspend/xen";
+import { xenError } from "@fastsuspend/xen";
+import { FakeXen, type FakeGuest, type FakeXenBinding } from "@fastsuspend/xen/testing";
 import { XenstoreClient } from "@fastsuspend/xenstore";
 import { FakeXenstored } from "@fastsuspend/xenstore/testing";
 

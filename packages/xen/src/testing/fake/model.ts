@@ -2,9 +2,9 @@
 // dying), per-domain event-channel tables (unbound/interdomain/virq, pending + masked bits),
 // XEN_DOMCTL_subscribe and the global VIRQ_DOM_EXC. Semantics follow xen/common/event_channel.c
 // and domain.c (4.17) as summarised in docs: see the comments at each rule.
-import { SHUTDOWN_REASONS, VIRQ_DOM_EXC, NR_VIRQS, shutdownReasonName } from "../constants";
-import { xenError } from "../errors";
-import type { DomainInfo } from "../interface";
+import { SHUTDOWN_REASONS, VIRQ_DOM_EXC, NR_VIRQS, shutdownReasonName } from "../../constants";
+import { xenError } from "../../errors";
+import type { DomainInfo } from "../../interface";
 
 /** Whoever consumes deliveries on a port: a dom0 user handle, or a guest's handler. */
 export interface PortSink {

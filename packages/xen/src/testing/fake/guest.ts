@@ -1,7 +1,7 @@
 // Test hooks for one fake guest: what the guest kernel would do (suspend, crash, allocate and
 // signal its own channels) and how it reacts to a suspend request or a notified channel.
-import { SHUTDOWN_REASONS } from "../constants";
-import type { DomainInfo } from "../interface";
+import { SHUTDOWN_REASONS } from "../../constants";
+import type { DomainInfo } from "../../interface";
 import type { FakeDomain, FakeHypervisor, PortSink } from "./model";
 
 export interface GuestBehaviour {

@@ -1,6 +1,6 @@
 // FakeXen: one in-memory hypervisor with dom0 and test-created guests; binding() gives the
 // XenBinding a dom0 process would see.
-import { XEN_LIB_DIR, suspendLockPath, toolstackLockPath, VIRQ_DOM_EXC } from "../constants";
+import { XEN_LIB_DIR, suspendLockPath, toolstackLockPath, VIRQ_DOM_EXC } from "../../constants";
 import { FakeSuspendLocks, FakeXenBinding, type FakeBindingHost, type FakeDomctlHandler } from "./binding";
 import { FakeGuest, type GuestBehaviour } from "./guest";
 import { FakeDomain, FakeHypervisor } from "./model";

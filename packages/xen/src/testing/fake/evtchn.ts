@@ -1,8 +1,8 @@
 // A dom0 user handle on the fake: Linux's evtchn driver semantics (ENOTCONN for a port not bound
 // through this handle, EINVAL past the table, unmask of a foreign port silently ignored), with
 // delivery through a queue drained on setImmediate, as the fd poll would.
-import { xenError } from "../errors";
-import type { RawEvtchn } from "../evtchn";
+import { xenError } from "../../errors";
+import type { RawEvtchn } from "../../evtchn";
 import { MAX_PORTS, type FakeHypervisor, type PortSink } from "./model";
 
 let nextFd = 1000;

@@ -1,11 +1,11 @@
 // FakeXenBinding: XenBinding over the in-memory model, seen from one caller domain (dom0).
-import { DOMCTL_LAYOUT_4_17, SHUTDOWN_REASONS, shutdownReasonCode, type ShutdownReasonName } from "../constants";
-import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_subscribe, XEN_DOMCTL_unpausedomain } from "../constants";
-import { xenError } from "../errors";
-import { EvtchnPoller } from "../evtchn";
-import { XEN_LIB_DIR, toolstackLockPath } from "../constants";
-import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, ToolstackLock, XenBinding, XenStats } from "../interface";
-import { DomainLockTable, SuspendLockTable } from "../suspend-lock";
+import { DOMCTL_LAYOUT_4_17, SHUTDOWN_REASONS, shutdownReasonCode, type ShutdownReasonName } from "../../constants";
+import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_subscribe, XEN_DOMCTL_unpausedomain } from "../../constants";
+import { xenError } from "../../errors";
+import { EvtchnPoller } from "../../evtchn";
+import { XEN_LIB_DIR, toolstackLockPath } from "../../constants";
+import type { DomainInfo, DomctlLayout, EvtchnHandle, OpenEvtchnOptions, SuspendLock, ToolstackLock, XenBinding, XenStats } from "../../interface";
+import { DomainLockTable, SuspendLockTable } from "../../suspend-lock";
 import { FakeRawEvtchn } from "./evtchn";
 import type { FakeGuest } from "./guest";
 import type { FakeHypervisor } from "./model";

@@ -1,5 +1,5 @@
-import { VIRQ_DOM_EXC, XEN_DOMCTL_subscribe } from "../constants";
-import { isXenError } from "../errors";
+import { VIRQ_DOM_EXC, XEN_DOMCTL_subscribe } from "../../constants";
+import { isXenError } from "../../errors";
 import { FakeXen } from "./index";
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
