@@ -1,8 +1,9 @@
 // Builds what the lab boots besides its base artefacts: guest kernels (stock and with kernel/
-// applied) and the patched hypervisor. Each build script caches by content hash outside the repo
-// and prints the artefact's path on its last stdout line. Passed to lab tests through env.
+// applied) and the patched hypervisor, for one stack. Each build script caches by content hash
+// outside the repo and prints the artefact's path on its last stdout line. Passed to lab tests
+// through env.
 import { existsSync } from "node:fs";
-import { log, mustSh } from "./lib.mjs";
+import { labStackArgs, log, mustSh } from "./lib.mjs";
 
 async function built(script, args) {
   const r = await mustSh("bash", [script, ...args], { capture: true });
@@ -11,14 +12,19 @@ async function built(script, args) {
   return last;
 }
 
-export async function buildLabInputs() {
+/** Builds the lab's artefacts and inputs for `stack`; its facts (packages/lab/src/stack-facts.ts) come back with them. */
+export async function buildLabInputs(stack = "bookworm") {
+  // From the lab's build, which has run by now: the scripts' arguments for this stack (none for
+  // bookworm, whose commands are the ones from before stacks).
+  const { stackFacts } = await import("../packages/lab/dist/stack-facts.js");
+  const facts = stackFacts(stack);
   const env = {};
-  await mustSh("node", ["packages/lab/dist/cli.js", "build"], { capture: true });
+  await mustSh("node", ["packages/lab/dist/cli.js", "build", ...labStackArgs(stack)], { capture: true });
   if (existsSync("kernel/build.sh")) {
-    env.FASTSUSPEND_GUEST_KERNEL_STOCK = await built("kernel/build.sh", ["--stock"]);
-    env.FASTSUSPEND_GUEST_KERNEL_PATCHED = await built("kernel/build.sh", []);
+    env.FASTSUSPEND_GUEST_KERNEL_STOCK = await built("kernel/build.sh", [...facts.kernelBuildArgs, "--stock"]);
+    env.FASTSUSPEND_GUEST_KERNEL_PATCHED = await built("kernel/build.sh", [...facts.kernelBuildArgs]);
   }
-  if (existsSync("hypervisor-patches/build.sh")) env.FASTSUSPEND_HYPERVISOR_PATCHED = await built("hypervisor-patches/build.sh", []);
+  if (existsSync("hypervisor-patches/build.sh")) env.FASTSUSPEND_HYPERVISOR_PATCHED = await built("hypervisor-patches/build.sh", [...facts.hypervisorBuildArgs]);
   for (const [k, v] of Object.entries(env)) log(`${k}=${v}`);
-  return { env };
+  return { env, facts };
 }

@@ -39,3 +39,20 @@ export async function mustSh(cmd, args, opts = {}) {
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${code}`);
   return r;
 }
+
+/**
+ * The lab stack to build and boot: FASTSUSPEND_STACK, bookworm when unset. Checked against the
+ * lab's stacks (STACKS in packages/lab/src/pins.ts, whose CLI checks again) before anything is
+ * built, so that a typo fails in the first second rather than after the build.
+ */
+export const LAB_STACKS = ["bookworm", "trixie"];
+export function labStack(env = process.env) {
+  const s = env.FASTSUSPEND_STACK || "bookworm";
+  if (!LAB_STACKS.includes(s)) throw new Error(`FASTSUSPEND_STACK=${JSON.stringify(s)} is not a lab stack: set it to ${LAB_STACKS.join(" or ")}, or unset it for bookworm`);
+  return s;
+}
+
+/** `--stack S` for the lab CLI; nothing for bookworm, so that its command lines are the ones from before stacks. */
+export function labStackArgs(stack) {
+  return stack === "bookworm" ? [] : ["--stack", stack];
+}

@@ -5,8 +5,20 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./bootstrap.mjs";
-import { log, mustSh, sh, stage, stages } from "./lib.mjs";
+import { labStack, labStackArgs, log, mustSh, sh, stage, stages } from "./lib.mjs";
 import { buildLabInputs } from "./lab-inputs.mjs";
+
+// FASTSUSPEND_STACK=bookworm|trixie: the Debian release (Xen 4.17 + Linux 6.1, or Xen 4.20 + Linux
+// 6.12) of the labs, their guest kernels and patched hypervisor, and what the lab tests expect.
+let stack;
+try {
+  stack = labStack();
+} catch (e) {
+  log(e.message);
+  process.exit(2);
+}
+/** Said in the lab stages' names; nothing on bookworm, whose names are the ones from before stacks. */
+const stackLabel = stack === "bookworm" ? "" : `stack ${stack}; `;
 
 const results = join(process.cwd(), "results");
 rmSync(results, { recursive: true, force: true });
@@ -53,7 +65,7 @@ try {
     lintFailed = true;
   });
   await stage("unit tests (host, fakes)", () => jest("jest.unit.config.cjs", join(results, "unit.json")));
-  const inputs = await stage("lab artefacts (Xen, dom0, guest kernels, patched hypervisor)", () => buildLabInputs());
+  const inputs = await stage(`lab artefacts (${stackLabel}Xen, dom0, guest kernels, patched hypervisor)`, () => buildLabInputs(stack));
   await stage("patch series apply with no fuzz (kernel: and checkpatch --strict)", async () => {
     // Counted like tests: each series' check script is one check that could fail.
     let passed = 0;
@@ -88,16 +100,17 @@ try {
   // checkpoints and 10000 of our cycles (docs/results.md, session 9). FASTSUSPEND_QEMU_CPU=Nehalem
   // gives the PV-only lab of earlier sessions. The cxenstored lab keeps the default CPU (PV only).
   const hvmCpu = process.env.FASTSUSPEND_QEMU_CPU ?? "Opteron_G3,+svm,+npt,-rdtscp";
-  await stage(`lab up (${labName}: oxenstored, ${patchedHv ? "patched" : "Debian"} Xen, CPU ${hvmCpu}; ${labNameCx}: cxenstored, Debian Xen)`, async () => {
+  await stage(`lab up (${stackLabel}${labName}: oxenstored, ${patchedHv ? "patched" : "Debian"} Xen, CPU ${hvmCpu}; ${labNameCx}: cxenstored, Debian Xen)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
     const gk = guestKernel ? ["--guest-kernel", guestKernel] : [];
     labUp = true;
-    await mustSh("node", [lab, "up", "--name", labName, "--xenstored", "oxenstored", ...gk, ...(patchedHv ? ["--hypervisor", patchedHv] : [])], { env: { FASTSUSPEND_QEMU_CPU: hvmCpu } });
-    await mustSh("node", [lab, "up", "--name", labNameCx, "--xenstored", "cxenstored", ...gk], { env: { FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" } });
+    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", labName, "--xenstored", "oxenstored", ...gk, ...(patchedHv ? ["--hypervisor", patchedHv] : [])], { env: { FASTSUSPEND_QEMU_CPU: hvmCpu } });
+    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", labNameCx, "--xenstored", "cxenstored", ...gk], { env: { FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" } });
   });
   const labEnv = { FASTSUSPEND_QEMU_CPU: hvmCpu, FASTSUSPEND_LAB: labName, FASTSUSPEND_LAB_CX: labNameCx, FASTSUSPEND_LAB_STOCK: labNameCx, ...(patchedHv ? { FASTSUSPEND_LAB_HV: labName } : {}) };
-  await stage("lab tests (real Xen 4.17 under QEMU)", () =>
-    jest("jest.lab.config.cjs", join(results, "lab.json"), ["--runInBand", ...labTestFiles()], { ...labEnv, ...inputs.env }),
+  // The lab tests read the stack from FASTSUSPEND_STACK (packages/lab/src/stack-facts.ts).
+  await stage(`lab tests (real Xen ${inputs.facts.xen} under QEMU)`, () =>
+    jest("jest.lab.config.cjs", join(results, "lab.json"), ["--runInBand", ...labTestFiles()], { ...labEnv, ...inputs.env, FASTSUSPEND_STACK: stack }),
   );
 } catch (e) {
   failedStage = true;

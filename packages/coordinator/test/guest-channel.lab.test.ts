@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { attachSharedLab, guestSuspends, type Guest, type Lab } from "@fastsuspend/lab";
+import { attachSharedLab, guestSuspends, stackFacts, stackFromEnv, type Guest, type Lab } from "@fastsuspend/lab";
 
 import { prepareLoopVbd, VBD, VBD_ID } from "./vbd";
 
@@ -17,6 +17,8 @@ const MINUTE = 60_000;
 const PATCHED_NAME = "gc-patched";
 const RESTORED_NAME = "gc-patched"; // xl restore keeps the name
 const STOCK_NAME = "gc-stock";
+// The stack npm test booted (FASTSUSPEND_STACK): which guest kernels it built.
+const facts = stackFacts(stackFromEnv());
 
 function requireEnv(name: string): string {
   const v = process.env[name];
@@ -74,7 +76,7 @@ async function waitForKey(lab: Lab, domid: number, timeoutMs: number): Promise<s
   return out.trim();
 }
 
-describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
+describe(`guest suspend event channel (patched Linux ${facts.linux}) on real Xen`, () => {
   let lab: Lab;
   let attached = false;
   let patched: Guest;
@@ -100,7 +102,7 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
     port = await waitForKey(lab, patched.domid, 60_000);
     expect(port).toMatch(/^[1-9][0-9]*$/);
     const log = await lab.mustExec(`cat /var/log/xen/console/guest-${PATCHED_NAME}.log`);
-    expect(log).toContain("6.1.192-fastsuspend");
+    expect(log).toContain(facts.guestKernelRelease.patched);
     expect(log).toMatch(new RegExp(`xen:manage: Suspend event channel ${port} for domain 0`));
     const caps = await info(lab, patched.domid);
     expect(caps.guestChannel).toMatchObject({ status: "ok", port: Number(port) });
@@ -237,7 +239,7 @@ describe("guest suspend event channel (patched Linux 6.1) on real Xen", () => {
     await lab.exec(`xl destroy ${PATCHED_NAME} 2>/dev/null; true`); // room for the stock guest
     const stock = await lab.createGuest({ name: STOCK_NAME, kernel: stockKernel });
     const log = await lab.mustExec(`cat /var/log/xen/console/guest-${STOCK_NAME}.log`);
-    expect(log).toContain("6.1.192-stock");
+    expect(log).toContain(facts.guestKernelRelease.stock);
     expect(log).not.toMatch(/Suspend event channel/);
     expect(await readKey(lab, stock.domid)).toBe("");
     const caps = await info(lab, stock.domid);

@@ -1,17 +1,23 @@
 // The hypervisor series (hypervisor-patches/, docs/hypervisor.md): XEN_DOMCTL_suspend_notify on
-// a real patched Xen 4.17.5 with Debian's 4.17.7 tools. Boots its own lab (the patched image);
+// a real patched Xen with Debian's tools of the same release (4.17.5 with 4.17.7 on bookworm, 4.20.4
+// with 4.20.4+63 on trixie: FASTSUSPEND_STACK). Boots its own lab (the patched image);
 // the "stock" block checks, on the shared stock lab, that the coordinator sees the patch absent.
 // dom0 is the registrant, through src/lab-probes/hv-probe.ts (the real binding). Runs through
 // jest.lab.config.cjs only.
 import { writeFileSync } from "node:fs";
 
-import { attachSharedLab, Lab, type Guest } from "@fastsuspend/lab";
+import { attachSharedLab, Lab, stackFacts, stackFromEnv, type Guest } from "@fastsuspend/lab";
 
 const CLI = "node /fastsuspend/packages/cli/dist/main.js";
 const PROBE = "node /fastsuspend/packages/coordinator/dist/lab-probes/hv-probe.js";
 const MINUTE = 60_000;
 const EV_SUSPEND = 0x1;
 const EV_DYING = 0x8;
+// The stack npm test booted (FASTSUSPEND_STACK): its Xen release and domctl interface version.
+const facts = stackFacts(stackFromEnv());
+const [xenMajor = "", xenMinor = ""] = facts.xen.split(".");
+/** The guests' hvprobe (assets/guest-hvprobe.c) must pass this stack's interface version. */
+const HVPROBE_EXTRA = `fastsuspend.domctl_version=0x${facts.domctlInterfaceVersion.toString(16)}`;
 
 function requireEnv(name: string): string {
   const v = process.env[name];
@@ -68,10 +74,11 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     requireEnv("FASTSUSPEND_GUEST_KERNEL_STOCK");
     lab = shared
       ? await attachSharedLab("FASTSUSPEND_LAB_HV")
-      : await Lab.up({ name: `${process.env.FASTSUSPEND_LAB ?? "dev"}-hv`, hypervisor, guestKernel: kernel, bootTimeoutMs: 5 * MINUTE });
+      : await Lab.up({ name: `${process.env.FASTSUSPEND_LAB ?? "dev"}-hv`, stack: facts.stack, hypervisor, guestKernel: kernel, bootTimeoutMs: 5 * MINUTE });
     await lab.exec("xl destroy hv-a 2>/dev/null; xl destroy hv-b 2>/dev/null; true");
-    a = await lab.createGuest({ name: "hv-a", kernel });
-    b = await lab.createGuest({ name: "hv-b", kernel });
+    // hv-a's config (and so its extra) is also the device-model guest's template below.
+    a = await lab.createGuest({ name: "hv-a", kernel, extra: HVPROBE_EXTRA });
+    b = await lab.createGuest({ name: "hv-b", kernel, extra: HVPROBE_EXTRA });
   }, 12 * MINUTE);
 
   afterAll(async () => {
@@ -84,18 +91,21 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     }
   }, 2 * MINUTE);
 
-  test("the patched 4.17.5 hypervisor runs Debian's 4.17.7 tools (same domctl interface version)", async () => {
+  test(`the patched ${facts.patchedXenVersion} hypervisor runs Debian's ${facts.toolsVersion} tools (same domctl interface version)`, async () => {
+    expect(L().stack).toBe(facts.stack);
     const info = await L().mustExec("xl info");
-    expect(info).toMatch(/^xen_major\s*:\s*4$/m);
-    expect(info).toMatch(/^xen_minor\s*:\s*17$/m);
-    expect(info).toMatch(/^xen_extra\s*:\s*\.5/m); // the patched image is 4.17.5
-    const tools = await L().mustExec("dpkg-query -W -f '${Version}' xen-utils-4.17 2>/dev/null || ls /usr/lib/xen-4.17/bin | head -1");
+    expect(info).toMatch(new RegExp(`^xen_major\\s*:\\s*${xenMajor}$`, "m"));
+    expect(info).toMatch(new RegExp(`^xen_minor\\s*:\\s*${xenMinor}$`, "m"));
+    // The patched image's own patch level (4.17.5, 4.20.4), not Debian's stock one.
+    const extra = facts.patchedXenVersion.slice(facts.xen.length).replaceAll(".", "\\.");
+    expect(info).toMatch(new RegExp(`^xen_extra\\s*:\\s*${extra}`, "m"));
+    const tools = await L().mustExec(`dpkg-query -W -f '\${Version}' xen-utils-${facts.xen} 2>/dev/null || ls /usr/lib/xen-${facts.xen}/bin | head -1`);
     console.log(`xl info: ${/xen_version\s*:\s*(\S+)/.exec(info)?.[1] ?? "?"}, tools: ${tools}`);
     const list = await L().mustExec("xl list");
     expect(list).toMatch(/^Domain-0\s+0\s/m);
     expect(list).toMatch(/^hv-a\s/m);
     const version = await L().mustExec(`node -e 'const x=require("/fastsuspend/node_modules/@fastsuspend/xen").openXen(); console.log(x.domctlLayout.interfaceVersion); x.close()'`);
-    expect(Number(version.trim())).toBe(0x15);
+    expect(Number(version.trim())).toBe(facts.domctlInterfaceVersion);
     // A domctl with that version is accepted (EACCES would mean a mismatch).
     const q = parseLines(await L().mustExec(`${PROBE} query ${a.domid}`));
     expect(q).toEqual([{ regs: [] }] as unknown as ProbeLine[]);
@@ -242,7 +252,8 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
 
   test("an unprivileged guest cannot register nor query (EPERM)", async () => {
     // The guest's init ran packages/lab/assets/guest-hvprobe.c before it said READY: REGISTER and
-    // QUERY on dom0, from the guest's own privcmd, and printed the errnos on its console.
+    // QUERY on dom0, from the guest's own privcmd, with the interface version HVPROBE_EXTRA names
+    // (a wrong one would be EACCES), and printed the errnos on its console.
     const log = await L().mustExec("grep -a FASTSUSPEND-GUEST-HVPROBE /var/log/xen/console/guest-hv-a.log");
     expect(log.trim().split("\n")[0]?.trim()).toBe("FASTSUSPEND-GUEST-HVPROBE register=EPERM query=EPERM");
   });

@@ -1,4 +1,4 @@
-export { Lab, type LabOptions, type GuestOptions, type GuestType, type Guest, type XenstoredFlavour, runDirFor } from "./lab";
+export { Lab, PVH_CPU, type LabOptions, type GuestOptions, type GuestType, type Guest, type XenstoredFlavour, runDirFor } from "./lab";
 export { type ExecResult, type ExecOptions } from "./agent-client";
 export { buildArtefacts, type LabArtefacts } from "./artefacts";
 export { LabError } from "./errors";
@@ -10,3 +10,4 @@ export { guestSuspends, parsePhases, parsePhasesLine, type GuestSuspend } from "
 export { writerStatus, parseWriterStatus, verifyRecords, badRecord, WRITER_RECORD_BYTES, type WriterStatus } from "./writer";
 export { STACKS, DEFAULT_STACK, parseStack, type Stack, type OtherStack } from "./pins";
 export { buildStackArtefacts, stackAddon, type StackArtefacts } from "./stack-artefacts";
+export { stackFacts, stackFromEnv, type StackFacts } from "./stack-facts";
