@@ -1,22 +1,29 @@
 // `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N]
-//                   [--long-count N] [--long-seconds S] [--toolstack N] [--stock] [--output FILE]`
+//                   [--long-count N] [--long-seconds S] [--toolstack N] [--remus-seconds S] [--stock]
+//                   [--stack bookworm|trixie] [--output FILE]`
 import { parseArgs } from "node:util";
 
 import { UsageError } from "@fastsuspend/cli";
+import { STACKS, parseStack, type Stack } from "@fastsuspend/lab";
 
 import type { HostBenchOptions } from "./bench";
 
 export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS] [--paths a,b,...] [--xl-save N]
                         [--checkpoint-count N] [--long-count N] [--long-seconds S]
-                        [--toolstack N] [--stock] [--output FILE]
-Boots the nested Xen lab (patched hypervisor and guest kernel when they build), creates a 128 MB
+                        [--toolstack N] [--remus-seconds S] [--stock] [--stack bookworm|trixie]
+                        [--output FILE]
+Boots the nested Xen lab of --stack (bookworm: Xen 4.17 and Linux 6.1, the default; trixie: Xen
+4.20 and Linux 6.12), with the patched hypervisor and guest kernel when they build, creates a 128 MB
 guest, runs \`fastsuspend bench-run\` in its dom0, then on the same guest two checkpoint loops of
---checkpoint-count cycles at interval 0 (XS_RESUME inline, deferred; default 1000, 0 skips) and
+--checkpoint-count cycles at interval 0 (XS_RESUME auto, inline; default 1000, 0 skips) and
 one long loop of --long-count cycles (default 10000, 0 skips) stopped after --long-seconds
 (default 600) if it has not finished; then stock \`xl save -c\` --toolstack times (default 20, 0
 skips) on a stock-kernel and a patched-kernel guest, timed by dom0 and by the guest's blackout
-probe; prints the table, writes FILE (default results/bench.json)
-and a latency plot beside it.`;
+probe. Then, unless --toolstack is 0, a second lab whose CPU runs PVH guests: on a stock-kernel and
+a patched-kernel PVH guest, --toolstack times \`xl save -c\`, \`xl remus -b\` at 25 and 100 ms for
+--remus-seconds each (default 60, 0 skips), --toolstack times \`xl migrate\` to localhost, and our
+paths on the patched one. Prints the table, writes FILE (default results/bench.json) and a latency
+plot beside it.`;
 
 export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptions, "log"> {
   const { values: v } = parseArgs({
@@ -24,7 +31,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
       "checkpoint-count": { type: "string" }, "long-count": { type: "string" }, "long-seconds": { type: "string" }, toolstack: { type: "string" },
-      stock: { type: "boolean" }, output: { type: "string" },
+      "remus-seconds": { type: "string" }, stock: { type: "boolean" }, stack: { type: "string" }, output: { type: "string" },
     },
     strict: true,
   });
@@ -43,8 +50,18 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     longCount: int("long-count", v["long-count"], 10000, 0),
     longSeconds: int("long-seconds", v["long-seconds"], 600, 1),
     toolstackRuns: int("toolstack", v.toolstack, 20, 0),
+    remusSeconds: int("remus-seconds", v["remus-seconds"], 60, 0),
     stock: v.stock === true,
+    stack: stackArg(v.stack),
     output: v.output ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),
   };
+}
+
+function stackArg(s: string | undefined): Stack {
+  try {
+    return parseStack(s);
+  } catch (e) {
+    throw new UsageError(`bench: --stack: ${(e as Error).message}; use --stack ${STACKS.join(" or --stack ")}`);
+  }
 }

@@ -1,12 +1,14 @@
-// `npm run bench` on a machine without Xen: boot the nested lab (patched hypervisor and guest
-// kernel when the repo can build them, stock otherwise, and say which), create a 128 MB guest,
-// run `fastsuspend bench-run` inside dom0, then print the seed's table and write JSON and a plot.
+// `npm run bench` on a machine without Xen: boot the nested lab of a stack (patched hypervisor and
+// guest kernel when the repo can build them for it, stock otherwise, and say which), create a 128 MB
+// guest, run `fastsuspend bench-run` inside dom0, then print the seed's table and write JSON (with
+// the stack) and a plot.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { guestSuspends, Lab, repoDir, stderrProgress } from "@fastsuspend/lab";
+import { guestSuspends, Lab, repoDir, stackFacts, stderrProgress, type Stack } from "@fastsuspend/lab";
 import { BENCH_PATHS, formatTable, type BenchPathResult, type BenchResult, type CheckpointLoopResult, type GuestPhasesMs, type ToolstackResult } from "@fastsuspend/cli";
 import { summarizeGuestPhases } from "./guest-phases";
+import { pvhSection } from "./pvh";
 import { xlSaveRow } from "./toolstack";
 import { latencyCdfSvg } from "./plot";
 
@@ -25,10 +27,43 @@ export interface HostBenchOptions {
   longCount: number;
   /** The long loop's time budget: it stops there, with its results, if it has not finished. */
   longSeconds: number;
-  /** `xl save -c` runs per guest kernel for the toolstack table (0: skip). */
+  /** `xl save -c` (and on PVH `xl migrate`) runs per guest kernel for the toolstack table (0: skip, the PVH section too). */
   toolstackRuns: number;
+  /** Each `xl remus -b` run of the PVH section (0: none). */
+  remusSeconds: number;
   stock: boolean;
+  /** The lab's Debian release: its Xen, dom0, and the base the guest kernels and hypervisor are built on. */
+  stack: Stack;
   log: (line: string) => void;
+}
+
+/** What the bench builds for a stack, and the words it uses for what it booted. */
+export interface BenchStackPlan {
+  kernelArgs: string[];
+  stockKernelArgs: string[];
+  hypervisorArgs: string[];
+  patchedHypervisor: string;
+  debianHypervisor: string;
+  /** The guest kernels' Linux series (6.1, 6.12). */
+  linux: string;
+}
+
+/** bookworm's plan is what the bench built and said before stacks (as in docs/results-bench.json). */
+export function benchStackPlan(stack: Stack): BenchStackPlan {
+  const f = stackFacts(stack);
+  return {
+    kernelArgs: [...f.kernelBuildArgs],
+    stockKernelArgs: [...f.kernelBuildArgs, "--stock"],
+    hypervisorArgs: [...f.hypervisorBuildArgs],
+    patchedHypervisor: `patched ${f.patchedXenVersion} (suspend notify)`,
+    debianHypervisor: `Debian ${f.toolsVersion}`,
+    linux: f.linux,
+  };
+}
+
+/** The JSON the bench writes: bench-run's result, and the stack it ran on. */
+export function benchJson(result: BenchResult, stack: Stack): BenchResult & { stack: Stack } {
+  return { stack, ...result };
 }
 
 /** Runs a repo build script that prints its artefact's path last; undefined if it cannot. */
@@ -204,23 +239,25 @@ export async function checkpointLoops(l: Dom0Exec, domid: number, o: LoopOptions
 export async function benchOnLab(o: HostBenchOptions): Promise<number> {
   const progress = stderrProgress("bench");
   const repo = repoDir;
-  const kernel = o.stock ? undefined : buildArtefact(repo, "kernel/build.sh", [], o.log);
-  const stockKernel = buildArtefact(repo, "kernel/build.sh", ["--stock"], o.log);
-  const hypervisor = o.stock ? undefined : buildArtefact(repo, "hypervisor-patches/build.sh", [], o.log);
+  const plan = benchStackPlan(o.stack);
+  const kernel = o.stock ? undefined : buildArtefact(repo, "kernel/build.sh", plan.kernelArgs, o.log);
+  const stockKernel = buildArtefact(repo, "kernel/build.sh", plan.stockKernelArgs, o.log);
+  const hypervisor = o.stock ? undefined : buildArtefact(repo, "hypervisor-patches/build.sh", plan.hypervisorArgs, o.log);
   const guestKernel = kernel ?? stockKernel;
-  const guestDesc = kernel ? "patched (suspend event channel)" : stockKernel ? "stock 6.1 (small config)" : "stock Debian 6.1";
+  const guestDesc = kernel ? "patched (suspend event channel)" : stockKernel ? `stock ${plan.linux} (small config)` : `stock Debian ${plan.linux}`;
   let l: Lab;
-  let hvDesc = hypervisor ? "patched 4.17.5 (suspend notify)" : "Debian 4.17.7";
+  let hvDesc = hypervisor ? plan.patchedHypervisor : plan.debianHypervisor;
   try {
-    l = await Lab.up({ name: `bench-${process.pid}`, progress, hypervisor, guestKernel });
+    l = await Lab.up({ name: `bench-${process.pid}`, progress, stack: o.stack, hypervisor, guestKernel });
   } catch (e) {
     if (!hypervisor) throw e;
     o.log(`the patched hypervisor did not boot (${(e as Error).message.split("\n")[0] ?? ""}); using Debian's`);
-    hvDesc = "Debian 4.17.7";
-    l = await Lab.up({ name: `bench-${process.pid}`, progress, guestKernel });
+    hvDesc = plan.debianHypervisor;
+    l = await Lab.up({ name: `bench-${process.pid}`, progress, stack: o.stack, guestKernel });
   }
+  let down = false;
   try {
-    o.log(`hypervisor: ${hvDesc}; guest kernel: ${guestDesc}`);
+    o.log(`stack: ${o.stack}; hypervisor: ${hvDesc}; guest kernel: ${guestDesc}`);
     const g = await l.createGuest({ name: "bench" });
     o.log(`guest "bench" is domain ${g.domid} (128 MB, 1 vCPU), created in ${(g.createMs / 1000).toFixed(1)} s`);
     const { result, code } = await benchRun(l, g.domid, "bench", { ...o, guestDesc });
@@ -252,21 +289,45 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     if (loops.length > 0) result.checkpointLoops = loops;
     if (o.toolstackRuns > 0) {
       const kernels = [
-        ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: "stock 6.1", name: "ts-stock" }]),
-        ...(kernel === undefined ? [] : [{ path: kernel, desc: "patched 6.1", name: "ts-patched" }]),
+        ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: `stock ${plan.linux}`, name: "ts-stock" }]),
+        ...(kernel === undefined ? [] : [{ path: kernel, desc: `patched ${plan.linux}`, name: "ts-patched" }]),
       ];
       const rows: ToolstackResult[] = [];
       for (const k of kernels) await optional(`xl save -c on the ${k.desc} guest`, async () => { rows.push(await xlSaveRow(l, k, { runs: o.toolstackRuns, hypervisor: hvDesc, log: o.log })); });
       if (rows.length > 0) result.toolstack = rows;
     }
-    mkdirSync(dirname(o.output), { recursive: true });
-    writeFileSync(o.output, JSON.stringify(result, null, 2) + "\n");
-    const svg = o.output.replace(/\.json$/, "") + ".svg";
-    writeFileSync(svg, latencyCdfSvg(result));
+    // Written now too, so that a PVH section that breaks leaves the PV figures on disk.
+    writeResult(result, o);
+    await l.down();
+    down = true;
+    if (o.toolstackRuns > 0) {
+      await optional("the PVH section", async () => {
+        const pvh = await pvhSection({
+          labName: `bench-pvh-${process.pid}`, stack: o.stack, progress, hvDesc, runs: o.toolstackRuns, remusIntervalsMs: o.remusSeconds > 0 ? [25, 100] : [], remusSeconds: o.remusSeconds, log: o.log,
+          ...(hypervisor === undefined || hvDesc !== plan.patchedHypervisor ? {} : { hypervisor }),
+          kernels: [
+            ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: `stock ${plan.linux}`, name: "pvh-stock" }]),
+            ...(kernel === undefined ? [] : [{ path: kernel, desc: `patched ${plan.linux}`, name: "pvh-patched" }]),
+          ],
+          ourPaths: async (pl, domid, name) => (await benchRun(pl, domid, name, { ...o, guestDesc: `${guestDesc}, PVH`, paths: "xenstore+watch,evtchn+evtchn", xlSave: 0 })).result?.paths ?? [],
+        });
+        result.toolstack = [...(result.toolstack ?? []), ...pvh.toolstack];
+        result.paths.push(...pvh.paths);
+      });
+    }
+    writeResult(result, o);
     console.log(formatTable(result));
-    o.log(`wrote ${o.output} and ${svg}`);
     return code === 0 && result.paths.every((p) => p.failed === 0) ? 0 : 1;
   } finally {
-    await l.down();
+    if (!down) await l.down();
   }
+}
+
+/** The JSON, and the latency plot beside it. */
+function writeResult(result: BenchResult, o: HostBenchOptions): void {
+  mkdirSync(dirname(o.output), { recursive: true });
+  writeFileSync(o.output, JSON.stringify(benchJson(result, o.stack), null, 2) + "\n");
+  const svg = o.output.replace(/\.json$/, "") + ".svg";
+  writeFileSync(svg, latencyCdfSvg(result));
+  o.log(`wrote ${o.output} and ${svg}`);
 }

@@ -6,7 +6,7 @@
 // probe (patched kernel only) its own suspend and resume.
 import { summarize } from "@fastsuspend/coordinator";
 import type { ToolstackResult } from "@fastsuspend/cli";
-import { blackout, guestSuspends, type BlackoutGap, type Lab } from "@fastsuspend/lab";
+import { blackout, guestSuspends, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { summarizeGuestPhases } from "./guest-phases";
@@ -23,16 +23,16 @@ export interface XlRun {
   tail?: string;
 }
 
-// Runs in dom0: `xl -vvv save -c DOM /dev/null` N times, one JSON line per run.
+// Runs in dom0: `xl -vvv ARGS...` N times (save -c, migrate), one JSON line per run.
 const XL_TIMED = `
 const { spawn } = require("child_process");
-const [dom, n] = process.argv.slice(2);
+const [n, ...xlArgs] = process.argv.slice(2);
 const PATTERNS = [["request", /issuing .* suspend request/], ["suspended", /guest has suspended/]];
 function once() {
   return new Promise((done) => {
     const t0 = process.hrtime.bigint();
     const startRealMs = Date.now();
-    const p = spawn("xl", ["-vvv", "save", "-c", dom, "/dev/null"], { stdio: ["ignore", "ignore", "pipe"] });
+    const p = spawn("xl", ["-vvv", ...xlArgs], { stdio: ["ignore", "ignore", "pipe"] });
     const marks = {};
     let buf = "";
     let all = "";
@@ -90,26 +90,42 @@ export interface ToolstackOptions {
   log: (line: string) => void;
 }
 
+export interface ToolstackKernel { path: string; desc: string; name: string }
+
+/** A guest for the toolstack rows: booted with the blackout probe on, past the probe's noise floor. */
+export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: GuestType, log: (line: string) => void): Promise<number> {
+  const g = await l.createGuest({ name: kernel.name, kernel: kernel.path, type, extra: "fastsuspend.blackout=on" });
+  writeFileSync(join(l.runDir, "share", "xl-timed.js"), XL_TIMED);
+  // The probe's first seconds are its noise floor (no suspends then); then a clean window.
+  await new Promise((r) => setTimeout(r, 11_000));
+  const floor = await blackout(l, kernel.name);
+  await guestSuspends(l, kernel.name).catch(() => []);
+  log(`${kernel.desc} ${type} guest "${kernel.name}" is domain ${g.domid}; blackout probe floor p99 ${floor.floor.p99Us} us, max ${floor.floor.maxUs} us`);
+  return g.domid;
+}
+
 /**
- * `xl save -c` ×N on a fresh guest with `kernel` (booted with the blackout probe on): the row for
- * the toolstack table. The guest is destroyed afterwards.
+ * `xl -vvv ARGS` x runs on the guest (ARGS name it, by name: a migration changes its domid),
+ * each run's blackout from the guest's probe: one row of the toolstack table.
  */
-export async function xlSaveRow(l: Lab, kernel: { path: string; desc: string; name: string }, o: ToolstackOptions): Promise<ToolstackResult> {
-  const g = await l.createGuest({ name: kernel.name, kernel: kernel.path, extra: "fastsuspend.blackout=on" });
+export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
+  const r = await l.exec(["node", "/lab/xl-timed.js", String(o.runs), ...xlArgs], { timeoutMs: o.runs * 120_000 });
+  const runs = parseXlRuns(r.stdout);
+  const report = await blackout(l, kernel.name);
+  const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
+  const row = { ...summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, blackoutPerRun(runs, report.gaps)), ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
+  o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms`);
+  return guestMs === undefined ? row : { ...row, guestMs };
+}
+
+/**
+ * `xl save -c` x N on a fresh PV guest with `kernel` (booted with the blackout probe on): the row
+ * for the toolstack table. The guest is destroyed afterwards.
+ */
+export async function xlSaveRow(l: Lab, kernel: ToolstackKernel, o: ToolstackOptions): Promise<ToolstackResult> {
+  await toolstackGuest(l, kernel, "pv", o.log);
   try {
-    writeFileSync(join(l.runDir, "share", "xl-timed.js"), XL_TIMED);
-    // The probe's first seconds are its noise floor (no suspends then); then a clean window.
-    await new Promise((r) => setTimeout(r, 11_000));
-    const floor = await blackout(l, kernel.name);
-    await guestSuspends(l, kernel.name).catch(() => []);
-    o.log(`xl save -c x${o.runs} on ${kernel.desc} guest (domain ${g.domid}); blackout probe floor p99 ${floor.floor.p99Us} us, max ${floor.floor.maxUs} us`);
-    const r = await l.exec(["node", "/lab/xl-timed.js", String(g.domid), String(o.runs)], { timeoutMs: o.runs * 120_000 });
-    const runs = parseXlRuns(r.stdout);
-    const report = await blackout(l, kernel.name);
-    const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
-    const row = summarizeXlRuns("xl save -c", kernel.desc, o.hypervisor, runs, blackoutPerRun(runs, report.gaps));
-    o.log(`xl save -c on ${kernel.desc}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms`);
-    return guestMs === undefined ? row : { ...row, guestMs };
+    return await xlRepeatedRow(l, kernel, "xl save -c", ["save", "-c", kernel.name, "/dev/null"], o);
   } finally {
     await l.destroyGuest(kernel.name).catch(() => undefined);
   }

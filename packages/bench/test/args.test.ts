@@ -18,12 +18,24 @@ describe("npm run bench arguments", () => {
 
   it("takes the toolstack runs per guest kernel (0 skips the table)", () => {
     expect(parseBenchHostArgs(["--toolstack", "0"])).toMatchObject({ toolstackRuns: 0 });
+    expect(parseBenchHostArgs(["--remus-seconds", "0"])).toMatchObject({ remusSeconds: 0 });
+    expect(() => parseBenchHostArgs(["--remus-seconds=-1"])).toThrow(/--remus-seconds must be an integer >= 0/);
     expect(() => parseBenchHostArgs(["--toolstack", "x"])).toThrow(/--toolstack must be an integer >= 0, got "x"/);
+  });
+
+  it("boots bookworm's lab unless --stack names another, and refuses an unknown stack before it boots", () => {
+    expect(parseBenchHostArgs([])).toMatchObject({ stack: "bookworm" });
+    expect(parseBenchHostArgs(["--stack", "bookworm"])).toMatchObject({ stack: "bookworm" });
+    expect(parseBenchHostArgs(["--stack", "trixie"])).toMatchObject({ stack: "trixie" });
+    expect(parseBenchHostArgs(["--stack=trixie", "--stock"])).toMatchObject({ stack: "trixie", stock: true });
+    expect(() => parseBenchHostArgs(["--stack", "sid"])).toThrow(UsageError);
+    expect(() => parseBenchHostArgs(["--stack", "sid"])).toThrow(/--stack: unknown stack "sid" \(known: bookworm, trixie\); use --stack bookworm or --stack trixie/);
+    expect(() => parseBenchHostArgs(["--stack"])).toThrow(); // a value is required
   });
 
   it("has the seed's defaults", () => {
     expect(parseBenchHostArgs([])).toEqual({
-      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, stock: false, output: "results/bench.json",
+      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, remusSeconds: 60, stock: false, stack: "bookworm", output: "results/bench.json",
     });
     expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--output", "/tmp/x.json"])).toMatchObject({
       cycles: 7, stock: true, paths: "a,b", output: "/tmp/x.json",

@@ -43,6 +43,8 @@ export interface BenchPathResult {
   guestMs?: GuestPhasesMs;
   /** "fast": a guest that suspends without the task freezer (kernel patch 0006); absent: the default. */
   guestSuspend?: "fast";
+  /** The guest's type ("pv" when absent). */
+  guestType?: "pv" | "pvh";
 }
 
 /**
@@ -84,6 +86,12 @@ export interface ToolstackResult {
   tool: string;
   guestKernel: string;
   hypervisor: string;
+  /** The guest's type ("pv" when absent: rows of runs before PVH). */
+  guestType?: "pv" | "pvh";
+  /**
+   * Runs of xl; for `xl remus`, the checkpoints libxl issued in its one run (ok: those it saw the
+   * guest suspend for), and blackoutMs per checkpoint.
+   */
   n: number;
   ok: number;
   failed: number;
@@ -94,6 +102,8 @@ export interface ToolstackResult {
   phases: { setupMs: Summary; suspendMs: Summary; saveAndResumeMs: Summary };
   /** The guest's own suspend and resume (a kernel with patch 0005 only). */
   guestMs?: GuestPhasesMs;
+  /** `xl remus`: checkpoints per second over its run. */
+  perSecond?: number;
   errors: string[];
 }
 

@@ -25,7 +25,10 @@ function guestLine(what: string, g: GuestPhasesMs): string {
 /** A toolstack row: what a user of stock xl sees on this guest kernel. */
 function toolstackLine(t: ToolstackResult): string {
   const g = t.guestMs === undefined ? "" : `; guest's own suspend ${fmt(t.guestMs.suspend.median)}, resume ${fmt(t.guestMs.resume.median)}`;
-  return `  ${t.tool}, ${t.guestKernel} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${g}`;
+  if (t.perSecond !== undefined) {
+    return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.n} checkpoints (${fmt(t.perSecond)}/s, ${t.failed} without a suspended line), blackout per checkpoint med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request -> suspended med ${fmt(t.phases.suspendMs.median)}, suspended -> next request med ${fmt(t.phases.saveAndResumeMs.median)}${t.errors.length > 0 ? `; ${t.errors.join("; ")}` : ""}`;
+  }
+  return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${g}`;
 }
 
 /** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */

@@ -33,7 +33,15 @@ export interface LabOptions {
    * Xen 4.17, Linux 6.1) or "trixie" (Xen 4.20, Linux 6.12). See docs/lab.md, "Stacks".
    */
   stack?: Stack;
+  /**
+   * QEMU's CPU model (default FASTSUSPEND_QEMU_CPU, else Nehalem). PVH_CPU gives Xen HVM with
+   * nested paging, so the lab runs PVH guests (TCG then runs single-threaded: qemuTcgThread()).
+   */
+  cpu?: string;
 }
+
+/** The SVM CPU model with nested paging under which the lab's Xen runs PVH guests (docs/lab.md). */
+export const PVH_CPU = "Opteron_G3,+svm,+npt,-rdtscp";
 
 export type GuestType = "pv" | "pvh";
 
@@ -110,7 +118,7 @@ export class Lab {
       {
         runDir, shareDir, xen, xenCmdline: XEN_CMDLINE,
         dom0Kernel: artefacts.dom0Kernel, dom0Cmdline: `console=hvc0 earlyprintk=xen quiet fastsuspend.xenstored=${xenstored}`,
-        dom0Initrd: join(runDir, "dom0-initrd.gz"), memoryMb: opts.memoryMb ?? 2048, cpus: 2,
+        dom0Initrd: join(runDir, "dom0-initrd.gz"), memoryMb: opts.memoryMb ?? 2048, cpus: 2, ...(opts.cpu === undefined ? {} : { cpu: opts.cpu }),
       },
       opts.detached ?? false,
     );

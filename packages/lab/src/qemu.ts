@@ -16,6 +16,8 @@ export interface QemuConfig {
   dom0Initrd: string;
   memoryMb: number;
   cpus: number;
+  /** The CPU model; qemuCpu() when absent. */
+  cpu?: string;
 }
 
 export const consoleLog = (runDir: string): string => join(runDir, "console.log");
@@ -59,7 +61,7 @@ export function qemuArgs(c: QemuConfig): string[] {
   return [
     "-name", `fastsuspend-lab,process=fastsuspend-lab`,
     // TCG: this machine's /dev/kvm is a software virtualiser that cannot run Xen (lab-notes).
-    "-accel", `tcg,thread=${qemuTcgThread()}`, "-cpu", qemuCpu(), "-smp", String(c.cpus), "-m", String(c.memoryMb),
+    "-accel", `tcg,thread=${qemuTcgThread(c.cpu ?? qemuCpu())}`, "-cpu", c.cpu ?? qemuCpu(), "-smp", String(c.cpus), "-m", String(c.memoryMb),
     "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
     "-pidfile", pidFile(c.runDir),
     "-chardev", `file,id=con,path=${consoleLog(c.runDir)}`, "-serial", "chardev:con",
