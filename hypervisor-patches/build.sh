@@ -13,11 +13,15 @@
 #                   xen-hypervisor-4.20-amd64; series in 4.20/.  See
 #                   "Base 4.20: the source" below.
 #
-# Usage: hypervisor-patches/build.sh [--base 4.17|4.20] [--stock]
+# Usage: hypervisor-patches/build.sh [--base 4.17|4.20] [--stock] [--shadow]
 #        hypervisor-patches/build.sh [--base 4.17|4.20] --source-only
 #
 #   --stock        build without the fastsuspend series (same source, same
 #                  config): the baseline to compare against.
+#   --shadow       with CONFIG_SHADOW_PAGING=y: PV guests get log-dirty, so
+#                  `xl migrate` and `xl remus` of a PV guest work.  Debian
+#                  ships it off in both bookworm (4.17.7) and trixie (4.20.4),
+#                  where only HVM/PVH guests (HAP) can be migrated.
 #   --source-only  only make sure the pristine extracted source tree exists
 #                  and print its path (used by check.sh).
 #
@@ -60,6 +64,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 BASE=4.17
 MODE=patched
+SHADOW=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --base)
@@ -69,9 +74,10 @@ while [ $# -gt 0 ]; do
             ;;
         --base=*) BASE=${1#--base=} ;;
         --stock) MODE=stock ;;
+        --shadow) SHADOW=1 ;;
         --source-only) MODE=source ;;
         -h|--help) sed -n '2,55p' "$0" >&2; exit 0 ;;
-        *) die "unknown argument: $1 (usage: build.sh [--base 4.17|4.20] [--stock|--source-only])" ;;
+        *) die "unknown argument: $1 (usage: build.sh [--base 4.17|4.20] [--stock] [--shadow] | --source-only)" ;;
     esac
     shift
 done
@@ -113,6 +119,13 @@ case "$BASE" in
     ;;
 *) die "unknown --base '$BASE' (known: 4.17, 4.20)" ;;
 esac
+if [ "$SHADOW" = 1 ]; then
+    # Shadow paging back on (Debian's configs have it off): PV log-dirty.
+    # Part of the cache key through CONFIG_DESC.
+    EXTRA_CONFIG=(CONFIG_SHADOW_PAGING=y)
+    CONFIG_DESC="${CONFIG_DESC/CONFIG_SHADOW_PAGING=n/CONFIG_SHADOW_PAGING=y}"
+    case "$CONFIG_DESC" in *CONFIG_SHADOW_PAGING=y*) ;; *) CONFIG_DESC="$CONFIG_DESC + CONFIG_SHADOW_PAGING=y" ;; esac
+fi
 
 # Read the series file: one patch name per line, '#' comments and blank
 # lines ignored.
