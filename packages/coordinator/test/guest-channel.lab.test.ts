@@ -381,7 +381,8 @@ describe("guest suspend event channel: shutdown and xenwatch serialisation (revi
   }, 15 * MINUTE);
 
   test("(b) channel checkpoints while a vbd is attached and detached in a loop: all succeed, no kernel warning, the disk still works", async () => {
-    const spec = await prepareLoopVbd(lab, { loop: 7, image: "/tmp/gc-vbd.img", mb: 4 });
+    // loop3: guest-data.lab uses loop4-7 (PV and PVH), and may run first on the same lab.
+    const spec = await prepareLoopVbd(lab, { loop: 3, image: "/tmp/gc-vbd.img", mb: 4 });
     for (const type of types) {
       const name = `gc-vbd-${type}`;
       const log = `/var/log/xen/console/guest-${name}.log`;

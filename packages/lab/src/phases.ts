@@ -72,6 +72,22 @@ export function parsePhasesLine(line: string): GuestSuspend {
   };
 }
 
+/** A kernel message on the console: "[ seconds.micros] ...", printed whole by printk. */
+const KERNEL_MESSAGE = /\[\s*\d+\.\d+\] /;
+
+/**
+ * A probe line the kernel printed into: the tty hands the probe's line to the console in pieces,
+ * and printk writes between them ("... xs_resume=38[   20.05] msg" then the line's rest on the
+ * next line, seen in CI). Cut the kernel's message out and join the rest back; `take` marks the
+ * next line used.
+ */
+function unsplit(line: string, next: string | undefined, take: () => void): string {
+  const k = KERNEL_MESSAGE.exec(line);
+  if (k === null || k.index === 0 || next === undefined || next.startsWith("PHASES-")) return line;
+  take();
+  return line.slice(0, k.index) + next;
+}
+
 /**
  * The suspends in the probe's block for `req` (the last block when `req` is not given);
  * undefined while that block is not complete. The count is checked against the END line.
@@ -89,8 +105,9 @@ export function parsePhases(text: string, req?: string): GuestSuspend[] | undefi
   if (begin < 0) return undefined;
   const head = fields(lines[begin] ?? "");
   const out: GuestSuspend[] = [];
-  for (const l of lines.slice(begin + 1)) {
-    if (l.startsWith("PHASES-CYC ")) out.push(parsePhasesLine(l));
+  for (let i = begin + 1; i < lines.length; i++) {
+    const l = lines[i] ?? "";
+    if (l.startsWith("PHASES-CYC ")) out.push(parsePhasesLine(unsplit(l, lines[i + 1], () => i++)));
     else if (l.startsWith("PHASES-BEGIN ")) return undefined; // cut off by a new block
     else if (l.startsWith("PHASES-END ")) {
       const e = fields(l);

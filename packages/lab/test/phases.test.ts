@@ -83,6 +83,16 @@ describe("parsePhases", () => {
     expect(parsePhases(`PHASES-BEGIN req=a seq=1\n${cyc}\n`, "a")).toBeUndefined();
     expect(parsePhases(`PHASES-BEGIN req=a seq=1\n${cyc}\nPHASES-BEGIN req=b seq=2\n`, "a")).toBeUndefined();
   });
+  test("a line the kernel printed into (CI: \"xs_resume=38[   20.05] ...\", the rest on the next line) is joined back", () => {
+    const split = "PHASES-CYC src=1 cancelled=1 restored=0 request_us=100 suspend_us=1200 resume_us=900 total_us=2500 xs_resume=38";
+    const text = `PHASES-BEGIN req=a seq=1\n${split}[   20.050296] blkfront: xvdb: barrier or flush: disabled\n1 thaw_processes=700\n${cyc}\nPHASES-END req=a seq=1 count=2\n`;
+    const r = parsePhases(text, "a");
+    expect(r).toHaveLength(2);
+    expect(r?.[0]?.steps).toEqual({ xs_resume: 0.381, thaw_processes: 0.7 });
+    expect(r?.[1]?.steps).toEqual({ xs_resume: 9 });
+    // Without the kernel's timestamp it is still garbage, and said so.
+    expect(() => parsePhases(`PHASES-BEGIN req=a seq=1\n${split}[oops\nPHASES-END req=a seq=1 count=1\n`, "a")).toThrow(/bad step xs_resume=38\[oops/);
+  });
   test("a lost line is an error, not a short answer", () => {
     expect(() => parsePhases(`PHASES-BEGIN req=a seq=1\n${cyc}\nPHASES-END req=a seq=1 count=2\n`, "a")).toThrow(/1 lines for count=2/);
   });
