@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { attachSharedLab, guestSuspends, verifyRecords, writerStatus, type GuestSuspend, type Lab, type WriterStatus } from "@fastsuspend/lab";
+import { attachSharedLab, consoleLogs, guestSuspends, verifyRecords, writerStatus, type GuestSuspend, type Lab, type WriterStatus } from "@fastsuspend/lab";
 
 import { prepareLoopVbd, VBD, waitVbdConnected } from "./vbd";
 
@@ -82,7 +82,6 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
         const spec = await prepareLoopVbd(lab, { loop, image: img, mb: IMAGE_MB });
         const extra = `fastsuspend.writer=on${mode === "fast" ? " xen_manage.fast_suspend=1" : ""}`;
         const g = await lab.createGuest({ name, type, kernel: patchedKernel(), extra });
-        const log = `/var/log/xen/console/guest-${name}.log`;
         const fastNode = (await lab.exec(`xenstore-read /local/domain/${g.domid}/feature/fast-suspend`)).stdout.trim();
         expect(fastNode).toBe(mode === "fast" ? "1" : "");
         await lab.mustExec(`xl block-attach ${g.domid} '${spec}'`, { timeoutMs: 2 * MINUTE });
@@ -119,7 +118,8 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
         expect(seen.every((s) => s.cancelled && s.frozen === (mode === "full") && s.devicePasses === (mode === "full"))).toBe(true);
 
         // A real suspend that ends in a restore: blkfront reconnects, the writer goes on.
-        await lab.mustExec(`rm -f /tmp/${name}.save; xl save ${g.domid} /tmp/${name}.save && xl restore /tmp/${name}.save`, { timeoutMs: 10 * MINUTE });
+        // The save file goes at once: dom0's /tmp is a 320 MB tmpfs, and the next guest saves there too.
+        await lab.mustExec(`rm -f /tmp/${name}.save; xl save ${g.domid} /tmp/${name}.save && xl restore /tmp/${name}.save; r=$?; rm -f /tmp/${name}.save; exit $r`, { timeoutMs: 10 * MINUTE });
         let domid = Number((await lab.mustExec(`xl domid ${name}`)).trim());
         expect(await waitVbdConnected(lab, domid)).toBe("4");
         const afterRestore = await writerPast(lab, name, afterLoop.acked + 10);
@@ -143,7 +143,7 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
           expect(last.errors).toBe(0);
           expect(verifyRecords(await image(lab, img, name), last.acked)).toEqual([]);
         }
-        const troubles = (await lab.exec(`grep -nE '${KERNEL_TROUBLE.source}' ${log}; true`)).stdout.trim();
+        const troubles = (await lab.exec(`grep -nsE '${KERNEL_TROUBLE.source}' ${consoleLogs(name)}; true`)).stdout.trim();
         console.log(`${name}: after restore${type === "pvh" ? " and migration" : ""} the writer is at ${last.acked} records, ${last.errors} errors, longest write ${last.maxWriteMs.toFixed(1)} ms (${last.slow} over 100 ms); kernel trouble lines: ${troubles || "(none)"}`);
         expect(troubles).toBe("");
         await lab.exec(`xl block-detach ${domid} ${VBD}; xl destroy ${name}; losetup -d /dev/loop${loop}; rm -f ${img} /tmp/${name}.save /lab/${name}.img; true`, { timeoutMs: 2 * MINUTE });

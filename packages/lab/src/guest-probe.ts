@@ -30,6 +30,15 @@ export function probeFields(line: string): Map<string, string> {
   return m;
 }
 
+/**
+ * The console logs of the guest named `name`, for a shell command line: its own, and the one its
+ * console went to after a live migration (xenconsoled names a log when the domain appears, and xl
+ * migrate-receive creates the domain as NAME--incoming).
+ */
+export function consoleLogs(name: string): string {
+  return `/var/log/xen/console/guest-${name}.log /var/log/xen/console/guest-${name}--incoming.log`;
+}
+
 /** The probe's answer, parsed. `guest` is a domain name or id. */
 export async function askGuestProbe<T>(lab: Lab, guest: string | number, r: GuestProbeRequest<T>): Promise<T> {
   const probe = r.tag.toLowerCase();
@@ -37,16 +46,18 @@ export async function askGuestProbe<T>(lab: Lab, guest: string | number, r: Gues
   const name = typeof guest === "string" ? guest : (await lab.mustExec(["xl", "domname", String(guest)])).trim();
   if (!Number.isInteger(domid) || !/^[a-zA-Z0-9_-]{1,64}$/.test(name)) throw new LabError(`${probe}: bad guest ${JSON.stringify(guest)}`, "pass a running guest's name or domid");
   const req = `r${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
-  const log = `/var/log/xen/console/guest-${name}.log`;
+  // A migrated guest's console goes to guest-NAME--incoming.log: xenconsoled names the log when
+  // the domain appears, and xl migrate-receive creates it as NAME--incoming (renamed at the end).
+  const log = consoleLogs(name);
   const script = [
     `xenstore-write /local/domain/${domid}/${r.node} ${req} || exit 4`,
     `end=$(($(date +%s) + ${Math.ceil(r.timeoutMs / 1000)}))`,
-    `until grep -q '${r.tag}-END req=${req} ' ${log} 2>/dev/null; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
-    `sed -n '/${r.tag}-BEGIN req=${req} /,/${r.tag}-END req=${req} /p' ${log}`,
+    `until grep -qs '${r.tag}-END req=${req} ' ${log}; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
+    `sed -n '/${r.tag}-BEGIN req=${req} /,/${r.tag}-END req=${req} /p' ${log} 2>/dev/null`,
   ].join("\n");
   const res = await lab.exec(script, { timeoutMs: r.timeoutMs + 30_000 });
   if (res.code !== 0 || res.timedOut) {
-    const tail = await lab.exec(`tail -n 20 ${log}`);
+    const tail = await lab.exec(`tail -n 20 ${log} 2>/dev/null`);
     const why = res.code === 4 ? "could not write its request node" : "no answer in its console log";
     throw new LabError(`${probe} probe of ${name} (domid ${domid}): ${why} within ${r.timeoutMs} ms`, r.hint, `${res.stderr}\n${tail.stdout}`);
   }
