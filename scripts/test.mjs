@@ -29,7 +29,16 @@ const lab = "packages/lab/dist/cli.js";
 let labUp = false;
 
 async function downLab() {
-  if (labUp) for (const n of [labName, labNameCx]) await sh("node", [lab, "down", "--name", n]);
+  if (labUp) {
+    for (const n of [labName, labNameCx]) {
+      // What a failed lab test needs afterwards and the lab takes with it: Xen's log and the tail of
+      // every guest console (a guest that crashed is destroyed by its test's cleanup).
+      const r = await sh("node", [lab, "exec", "--name", n, "--timeout", "60", "--", "sh", "-c",
+        "xl dmesg | tail -n 200; for f in /var/log/xen/console/guest-*.log; do echo \"== $f\"; tail -n 150 \"$f\"; done"], { capture: true });
+      if (r.code === 0) writeFileSync(join(results, `${n}-consoles.txt`), r.out);
+      await sh("node", [lab, "down", "--name", n]);
+    }
+  }
   labUp = false;
 }
 for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => downLab().finally(() => process.exit(130)));
