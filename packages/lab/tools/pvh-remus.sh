@@ -14,19 +14,8 @@
 set -u
 [ $# -ge 3 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 OUT=$1 FOR=$2 RUNS=$3
-REPO=$(cd "$(dirname "$0")/../../.." && pwd)
-export FASTSUSPEND_QEMU_CPU=${FASTSUSPEND_QEMU_CPU:-"Opteron_G3,+svm,+npt,-rdtscp"}
-LAB="node $REPO/packages/lab/dist/cli.js"
-NAME=pvhremus-$$
-HV=$(bash "$REPO/hypervisor-patches/build.sh" | tail -n 1)
-K=${4:-$(bash "$REPO/kernel/build.sh" | tail -n 1)}
-T0=$SECONDS
-mkdir -p "$OUT"
-trap '$LAB down --name $NAME > /dev/null 2>&1' EXIT
-$LAB up --name $NAME --xenstored oxenstored --guest-kernel "$K" --hypervisor "$HV" > "$OUT/up.log" 2>&1 || { tail "$OUT/up.log"; exit 1; }
-echo "lab up after $((SECONDS - T0)) s (cpu $FASTSUSPEND_QEMU_CPU, tcg thread=${FASTSUSPEND_QEMU_TCG_THREAD:-single})"
-x() { $LAB exec --name $NAME --timeout "$1" -- sh -c "$2"; }
-x 30 "xl info | grep -E 'virt_caps|xen_version'" | tee "$OUT/info.log"
+. "$(dirname "$0")/svm-lab.sh"
+svm_lab_up "$OUT" "pvhremus-$$" ${4:+"$4"}
 total=0 faults=0
 for i in $(seq 1 "$RUNS"); do
 	G=pr$i
