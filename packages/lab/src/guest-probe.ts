@@ -52,12 +52,13 @@ export async function askGuestProbe<T>(lab: Lab, guest: string | number, r: Gues
   const script = [
     `xenstore-write /local/domain/${domid}/${r.node} ${req} || exit 4`,
     `end=$(($(date +%s) + ${Math.ceil(r.timeoutMs / 1000)}))`,
-    `until grep -qs '${r.tag}-END req=${req} ' ${log}; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
-    `sed -n '/${r.tag}-BEGIN req=${req} /,/${r.tag}-END req=${req} /p' ${log} 2>/dev/null`,
+    // Through cat: busybox grep and sed fail on a missing file even when another one matches.
+    `until cat ${log} 2>/dev/null | grep -q '${r.tag}-END req=${req} '; do [ $(date +%s) -ge $end ] && exit 3; sleep 0.1; done`,
+    `cat ${log} 2>/dev/null | sed -n '/${r.tag}-BEGIN req=${req} /,/${r.tag}-END req=${req} /p'`,
   ].join("\n");
   const res = await lab.exec(script, { timeoutMs: r.timeoutMs + 30_000 });
   if (res.code !== 0 || res.timedOut) {
-    const tail = await lab.exec(`tail -n 20 ${log} 2>/dev/null`);
+    const tail = await lab.exec(`cat ${log} 2>/dev/null | tail -n 20`);
     const why = res.code === 4 ? "could not write its request node" : "no answer in its console log";
     throw new LabError(`${probe} probe of ${name} (domid ${domid}): ${why} within ${r.timeoutMs} ms`, r.hint, `${res.stderr}\n${tail.stdout}`);
   }
