@@ -108,11 +108,20 @@ export function livePid(runDir: string): number | undefined {
 export async function stopQemu(runDir: string, graceMs = 3000): Promise<boolean> {
   const pid = livePid(runDir);
   if (pid === undefined) return false;
+  // Watched by its pid, not by the pid file: QEMU removes that file as it starts to shut down, and
+  // under load lived on after it for a while (lab.lab's "no QEMU after down" saw it in CI).
+  const alive = (): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${runDir}/`); // a zombie's is empty
+    } catch {
+      return false;
+    }
+  };
   killPid(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && livePid(runDir) !== undefined) await new Promise((r) => setTimeout(r, 100));
-  if (livePid(runDir) !== undefined) killPid(pid, "SIGKILL");
-  while (livePid(runDir) !== undefined) await new Promise((r) => setTimeout(r, 50));
+  while (Date.now() < deadline && alive()) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) killPid(pid, "SIGKILL");
+  while (alive()) await new Promise((r) => setTimeout(r, 50));
   return true;
 }
 
