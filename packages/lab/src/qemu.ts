@@ -96,11 +96,15 @@ export function livePid(runDir: string): number | undefined {
     return undefined;
   }
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return isLabQemu(pid, runDir) ? pid : undefined;
+}
+
+/** pid is alive and is runDir's QEMU (not a lab whose name merely starts the same; a zombie's cmdline is empty). */
+function isLabQemu(pid: number, runDir: string): boolean {
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    return cmdline.includes(`${runDir}/`) ? pid : undefined; // not a lab whose name merely starts the same
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${runDir}/`);
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -110,13 +114,7 @@ export async function stopQemu(runDir: string, graceMs = 3000): Promise<boolean>
   if (pid === undefined) return false;
   // Watched by its pid, not by the pid file: QEMU removes that file as it starts to shut down, and
   // under load lived on after it for a while (lab.lab's "no QEMU after down" saw it in CI).
-  const alive = (): boolean => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${runDir}/`); // a zombie's is empty
-    } catch {
-      return false;
-    }
-  };
+  const alive = (): boolean => isLabQemu(pid, runDir);
   killPid(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && alive()) await new Promise((r) => setTimeout(r, 100));
