@@ -33,8 +33,7 @@ async function downLab() {
     for (const n of [labName, labNameCx]) {
       // What a failed lab test needs afterwards and the lab takes with it: Xen's log and the tail of
       // every guest console (a guest that crashed is destroyed by its test's cleanup).
-      const r = await sh("node", [lab, "exec", "--name", n, "--timeout", "60", "--", "sh", "-c",
-        "xl dmesg | tail -n 200; for f in /var/log/xen/console/guest-*.log; do echo \"== $f\"; tail -n 150 \"$f\"; done"], { capture: true });
+      const r = await sh("node", [lab, "consoles", "--name", n], { capture: true });
       if (r.code === 0) writeFileSync(join(results, `${n}-consoles.txt`), r.out);
       await sh("node", [lab, "down", "--name", n]);
     }

@@ -304,6 +304,7 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
       await optional("the PVH section", async () => {
         const pvh = await pvhSection({
           labName: `bench-pvh-${process.pid}`, stack: o.stack, progress, hvDesc, runs: o.toolstackRuns, remusIntervalsMs: o.remusSeconds > 0 ? [25, 100] : [], remusSeconds: o.remusSeconds, log: o.log,
+          consolesFile: `${o.output.replace(/\.json$/, "")}-pvh-consoles.txt`,
           ...(hypervisor === undefined || hvDesc !== plan.patchedHypervisor ? {} : { hypervisor }),
           kernels: [
             ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: `stock ${plan.linux}`, name: "pvh-stock" }]),

@@ -5,6 +5,8 @@
 // `xl remus -b` at each interval, `xl migrate` to localhost (log-dirty: PVH only on Debian's Xen),
 // each measured by the guest's blackout probe; then our own paths on the patched guest.
 import type { BenchPathResult, ToolstackResult } from "@fastsuspend/cli";
+import { writeFileSync } from "node:fs";
+
 import { Lab, PVH_CPU, type Progress, type Stack } from "@fastsuspend/lab";
 
 import { xlRemusRow } from "./remus";
@@ -23,6 +25,8 @@ export interface PvhSectionOptions {
   remusIntervalsMs: number[];
   remusSeconds: number;
   log: (line: string) => void;
+  /** Where Xen's log and the guests' console tails go when the section ends (for rows that failed). */
+  consolesFile?: string;
   /** Our paths on a guest (the bench's bench-run), for the patched kernel's rows. */
   ourPaths?: (l: Lab, domid: number, guestName: string) => Promise<BenchPathResult[]>;
 }
@@ -49,6 +53,9 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
           out.toolstack.push(await f());
         } catch (e) {
           o.log(`${what} on the ${k.desc} PVH guest failed, left out: ${(e as Error).message.split("\n")[0] ?? ""}`);
+          // A guest that is no longer running fails every row after this one: say so once.
+          const state = (await l.exec(`xl list ${k.name} 2>/dev/null | awk 'NR==2{print $5}'`)).stdout.trim();
+          if (!/^[r-][b-]-{4}$/.test(state)) throw new Error(`the guest is ${state === "" ? "gone" : `in state ${state}`} after ${what}`);
         }
       };
       try {
@@ -70,6 +77,10 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
     }
     return out;
   } finally {
+    if (o.consolesFile !== undefined) {
+      const file = o.consolesFile;
+      await l.consoleTails().then((t) => { writeFileSync(file, t); }, () => undefined);
+    }
     await l.down();
   }
 }

@@ -4,52 +4,12 @@
 import { summarize } from "@fastsuspend/coordinator";
 import type { ToolstackResult } from "@fastsuspend/cli";
 import { blackout, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 
 import type { ToolstackKernel, ToolstackOptions } from "./toolstack";
-
-/** One `xl remus` run as dom0 saw it: ms after xl started for each request and each suspended line. */
-export interface RemusRun {
-  startRealMs: number;
-  endRealMs: number;
-  ms: number;
-  code: number;
-  requests: number[];
-  suspended: number[];
-  tail: string;
-}
-
-// Runs in dom0: `timeout -s TERM S xl -vvv remus -F -b -n -d -i MS NAME dummy`, one JSON line.
-// SIGTERM: a non-interactive shell starts background jobs with SIGINT ignored (docs/results.md).
-const REMUS_TIMED = `
-const { spawn } = require("child_process");
-const [secs, ms, name] = process.argv.slice(2);
-const t0 = process.hrtime.bigint();
-const startRealMs = Date.now();
-const p = spawn("timeout", ["-s", "TERM", secs, "xl", "-vvv", "remus", "-F", "-b", "-n", "-d", "-i", ms, name, "dummy"], { stdio: ["ignore", "ignore", "pipe"] });
-const requests = [], suspended = [];
-let buf = "", tail = "";
-p.stderr.on("data", (d) => {
-  const t = Number(process.hrtime.bigint() - t0) / 1e6;
-  buf += d;
-  tail = (tail + d).slice(-600);
-  let i;
-  while ((i = buf.indexOf("\\n")) >= 0) {
-    const line = buf.slice(0, i);
-    buf = buf.slice(i + 1);
-    if (/issuing .* suspend request/.test(line)) requests.push(t);
-    else if (/guest has suspended/.test(line)) suspended.push(t);
-  }
-});
-p.on("close", (code) => {
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  console.log(JSON.stringify({ startRealMs, endRealMs: Date.now(), ms, code: code ?? -1, requests, suspended, tail }));
-});
-`;
+import { xlRunError, xlTimed, type XlRun } from "./xl-timed";
 
 /** libxl's request -> suspended for each checkpoint that got both lines, in order. */
-export function requestToSuspended(run: RemusRun): number[] {
+export function requestToSuspended(run: XlRun): number[] {
   const out: number[] = [];
   let j = 0;
   for (const [i, req] of run.requests.entries()) {
@@ -61,9 +21,26 @@ export function requestToSuspended(run: RemusRun): number[] {
   return out;
 }
 
-/** The row: one per remus run; n checkpoints issued, blackout per checkpoint (the probe's gaps in the run). */
-export function summarizeRemus(tool: string, kernel: string, hypervisor: string, guestType: GuestType, run: RemusRun, gaps: readonly BlackoutGap[]): ToolstackResult {
-  const inRun = gaps.filter((g) => g.atRealMs >= run.startRealMs && g.atRealMs <= run.endRealMs).map((g) => g.bootMs);
+/**
+ * Each checkpoint's blackout as the guest saw it: the longest gap of the probe that began in the
+ * checkpoint's period (its request to the next one's, both moved `slackMs` earlier: the probe's
+ * last clock read comes before the request reaches the guest, and the two clocks differ a little).
+ * The longest, not the sum: a period also holds the probe's noise (its floor), never a second
+ * suspend. A checkpoint with no gap in its period gets none (the count says so).
+ */
+export function blackoutPerCheckpoint(run: XlRun, gaps: readonly BlackoutGap[], slackMs = 20): number[] {
+  const at = (t: number): number => run.startRealMs + t - slackMs;
+  return run.requests.flatMap((req, i) => {
+    const from = at(req);
+    const next = run.requests[i + 1];
+    const to = next === undefined ? run.endRealMs + slackMs : at(next);
+    const inPeriod = gaps.filter((g) => g.atRealMs >= from && g.atRealMs < to).map((g) => g.bootMs);
+    return inPeriod.length === 0 ? [] : [Math.max(...inPeriod)];
+  });
+}
+
+/** The row for one remus run: n checkpoints issued, ok those libxl saw suspended, blackout per checkpoint. */
+export function summarizeRemus(tool: string, kernel: string, hypervisor: string, guestType: GuestType, run: XlRun, gaps: readonly BlackoutGap[]): ToolstackResult {
   const periods = run.requests.slice(1).map((t, i) => t - (run.requests[i] ?? t));
   const toSuspended = requestToSuspended(run);
   const first = run.requests[0];
@@ -72,12 +49,11 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
     const s = run.suspended.find((x) => x >= (run.requests[i] ?? 0) && x < req);
     return s === undefined ? [] : [req - s];
   });
-  // timeout(1) exits 124 when it had to stop xl: the expected end of a blackhole run.
-  const errors = run.code === 0 || run.code === 124 ? [] : [`xl remus exited ${run.code}: ${run.tail}`];
+  const error = xlRunError(run);
   return {
     tool, guestKernel: kernel, hypervisor, guestType,
     n: run.requests.length, ok: toSuspended.length, failed: run.requests.length - toSuspended.length,
-    blackoutMs: summarize(inRun),
+    blackoutMs: summarize(blackoutPerCheckpoint(run, gaps)),
     // Checkpoint period: one request to the next.
     totalMs: summarize(periods),
     phases: {
@@ -87,7 +63,7 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
       saveAndResumeMs: summarize(resumed),
     },
     perSecond: first === undefined || last === undefined || last === first ? 0 : ((run.requests.length - 1) * 1000) / (last - first),
-    errors,
+    errors: error === undefined ? [] : [error],
   };
 }
 
@@ -96,12 +72,9 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
  * is stopped is resumed with `fastsuspend resume` (said in the row's errors: a user would have to).
  */
 export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: GuestType, intervalMs: number, seconds: number, o: ToolstackOptions): Promise<ToolstackResult> {
-  writeFileSync(join(l.runDir, "share", "remus-timed.js"), REMUS_TIMED);
   await blackout(l, kernel.name); // clears the probe's table: the row sees this run's gaps only
-  const r = await l.exec(["node", "/lab/remus-timed.js", String(seconds), String(intervalMs), kernel.name], { timeoutMs: (seconds + 120) * 1000 });
-  const line = r.stdout.split("\n").find((x) => x.startsWith("{"));
-  if (line === undefined) throw new Error(`xl remus: no result (exit ${r.code}): ${r.stderr.slice(-300)}`);
-  const run = JSON.parse(line) as RemusRun;
+  const runs = await xlTimed(l, 1, seconds, ["remus", "-F", "-b", "-n", "-d", "-i", String(intervalMs), kernel.name, "dummy"], (seconds + 120) * 1000);
+  const run = runs[0] as XlRun;
   const report = await blackout(l, kernel.name);
   const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps);
   const state = (await l.exec(`xl list ${kernel.name} | awk 'NR==2{print $5}'`)).stdout.trim();

@@ -1,11 +1,13 @@
 // xl remus rows: libxl's lines paired per checkpoint, the guest's gaps in the run, the rate.
 import type { BlackoutGap } from "@fastsuspend/lab";
 
-import { requestToSuspended, summarizeRemus, type RemusRun } from "../src/remus";
+import { blackoutPerCheckpoint, requestToSuspended, summarizeRemus } from "../src/remus";
+import type { XlRun } from "../src/xl-timed";
 
 const gap = (atRealMs: number, bootMs: number): BlackoutGap => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
-const run = (over: Partial<RemusRun> = {}): RemusRun => ({
-  startRealMs: 10_000, endRealMs: 20_000, ms: 10_000, code: 124,
+// Stopped by the script after 10 s, and ended by that SIGTERM: the normal end of a blackhole run.
+const run = (over: Partial<XlRun> = {}): XlRun => ({
+  startRealMs: 10_000, endRealMs: 20_000, ms: 10_000, code: null, signal: "SIGTERM", stoppedAtMs: 9_990,
   requests: [100, 200, 300, 400], suspended: [110, 215, 330], tail: "", ...over,
 });
 
@@ -17,8 +19,17 @@ describe("xl remus rows", () => {
     expect(requestToSuspended(run({ requests: [], suspended: [] }))).toEqual([]);
   });
 
+  it("gives each checkpoint the longest gap of its period (request to next request, 20 ms earlier), not the probe's noise beside it", () => {
+    // Periods: [10080, 10180), [10180, 10280), [10280, 10380), [10380, 20020).
+    const gaps = [gap(9_000, 500), gap(10_100, 12), gap(10_150, 3), gap(10_185, 14), gap(10_290, 2), gap(10_300, 40), gap(25_000, 900)];
+    expect(blackoutPerCheckpoint(run(), gaps)).toEqual([12, 14, 40]);
+    // Noise alone was what the rows of session 9 took for blackouts: gaps that no checkpoint caused.
+    expect(blackoutPerCheckpoint(run(), [gap(10_150, 3), gap(10_250, 2), gap(10_350, 4)])).toEqual([3, 2, 4]);
+    expect(blackoutPerCheckpoint(run({ requests: [] }), gaps)).toEqual([]);
+  });
+
   it("summarizes: checkpoints issued and suspended, per-checkpoint blackout from the gaps inside the run only, rate, period", () => {
-    const r = summarizeRemus("xl remus -b -i 100", "patched 6.1", "patched 4.17.5", "pvh", run(), [gap(9_000, 500), gap(10_100, 12), gap(10_200, 14), gap(10_300, 40), gap(25_000, 900)]);
+    const r = summarizeRemus("xl remus -b -i 100", "patched 6.1", "patched 4.17.5", "pvh", run(), [gap(9_000, 500), gap(10_100, 12), gap(10_200, 14), gap(10_230, 3), gap(10_300, 40), gap(25_000, 900)]);
     expect(r).toMatchObject({ tool: "xl remus -b -i 100", guestType: "pvh", n: 4, ok: 3, failed: 1, errors: [] });
     expect(r.blackoutMs).toMatchObject({ n: 3, median: 14, max: 40 });
     expect(r.totalMs).toMatchObject({ n: 3, median: 100 });
@@ -28,9 +39,12 @@ describe("xl remus rows", () => {
     expect(r.perSecond).toBeCloseTo(10, 5);
   });
 
-  it("says when xl remus ended other than by the timeout's SIGTERM", () => {
-    expect(summarizeRemus("t", "k", "h", "pvh", run({ code: 0 }), []).errors).toEqual([]);
-    expect(summarizeRemus("t", "k", "h", "pvh", run({ code: 3, tail: "Failed to enable logdirty: 95" }), []).errors).toEqual(["xl remus exited 3: Failed to enable logdirty: 95"]);
+  it("says when xl remus ended other than by the script's SIGTERM", () => {
+    expect(summarizeRemus("t", "k", "h", "pvh", run({ code: 0, signal: null }), []).errors).toEqual([]);
+    expect(summarizeRemus("t", "k", "h", "pvh", run({ code: 3, signal: null, stoppedAtMs: undefined, tail: "Failed to enable logdirty: 95" }), []).errors).toEqual(["xl exited 3: Failed to enable logdirty: 95"]);
+    // Killed by another signal, or by SIGTERM the script did not send.
+    expect(summarizeRemus("t", "k", "h", "pvh", run({ signal: "SIGKILL", tail: "a\nb" }), []).errors).toEqual(["xl killed by SIGKILL: a | b"]);
+    expect(summarizeRemus("t", "k", "h", "pvh", run({ stoppedAtMs: undefined }), []).errors).toHaveLength(1);
     expect(summarizeRemus("t", "k", "h", "pvh", run({ requests: [], suspended: [] }), []).perSecond).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
-import { blackoutPerRun, parseXlRuns, summarizeXlRuns, type XlRun } from "../src/toolstack";
+import { blackoutPerRun, summarizeXlRuns } from "../src/toolstack";
+import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
-const run = (start: number, ms: number, code = 0, marks: XlRun["marks"] = { request: 300, suspended: 320 }): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, marks });
+const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320]): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended });
 const gap = (atRealMs: number, bootMs: number) => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
 
 describe("the toolstack table's pieces", () => {
@@ -17,7 +18,7 @@ describe("the toolstack table's pieces", () => {
   });
 
   test("summarizeXlRuns: phases from libxl's marks, failures apart", () => {
-    const runs = [run(0, 1000, 0, { request: 400, suspended: 430 }), run(5000, 1200, 0, { request: 500, suspended: 520 }), run(9000, 50, 3, {})];
+    const runs = [run(0, 1000, 0, [400], [430]), run(5000, 1200, 0, [500], [520]), run(9000, 50, 3, [], [])];
     const t = summarizeXlRuns("xl save -c", "patched 6.1", "patched 4.17.5", runs, [20, 30, 0]);
     expect(t).toMatchObject({ n: 3, ok: 2, failed: 1 });
     expect(t.totalMs).toMatchObject({ n: 2, min: 1000, max: 1200 });

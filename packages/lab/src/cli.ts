@@ -19,6 +19,7 @@ const USAGE = `usage: fastsuspend-lab <command> [options]
   guest create NAME [--type pv|pvh] [--kernel FILE] [--memory MB] [--extra ARGS]
   guest destroy NAME
   console [--lines N]           print the serial console (Xen and dom0)
+  consoles [--lines N]          print Xen's log (xl dmesg) and the tail of every guest console
   down                          stop the lab's QEMU
 common: --name NAME (default "default"; labs with different names run side by side)`;
 
@@ -109,6 +110,15 @@ async function main(argv: string[]): Promise<number> {
       const lines = Number(flags.get("lines") ?? "0");
       const text = readFileSync(consoleLog(runDirFor(name)), "latin1");
       process.stdout.write(lines > 0 ? text.split("\n").slice(-lines).join("\n") : text);
+      return 0;
+    }
+    case "consoles": {
+      const lab = await Lab.attach(name);
+      try {
+        process.stdout.write(await lab.consoleTails(Number(flags.get("lines") ?? "150")));
+      } finally {
+        lab.disconnect();
+      }
       return 0;
     }
     case "down": {

@@ -207,6 +207,15 @@ export class Lab {
     return readConsole(consoleLog(this.runDir));
   }
 
+  /**
+   * What a failure needs once the lab is gone: Xen's log and the tail of every guest console in
+   * dom0 (a guest that crashed is destroyed by its caller's cleanup, its log stays).
+   */
+  async consoleTails(lines = 150): Promise<string> {
+    const r = await this.exec(`xl dmesg | tail -n 200; for f in /var/log/xen/console/guest-*.log; do [ -e "$f" ] || continue; echo "== $f"; tail -n ${lines} "$f"; done`, { timeoutMs: 60_000 });
+    return r.stdout;
+  }
+
   /** Makes a host file visible in dom0 under /lab, named by content so kernels never clash. */
   share(hostPath: string): string {
     const data = readFileSync(hostPath);
