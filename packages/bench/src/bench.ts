@@ -290,7 +290,10 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     if (o.toolstackRuns > 0) {
       const kernels = [
         ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: `stock ${plan.linux}`, name: "ts-stock" }]),
-        ...(kernel === undefined ? [] : [{ path: kernel, desc: `patched ${plan.linux}`, name: "ts-patched" }]),
+        ...(kernel === undefined ? [] : [
+          { path: kernel, desc: `patched ${plan.linux}`, name: "ts-patched" },
+          { path: kernel, desc: `patched ${plan.linux}, fast suspend`, name: "ts-fast", extra: "xen_manage.fast_suspend=1" },
+        ]),
       ];
       const rows: ToolstackResult[] = [];
       for (const k of kernels) await optional(`xl save -c on the ${k.desc} guest`, async () => { rows.push(await xlSaveRow(l, k, { runs: o.toolstackRuns, hypervisor: hvDesc, log: o.log })); });
@@ -308,7 +311,11 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
           ...(hypervisor === undefined || hvDesc !== plan.patchedHypervisor ? {} : { hypervisor }),
           kernels: [
             ...(stockKernel === undefined ? [] : [{ path: stockKernel, desc: `stock ${plan.linux}`, name: "pvh-stock" }]),
-            ...(kernel === undefined ? [] : [{ path: kernel, desc: `patched ${plan.linux}`, name: "pvh-patched" }]),
+            ...(kernel === undefined ? [] : [
+              { path: kernel, desc: `patched ${plan.linux}`, name: "pvh-patched", ourPaths: true },
+              // What xl gets when the guest's owner also turns the fast mode on (kernel patch 0006).
+              { path: kernel, desc: `patched ${plan.linux}, fast suspend`, name: "pvh-fast", extra: "xen_manage.fast_suspend=1" },
+            ]),
           ],
           ourPaths: async (pl, domid, name) => (await benchRun(pl, domid, name, { ...o, guestDesc: `${guestDesc}, PVH`, paths: "xenstore+watch,evtchn+evtchn", xlSave: 0 })).result?.paths ?? [],
         });

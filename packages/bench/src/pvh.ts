@@ -63,7 +63,7 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
         if (o.runs > 0) await row("xl save -c", () => xlRepeatedRow(l, k, "xl save -c", ["save", "-c", k.name, "/dev/null"], ts));
         for (const ms of o.remusIntervalsMs) await row(`xl remus -b -i ${ms}`, () => xlRemusRow(l, k, "pvh", ms, o.remusSeconds, ts));
         if (o.runs > 0) await row("xl migrate", () => xlRepeatedRow(l, k, "xl migrate", ["migrate", "-s", "/tmp/fakessh", k.name, "localhost"], ts));
-        if (o.ourPaths !== undefined && /patched/.test(k.desc)) {
+        if (o.ourPaths !== undefined && k.ourPaths === true) {
           // After the migrations the guest has another domid.
           const now = Number((await l.mustExec(["xl", "domid", k.name])).trim());
           o.log(`our paths on the ${k.desc} PVH guest (domain ${now}, was ${domid})`);

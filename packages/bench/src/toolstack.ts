@@ -40,11 +40,20 @@ export interface ToolstackOptions {
   log: (line: string) => void;
 }
 
-export interface ToolstackKernel { path: string; desc: string; name: string }
+export interface ToolstackKernel {
+  path: string;
+  desc: string;
+  /** The guest's name (its domid changes with every migration). */
+  name: string;
+  /** Boot arguments beyond the probe's: the fast mode is xen_manage.fast_suspend=1 (kernel patch 0006). */
+  extra?: string;
+  /** The PVH section also runs our own paths on this guest. */
+  ourPaths?: boolean;
+}
 
 /** A guest for the toolstack rows: booted with the blackout probe on, past the probe's noise floor. */
 export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: GuestType, log: (line: string) => void): Promise<number> {
-  const g = await l.createGuest({ name: kernel.name, kernel: kernel.path, type, extra: "fastsuspend.blackout=on" });
+  const g = await l.createGuest({ name: kernel.name, kernel: kernel.path, type, extra: `fastsuspend.blackout=on${kernel.extra === undefined ? "" : ` ${kernel.extra}`}` });
   // The probe's first seconds are its noise floor (no suspends then); then a clean window.
   await new Promise((r) => setTimeout(r, 11_000));
   const floor = await blackout(l, kernel.name);

@@ -8,6 +8,7 @@ import { DEFAULT_STACK, type OtherStack, type Stack } from "./pins";
 import { buildStackArtefacts, stackAddon } from "./stack-artefacts";
 import { findFatal, lastLines, readConsole } from "./console";
 import { LabError } from "./errors";
+import { consoleLogs } from "./guest-probe";
 import { assetsDir, cacheDir, repoDir } from "./paths";
 import { type Progress, silent, timed } from "./progress";
 import { type RuntimeArchiveOptions, buildRuntimeArchive, concatArchives } from "./runtime";
@@ -247,7 +248,7 @@ export class Lab {
       const before = type === "pvh" ? await faults() : 0;
       // xenconsoled appends to a guest's log: an earlier guest of this name left its ready marker
       // there, which the wait below would take for this guest's (it did, in guest-data.lab).
-      await this.exec(["rm", "-f", log, `/var/log/xen/console/guest-${g.name}--incoming.log`]);
+      await this.exec(`rm -f ${consoleLogs(g.name)}`);
       const domid = await this.#xlCreate(g.name, cfgPath, g.timeoutMs);
       if (domid !== undefined && !(g.waitReady ?? true)) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
       // Exit 2 as soon as the domain is shut down or gone (a triple fault is a reboot to Xen).
