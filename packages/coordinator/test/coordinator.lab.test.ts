@@ -40,10 +40,13 @@ describe("coordinator on real Xen", () => {
     lab.disconnect();
   });
 
-  test("info names the available paths; the patched guest offers its suspend channel", async () => {
+  test("info names the available paths; the patched guest offers its suspend channel; a domain name does as its id", async () => {
     for (const g of guests) {
       const out = await lab.mustExec(`${CLI} info ${g.guest.domid} --json`);
-      const caps = JSON.parse(out) as { paths: string[]; guestChannel: { status: string } };
+      const caps = JSON.parse(out) as { domid: number; paths: string[]; guestChannel: { status: string } };
+      // As xl takes them: the name is looked up in xenstore (issue 16 item 4).
+      const byName = JSON.parse(await lab.mustExec(`${CLI} info ${g.guest.name} --json`)) as typeof caps;
+      expect({ domid: byName.domid, paths: byName.paths }).toEqual({ domid: g.guest.domid, paths: caps.paths });
       expect(caps.paths).toContain("xenstore+watch");
       expect(caps.paths).toContain("xenstore+evtchn");
       if (g.patched) {
