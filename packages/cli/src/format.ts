@@ -22,13 +22,27 @@ function guestLine(what: string, g: GuestPhasesMs): string {
   return `  ${what}: guest suspend med ${fmt(g.suspend.median)} (p99 ${fmt(g.suspend.p99)}), resume med ${fmt(g.resume.median)} (p99 ${fmt(g.resume.p99)}); slowest steps: ${slow || "-"} (n=${g.n})`;
 }
 
+/**
+ * A toolstack row against the stock kernel's row of the same tool and guest type in the same run
+ * (issue 14's targets): the patched guest's median blackout as a fraction of the stock guest's,
+ * and, for xl remus, its checkpoint rate as a multiple of it.
+ */
+export function vsStock(t: ToolstackResult, rows: readonly ToolstackResult[]): string {
+  if (t.guestKernel.startsWith("stock")) return "";
+  const stock = rows.find((r) => r.tool === t.tool && (r.guestType ?? "pv") === (t.guestType ?? "pv") && r.guestKernel.startsWith("stock"));
+  if (stock === undefined) return "";
+  const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : "-");
+  const rate = t.perSecond !== undefined && stock.perSecond !== undefined ? `, rate ${ratio(t.perSecond, stock.perSecond)}` : "";
+  return `; vs stock: blackout ${ratio(t.blackoutMs.median, stock.blackoutMs.median)}${rate}`;
+}
+
 /** A toolstack row: what a user of stock xl sees on this guest kernel. */
-function toolstackLine(t: ToolstackResult): string {
+function toolstackLine(t: ToolstackResult, rows: readonly ToolstackResult[] = []): string {
   const g = t.guestMs === undefined ? "" : `; guest's own suspend ${fmt(t.guestMs.suspend.median)}, resume ${fmt(t.guestMs.resume.median)}`;
   if (t.perSecond !== undefined) {
-    return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.n} checkpoints (${fmt(t.perSecond)}/s, ${t.failed} without a suspended line), blackout per checkpoint med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request -> suspended med ${fmt(t.phases.suspendMs.median)}, suspended -> next request med ${fmt(t.phases.saveAndResumeMs.median)}${t.errors.length > 0 ? `; ${t.errors.join("; ")}` : ""}`;
+    return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.n} checkpoints (${fmt(t.perSecond)}/s, ${t.failed} without a suspended line), blackout per checkpoint med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request -> suspended med ${fmt(t.phases.suspendMs.median)}, suspended -> next request med ${fmt(t.phases.saveAndResumeMs.median)}${vsStock(t, rows)}${t.errors.length > 0 ? `; ${t.errors.join("; ")}` : ""}`;
   }
-  return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${g}`;
+  return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${g}${vsStock(t, rows)}`;
 }
 
 /** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */
@@ -73,7 +87,7 @@ export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & P
   if (x?.guestMs) lines.push(guestLine("xl save -c", x.guestMs));
   for (const c of result.checkpointLoops ?? []) lines.push(...checkpointLoopLines(c));
   if ((result.toolstack ?? []).length > 0) lines.push("stock xl, measured by the guest (medians in ms):");
-  for (const t of result.toolstack ?? []) lines.push(toolstackLine(t));
+  for (const t of result.toolstack ?? []) lines.push(toolstackLine(t, result.toolstack));
   for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
   return lines.join("\n");
 }

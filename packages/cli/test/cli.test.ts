@@ -8,7 +8,8 @@ import { DaemonError } from "@fastsuspend/daemon/client";
 import { FakeWorld } from "@fastsuspend/coordinator/testing";
 import { XenUnavailableError } from "@fastsuspend/xen";
 
-import { COMMANDS, EXIT, exitCodeFor, formatTable, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps } from "../src";
+import { COMMANDS, EXIT, exitCodeFor, formatTable, parseCli, run, USAGE, type BenchResult, type CheckpointLoopResult, type Deps, type ToolstackResult } from "../src";
+import { vsStock } from "../src/format";
 import { EnvironmentError } from "../src/exit-codes";
 import { mediansPerBlock } from "../src/commands";
 import { commandHelp } from "../src/usage";
@@ -542,6 +543,19 @@ describe("formatTable", () => {
     expect(lines[1]).toMatch(/^path\s+ok\/n\s+susp avg\s+susp min\s+susp max\s+susp med\s+susp p99\s+res avg.*cyc p99\s+vs xenstore\+watch$/);
     expect(lines[2]).toMatch(/^xenstore\+watch\s+3\/3\s+48\.0\s+47\.0\s+49\.0\s+48\.0\s+49\.0\s+5\.0\s+4\.0\s+6\.0\s+5\.0\s+6\.0\s+48\.0.*1\.00x$/);
     expect(lines[3]).toMatch(/^evtchn\+evtchn .* 0\.25x$/);
+  });
+
+  it("sets each patched toolstack row against the stock row of the same tool and guest type (issue 14's targets)", () => {
+    const row = (tool: string, guestKernel: string, blackout: number, guestType: "pv" | "pvh" = "pvh", perSecond?: number): ToolstackResult => ({
+      tool, guestKernel, hypervisor: "h", guestType, n: 3, ok: 3, failed: 0, blackoutMs: summarize([blackout]), totalMs: summarize([100]),
+      phases: { setupMs: summarize([1]), suspendMs: summarize([2]), saveAndResumeMs: summarize([3]) }, errors: [], ...(perSecond === undefined ? {} : { perSecond }),
+    });
+    const rows = [row("xl remus -b -i 25", "stock 6.1", 200, "pvh", 5), row("xl remus -b -i 25", "patched 6.1", 40, "pvh", 16), row("xl migrate", "patched 6.1", 50), row("xl migrate", "stock 6.1", 80, "pv")];
+    expect(vsStock(rows[1] as ToolstackResult, rows)).toBe("; vs stock: blackout 0.20x, rate 3.20x");
+    expect(vsStock(rows[0] as ToolstackResult, rows)).toBe("");
+    // A stock row of another guest type is not the baseline.
+    expect(vsStock(rows[2] as ToolstackResult, rows)).toBe("");
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: rows })).toContain("vs stock: blackout 0.20x, rate 3.20x");
   });
 
   it("says when the baseline is missing and shows '-' for empty stats", () => {
