@@ -41,15 +41,19 @@ export async function mustSh(cmd, args, opts = {}) {
 }
 
 /**
- * The lab stack to build and boot: FASTSUSPEND_STACK, bookworm when unset. Checked against the
- * lab's stacks (STACKS in packages/lab/src/pins.ts, whose CLI checks again) before anything is
- * built, so that a typo fails in the first second rather than after the build.
+ * The lab stacks npm test runs, in order, each with the lab test files it runs there. Unset
+ * FASTSUSPEND_STACK: every verified file on bookworm, then the core suites on trixie (issue 17:
+ * both Debian releases in every run, within CI's time). FASTSUSPEND_STACK=bookworm|trixie: that
+ * stack alone, every verified file. Checked against the lab's stacks (STACKS in
+ * packages/lab/src/pins.ts, whose CLI checks again) before anything is built, so that a typo fails
+ * in the first second rather than after the build.
  */
 export const LAB_STACKS = ["bookworm", "trixie"];
-export function labStack(env = process.env) {
-  const s = env.FASTSUSPEND_STACK || "bookworm";
-  if (!LAB_STACKS.includes(s)) throw new Error(`FASTSUSPEND_STACK=${JSON.stringify(s)} is not a lab stack: set it to ${LAB_STACKS.join(" or ")}, or unset it for bookworm`);
-  return s;
+export function labPlan(env = process.env) {
+  const s = env.FASTSUSPEND_STACK || "";
+  if (s === "") return [{ stack: "bookworm", files: "verified" }, { stack: "trixie", files: "core" }];
+  if (!LAB_STACKS.includes(s)) throw new Error(`FASTSUSPEND_STACK=${JSON.stringify(s)} is not a lab stack: set it to ${LAB_STACKS.join(" or ")}, or unset it for both (bookworm, then trixie's core suites)`);
+  return [{ stack: s, files: "verified" }];
 }
 
 /** `--stack S` for the lab CLI; nothing for bookworm, so that its command lines are the ones from before stacks. */
