@@ -304,8 +304,10 @@ function poweroffInitrd(lab: Lab): string {
   return lab.share(out);
 }
 
-// What the kernel prints once its reboot notifiers are done (kernel_halt() / kernel_power_off()).
-const POWER_DOWN = "reboot: (System halted|Power down)";
+// What the kernel prints once its reboot notifiers are done (kernel_halt() / kernel_power_off());
+// 6.12's kernel_halt() says "Power off not available: System halted instead" when reboot(2) asked
+// for a power-off that a Xen PV guest cannot do.
+const POWER_DOWN = "reboot: (System halted|Power down|Power off not available)";
 
 const GETINFO = (domid: number): string =>
   `node -e 'const x=require("/fastsuspend/packages/xen/dist/index.js").openXen(); try { const i=x.getInfo(${domid}); console.log("xen-info " + JSON.stringify({ shutdown: i.shutdown, reason: i.shutdownReasonName, dying: i.dying })); } catch (e) { console.log("xen-info " + JSON.stringify({ gone: String(e.message) })); }'`;

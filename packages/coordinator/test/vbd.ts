@@ -37,12 +37,13 @@ function shareDom0BlockModules(lab: Lab): { loop: string; blkback: string } {
  * block-attach` spec of a vbd on it.
  */
 export async function prepareLoopVbd(lab: Lab, o: { loop: number; image: string; mb: number }): Promise<string> {
-  const mods = shareDom0BlockModules(lab);
+  // trixie's dom0 loads both at boot (stack-artefacts.ts); bookworm's takes them from the kernel package.
+  const loaded = (await lab.exec("[ -d /sys/module/loop ] && [ -d /sys/module/xen_blkback ]")).code === 0;
+  const mods = loaded ? [] : Object.entries(shareDom0BlockModules(lab)).map(([name, ko]) => `{ [ -d /sys/module/${name === "blkback" ? "xen_blkback" : name} ] || insmod ${ko}; }`);
   writeFileSync(join(lab.runDir, "share", "gc-block.sh"), BLOCK_SCRIPT);
   await lab.mustExec(
     [
-      `grep -q '^loop ' /proc/modules || insmod ${mods.loop}`,
-      `grep -q '^xen_blkback ' /proc/modules || insmod ${mods.blkback}`,
+      ...mods,
       "cp /lab/gc-block.sh /tmp/gc-block && chmod +x /tmp/gc-block",
       `[ -f ${o.image} ] || dd if=/dev/zero of=${o.image} bs=1M count=${o.mb} 2>/dev/null`,
       `losetup /dev/loop${o.loop} 2>/dev/null | grep -q ${o.image} || losetup /dev/loop${o.loop} ${o.image}`,

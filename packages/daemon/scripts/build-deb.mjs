@@ -7,6 +7,10 @@
 // lab, the bench or any test code. Run `npm run build` first (turbo), then
 // `npm run deb -w @fastsuspend/daemon`. Needs dpkg-dev and debhelper (scripts/bootstrap.mjs).
 // Output: packages/daemon/dist-deb/fastsuspend_<version>_amd64.deb (or --out DIR), path printed.
+// For another Debian release's dom0 (the lab's --stack trixie): --addon FILE (the addon built
+// against that release's libxen-dev), --lib-dir DIR (its library packages unpacked, where
+// dh_shlibdeps finds what the addon links) and --shlibs-local FILE (debian/shlibs.local naming
+// their packages); @fastsuspend/lab's stackDebInputs() makes all three.
 import { spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -15,8 +19,14 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const pkgDir = join(here, "..");
 const repo = join(pkgDir, "..", "..");
-const outIdx = process.argv.indexOf("--out");
-const outDir = outIdx > 0 ? process.argv[outIdx + 1] : join(pkgDir, "dist-deb");
+const opt = (name) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const outDir = opt("out") ?? join(pkgDir, "dist-deb");
+const libDir = opt("lib-dir");
+const shlibsLocal = opt("shlibs-local");
+if ((libDir === undefined) !== (shlibsLocal === undefined)) die("--lib-dir and --shlibs-local go together");
 const version = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")).version;
 const deb = join(outDir, `fastsuspend_${version}_amd64.deb`);
 // dpkg-buildpackage writes the .deb, .buildinfo and .changes into the staging directory's parent.
@@ -45,7 +55,7 @@ for (const [tool, pkg] of [["dpkg-buildpackage", "dpkg-dev"], ["dh", "debhelper"
 for (const p of PACKAGES) {
   if (!existsSync(join(repo, "packages", p, "dist", "index.js"))) die(`packages/${p}/dist is missing: run \`npm run build\` (or npx turbo run build) first`);
 }
-const addon = join(repo, "packages", "xen", "build", "Release", "xen.node");
+const addon = opt("addon") ?? join(repo, "packages", "xen", "build", "Release", "xen.node");
 if (!existsSync(addon)) die(`${relative(repo, addon)} is missing: build packages/xen (needs libxen-dev)`);
 // debian/changelog is the package's version; package.json is npm's. They must agree.
 const changelogVersion = /^fastsuspend \(([^)]+)\)/.exec(readFileSync(join(pkgDir, "debian", "changelog"), "utf8"))?.[1];
@@ -54,6 +64,7 @@ if (changelogVersion !== version) die(`debian/changelog's top entry is ${changel
 rmSync(buildDir, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 cpSync(join(pkgDir, "debian"), join(stage, "debian"), { recursive: true });
+if (shlibsLocal !== undefined) cpSync(shlibsLocal, join(stage, "debian", "shlibs.local"));
 
 for (const p of PACKAGES) {
   const src = join(repo, "packages", p);
@@ -82,7 +93,7 @@ chmodSync(join(stage, "usr/bin/fastsuspend"), 0o755);
 chmodSync(join(stage, "usr/sbin/fastsuspendd"), 0o755);
 chmodSync(join(stage, "debian/rules"), 0o755);
 
-const r = spawnSync("dpkg-buildpackage", ["-us", "-uc", "-b"], { cwd: stage, encoding: "utf8" });
+const r = spawnSync("dpkg-buildpackage", ["-us", "-uc", "-b"], { cwd: stage, encoding: "utf8", env: { ...process.env, ...(libDir === undefined ? {} : { FASTSUSPEND_LIB_DIR: libDir }) } });
 const built = join(buildDir, `fastsuspend_${version}_amd64.deb`);
 if (r.status !== 0 || !existsSync(built)) die(`dpkg-buildpackage failed (exit ${r.status}):\n${(r.stdout + r.stderr).split("\n").slice(-40).join("\n")}`);
 mkdirSync(outDir, { recursive: true });

@@ -7,10 +7,14 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-import { attachSharedLab, type Guest, type Lab } from "@fastsuspend/lab";
+import { attachSharedLab, stackDebInputs, stackFromEnv, type Guest, type Lab } from "@fastsuspend/lab";
 
 const MINUTE = 60_000;
-const DEB = join(__dirname, "..", "dist-deb", "fastsuspend_0.1.0_amd64.deb");
+// The package for the stack under test: bookworm's from this tree's build (the host's libxen-dev),
+// another stack's with the addon built against that release's libxen-dev and its Depends.
+const STACK = stackFromEnv();
+const DEB_DIR = STACK === "bookworm" ? join(__dirname, "..", "dist-deb") : join(__dirname, "..", "dist-deb", STACK);
+const DEB = join(DEB_DIR, "fastsuspend_0.1.0_amd64.deb");
 const LIB = "/usr/lib/fastsuspend/node_modules/@fastsuspend/daemon";
 const RUN = "/run/fastsuspend";
 const GUEST = "daemon-g";
@@ -118,7 +122,8 @@ describe("fastsuspendd in the lab's dom0", () => {
   beforeAll(async () => {
     lab = await attachSharedLab();
     // The package under test, built from this tree's dist (npm run build first).
-    const r = spawnSync("node", [join(__dirname, "..", "scripts", "build-deb.mjs")], { encoding: "utf8" });
+    const forStack = STACK === "bookworm" ? [] : await stackDebInputs(STACK).then((d) => ["--out", DEB_DIR, "--addon", d.addon, "--lib-dir", d.libDir, "--shlibs-local", d.shlibsLocal]);
+    const r = spawnSync("node", [join(__dirname, "..", "scripts", "build-deb.mjs"), ...forStack], { encoding: "utf8" });
     if (r.status !== 0 || !existsSync(DEB)) throw new Error(`build-deb failed: ${r.stderr}`);
     debInDom0 = lab.share(DEB);
     await stopDaemon();

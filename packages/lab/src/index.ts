@@ -11,4 +11,5 @@ export { guestSuspends, parsePhases, parsePhasesLine, type GuestSuspend } from "
 export { writerStatus, parseWriterStatus, verifyRecords, badRecord, WRITER_RECORD_BYTES, type WriterStatus } from "./writer";
 export { STACKS, DEFAULT_STACK, parseStack, type Stack, type OtherStack } from "./pins";
 export { buildStackArtefacts, stackAddon, type StackArtefacts } from "./stack-artefacts";
+export { stackDebInputs, type StackDebInputs } from "./stack-deb";
 export { stackFacts, stackFromEnv, type StackFacts } from "./stack-facts";

@@ -30,13 +30,18 @@ import { type OtherStack, type Stack, type StackPins, loadStackPins, stackPinsFi
 import { type Progress, silent, timed } from "./progress";
 
 /** Bump when this builder's output changes for the same inputs. */
-const BUILDER_VERSION = "stack-1";
+const BUILDER_VERSION = "stack-2";
 
-/** Modules dom0 needs (as in artefacts.ts); each is loaded from its .ko, or is built into the kernel. */
+/**
+ * Modules dom0 needs (as in artefacts.ts); each is loaded from its .ko, or is built into the kernel.
+ * loop and xen-blkback too, for the lab tests' vbds: on bookworm those tests load them from the
+ * pinned kernel package, whose modules would not load into trixie's kernel.
+ */
 const DOM0_MODULES = [
   "drivers/xen/xen-privcmd", "drivers/xen/xenfs/xenfs", "drivers/xen/xen-evtchn",
   "drivers/xen/xen-gntdev", "drivers/xen/xen-gntalloc",
   "drivers/virtio/virtio_pci", "drivers/char/virtio_console", "net/9p/9pnet_virtio", "fs/9p/9p",
+  "drivers/block/loop", "drivers/block/xen-blkback/xen-blkback",
 ];
 
 /** Where dom0's libraries go and are looked for (Debian multiarch; trixie ships them under /usr). */
