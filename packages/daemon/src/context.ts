@@ -9,6 +9,7 @@ import type { DaemonMetrics } from "./daemon-metrics";
 import type { Domains } from "./domains";
 import type { CriticalGate } from "./gate";
 import type { Journal, ToolstackUser } from "./journal";
+import type { LoopStore } from "./loop-store";
 import type { KeyedQueue } from "./queue";
 
 export interface DaemonSettings {
@@ -22,6 +23,8 @@ export interface DaemonContext {
   readonly xen: XenBinding;
   readonly xs: XenstoreLike;
   readonly journal: Journal;
+  /** The loops `checkpoint.start` began, started again by the next daemon (loop-store.ts). */
+  readonly loopStore: LoopStore;
   readonly metrics: DaemonMetrics;
   /** Time-critical work first: status and metrics wait for it (bounded). */
   readonly gate: CriticalGate;

@@ -14,6 +14,7 @@ import { Domains, type DomainState } from "./domains";
 import { CriticalGate } from "./gate";
 import { resumeCheck, type Journal, type ToolstackUser } from "./journal";
 import { EventLoopLag } from "./loop-lag";
+import { LoopStore } from "./loop-store";
 import { Loops, type ProgressSink } from "./loops";
 import { DaemonError, type LoopStatus, type Op, type Request, type RequestOf, type Result, type ResultOf } from "./protocol";
 import { KeyedQueue } from "./queue";
@@ -28,6 +29,8 @@ export interface DaemonOptions {
   xen: XenBinding;
   xs: XenstoreLike;
   journal: Journal;
+  /** The loops to start again at start and to keep at stop (default: in memory only). */
+  loopStore?: LoopStore;
   /** Close a domain's session after this long without use (default 60 s). */
   idleMs?: number;
   /** Session defaults (fallback, xsResume...); a request's path overrides `path`. */
@@ -61,6 +64,7 @@ export class Daemon {
   readonly xen: XenBinding;
   readonly xs: XenstoreLike;
   readonly journal: Journal;
+  readonly loopStore: LoopStore;
   readonly startedAt = Date.now();
   readonly lag = new EventLoopLag();
   readonly metrics: DaemonMetrics;
@@ -83,6 +87,7 @@ export class Daemon {
     this.xen = opts.xen;
     this.xs = opts.xs;
     this.journal = opts.journal;
+    this.loopStore = opts.loopStore ?? new LoopStore();
     this.gate = new CriticalGate(opts.maxRequestHoldMs ?? 500);
     this.#goneSeriesMs = opts.goneSeriesMs ?? 300_000;
     const log = opts.log ?? (() => undefined);
@@ -105,6 +110,7 @@ export class Daemon {
       xen: this.xen,
       xs: this.xs,
       journal: this.journal,
+      loopStore: this.loopStore,
       metrics: this.metrics,
       gate: this.gate,
       queue: new KeyedQueue<number>(),
@@ -128,11 +134,15 @@ export class Daemon {
     return this.#stopping !== undefined;
   }
 
-  /** Lists the domains and watches @introduceDomain/@releaseDomain; starts the idle sweeper. */
+  /**
+   * Lists the domains and watches @introduceDomain/@releaseDomain; starts the idle sweeper and the
+   * loops a previous daemon kept (a restart, a package upgrade).
+   */
   async start(): Promise<void> {
     this.lag.start();
     await this.#domains.follow();
     this.#sweeper.start();
+    await this.#loops.restartKept();
   }
 
   /** A domain gone or dying: its loop stopped, its session closed, its locks and journal entries dropped. */

@@ -15,6 +15,8 @@ export interface Loop extends Pick<LoopStatus, "running" | "intervalMs" | "count
   stop: AbortController;
   finished: Promise<void>;
   timeoutMs: number | undefined;
+  /** Began by `checkpoint.start`, so kept in the loop store for the next daemon (loop-store.ts). */
+  kept?: boolean;
 }
 
 export interface DomainState {

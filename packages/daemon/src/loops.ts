@@ -53,7 +53,41 @@ export class Loops {
 
   async start(req: CheckpointStartRequest): Promise<CheckpointStartReply> {
     const loop = await this.#startLoop(req);
+    // Kept for the next daemon until the loop ends for a reason of its own (#run).
+    const name = this.#ctx.domains.nameRead(req.domid);
+    if (name !== undefined && name !== "") {
+      loop.kept = true;
+      this.#ctx.loopStore.set({
+        domid: req.domid, name, intervalMs: req.intervalMs, since: loop.startedAt,
+        ...(req.count === undefined ? {} : { count: req.count }), ...(req.path === undefined ? {} : { path: req.path }), ...(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs }),
+      });
+    }
     return { domid: req.domid, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
+  }
+
+  /**
+   * The loops a previous daemon kept (loop-store.ts), started again on the domains that still have
+   * the same name; the others are dropped. A loop that cannot start (no path, xl has the domain) is
+   * said and dropped: the administrator starts it again.
+   */
+  async restartKept(): Promise<void> {
+    const { loopStore, domains, log } = this.#ctx;
+    for (const k of loopStore.list()) {
+      const name = await domains.name(k.domid);
+      if (name !== k.name) {
+        log(`checkpoint dom${k.domid}: not restarted: the loop was on "${k.name}", the domain is ${name === undefined ? "gone" : `now "${name}"`}`);
+        loopStore.remove(k.domid);
+        continue;
+      }
+      try {
+        // A loop with a count starts again with its whole count: the cycles done before are not kept.
+        await this.start({ op: "checkpoint.start", domid: k.domid, intervalMs: k.intervalMs, ...(k.count === undefined ? {} : { count: k.count }), ...(k.path === undefined ? {} : { path: k.path }), ...(k.timeoutMs === undefined ? {} : { timeoutMs: k.timeoutMs }) });
+        log(`checkpoint dom${k.domid} (${k.name}): loop started again (began ${k.since})`);
+      } catch (err) {
+        log(`checkpoint dom${k.domid} (${k.name}): loop not restarted: ${errorText(err)}`);
+        loopStore.remove(k.domid);
+      }
+    }
   }
 
   /**
@@ -165,6 +199,8 @@ export class Loops {
       });
       loop.running = false;
       dom.lastUsed = Date.now();
+      // The daemon's stop keeps it for the next start; every other end is the loop's own.
+      if (loop.kept === true && loop.stoppedBy !== "shutdown") this.#ctx.loopStore.remove(d);
     }
   }
 }

@@ -9,6 +9,7 @@ import type { XenBinding } from "@fastsuspend/xen";
 
 import { Daemon } from "./daemon";
 import { Journal, recoverJournal, type RecoveryAction } from "./journal";
+import { LoopStore } from "./loop-store";
 import { MetricsHttpServer, parseListenAddress, type ListenAddress } from "./metrics-http";
 import { acquirePidLock, type PidLock } from "./pidlock";
 import { ToolstackScanner } from "./toolstack";
@@ -20,7 +21,7 @@ export interface ServiceOptions {
   xs: XenstoreLike;
   /** Default /run/fastsuspend/daemon.sock. */
   socketPath?: string;
-  /** Holds daemon.pid and journal.json (default /run/fastsuspend). */
+  /** Holds daemon.pid, journal.json and loops.json (default /run/fastsuspend). */
   runDir?: string;
   idleMs?: number;
   session?: SessionOptions;
@@ -81,10 +82,13 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     const scanner = new ToolstackScanner();
     const recovery = await recoverJournal(loaded.journal, opts.xen, opts.xs, { toolstackUser: opts.toolstackUser ?? ((d, n) => scanner.user(d, n)) });
     for (const a of recovery) log(`recovery: domain ${a.domid}: ${a.action}${a.unsubscribed ? ", suspend subscription reset" : ""}${a.detail !== undefined ? ` (${a.detail})` : ""}`);
+    const kept = LoopStore.load(join(runDir, "loops.json"));
+    if (kept.problem !== undefined) log(kept.problem);
     daemon = new Daemon({
       xen: opts.xen,
       xs: opts.xs,
       journal: loaded.journal,
+      loopStore: kept.store,
       log,
       ...(opts.idleMs === undefined ? {} : { idleMs: opts.idleMs }),
       ...(opts.session === undefined ? {} : { session: opts.session }),
@@ -128,6 +132,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
           await Promise.all([s.close(), h?.close()]);
           await d.stop();
           if (d.journal.entries().length === 0) d.journal.unlink();
+          if (d.loopStore.list().length === 0) d.loopStore.unlink();
           pidLock.release();
         })();
         return stopping;

@@ -397,6 +397,9 @@ describe("fastsuspendd in the lab's dom0", () => {
       outcomes.push(`attempt ${attempt + 1}: state when killed ${String(seen)}, after ${String(after)}`);
       logs.push(await startDaemon());
       expectRunning(await xlState());
+      // The loop survives the crash (loops.json): the new daemon started it again before it listened.
+      expect((await request<{ loop: LoopJson | null }>("status", { domid: d })).loop).toMatchObject({ running: true });
+      await request("checkpoint.stop", { domid: d });
       if (after?.includes("s") === true) break; // the interesting case happened: it was left suspended
     }
     const log = await lab.mustExec(`cat ${logs.join(" ")}`);
@@ -412,7 +415,7 @@ describe("fastsuspendd in the lab's dom0", () => {
     expectRunning(await xlState());
   }, 20 * MINUTE);
 
-  test("SIGTERM in the middle of a loop: the daemon exits promptly (0.8 s deadline of its own), socket and pid file removed, guest running", async () => {
+  test("SIGTERM in the middle of a loop: the daemon exits promptly (0.8 s deadline of its own), socket and pid file removed, guest running; the next daemon starts the loop again", async () => {
     await ensureGuest();
     const d = guest.domid;
     await ensureDaemon();
@@ -448,6 +451,15 @@ describe("fastsuspendd in the lab's dom0", () => {
       if (journalled) expect(await lab.mustExec(`cat ${next}`)).toMatch(new RegExp(`recovery: domain ${d}: (resumed|running)`));
       expectRunning(await xlState());
     }
+    // The daemon's stop keeps the loop for the next start (a restart, a package upgrade): the next
+    // daemon starts it again, and says so.
+    expect(files).toContain("loops.json");
+    await ensureDaemon();
+    expect(await lab.mustExec(`cat ${lastLog}`)).toMatch(new RegExp(`checkpoint dom${d} \\(${GUEST}\\): loop started again`));
+    expect((await request<{ loop: LoopJson | null }>("status", { domid: d })).loop).toMatchObject({ running: true });
+    const stopped = await request<{ loop: LoopJson }>("checkpoint.stop", { domid: d });
+    expect(stopped.loop.stoppedBy).toBe("request");
+    expect((await lab.exec(`test -e ${RUN}/loops.json && cat ${RUN}/loops.json`)).stdout).not.toContain(`"domid":${d}`);
   }, 8 * MINUTE);
 
   test("load: 16 clients polling status and metrics while a checkpoint loop runs", async () => {

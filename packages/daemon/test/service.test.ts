@@ -747,3 +747,50 @@ describe("fastsuspendd on the fake host", () => {
     expect(world.domainState(g.domid)).toBe("running");
   });
 });
+
+describe("checkpoint loops across a daemon restart (loops.json)", () => {
+  it("a checkpoint.start loop starts again after a stop and a start; a stopped or renamed one does not", async () => {
+    const a = await world.addGuest();
+    const b = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${a.domid}/name`, "ga");
+    await world.xenstore.write(`/local/domain/${b.domid}/name`, "gb");
+    let s = await start();
+    let c = await client();
+    await c.request("checkpoint.start", { domid: a.domid, intervalMs: 5 });
+    await c.request("checkpoint.start", { domid: b.domid, intervalMs: 5, count: 1000 });
+    await sleep(50);
+    // The daemon's stop (an upgrade, a restart) keeps both for the next start.
+    await s.stop();
+    svc = undefined;
+    const kept = JSON.parse(readFileSync(join(dir, "loops.json"), "utf8")) as { loops: { domid: number; name: string; count?: number }[] };
+    expect(kept.loops.map((l) => [l.domid, l.name, l.count])).toEqual([[a.domid, "ga", undefined], [b.domid, "gb", 1000]]);
+    expect(world.domainState(a.domid)).toBe("running");
+    // gb is another domain by the time the daemon starts again: its loop is not restarted.
+    await world.xenstore.write(`/local/domain/${b.domid}/name`, "other");
+    const lines: string[] = [];
+    s = await start({ log: (l) => lines.push(l) });
+    c = await client();
+    const before = (await loopOf(c, a.domid)).done;
+    await sleep(60);
+    const la = await loopOf(c, a.domid);
+    expect(la.running).toBe(true);
+    expect(la.done).toBeGreaterThan(before);
+    expect((await c.request("status", { domid: b.domid })).loop).toBeNull();
+    expect(lines.join("\n")).toMatch(new RegExp(`dom${b.domid}: not restarted: the loop was on "gb", the domain is now "other"`));
+    // A stop request is the loop's own end: nothing is kept, and a clean stop leaves no file.
+    await c.request("checkpoint.stop", { domid: a.domid });
+    expect(s.daemon.loopStore.list()).toEqual([]);
+    await s.stop();
+    svc = undefined;
+    expect(existsSync(join(dir, "loops.json"))).toBe(false);
+    expect(world.boundPorts()).toBe(0);
+  });
+
+  it("an unreadable loops.json is said and starts nothing", async () => {
+    writeFileSync(join(dir, "loops.json"), "{not json");
+    const lines: string[] = [];
+    const s = await start({ log: (l) => lines.push(l) });
+    expect(s.daemon.loopStore.list()).toEqual([]);
+    expect(lines.join("\n")).toMatch(/loops\.json, are not JSON/);
+  });
+});
