@@ -75,13 +75,17 @@ export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: Gue
   await blackout(l, kernel.name); // clears the probe's table: the row sees this run's gaps only
   const runs = await xlTimed(l, 1, seconds, ["remus", "-F", "-b", "-n", "-d", "-i", String(intervalMs), kernel.name, "dummy"], (seconds + 120) * 1000);
   const run = runs[0] as XlRun;
-  const report = await blackout(l, kernel.name);
-  const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps);
+  // Stopped in the middle of a checkpoint, xl leaves the guest suspended (libxl's; docs/results.md):
+  // resumed first, as a user would have to, so that its probe can answer.
+  const errors: string[] = [];
   const state = (await l.exec(`xl list ${kernel.name} | awk 'NR==2{print $5}'`)).stdout.trim();
   if (state.includes("s")) {
     const res = await l.exec(["node", "/fastsuspend/packages/cli/dist/main.js", "resume", kernel.name, "--no-daemon"]);
-    row.errors.push(`xl remus left the guest suspended (${state}); fastsuspend resume: exit ${res.code}`);
-  } else if (!/^[r-][b-]-{4}$/.test(state)) row.errors.push(`guest state after xl remus: ${state || "gone"}`);
+    errors.push(`xl remus left the guest suspended (${state}); fastsuspend resume: exit ${res.code}`);
+  } else if (!/^[r-][b-]-{4}$/.test(state)) errors.push(`guest state after xl remus: ${state || "gone"}`);
+  const report = await blackout(l, kernel.name);
+  const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps);
+  row.errors.push(...errors);
   o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${seconds} s: ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
   return row;
 }
