@@ -96,7 +96,7 @@ async function guestView(l: Lab, guest: string, log: (line: string) => void): Pr
   }
 }
 
-interface PathRunOptions {
+export interface PathRunOptions {
   cycles: number;
   intervalMs: number;
   xlSave: number;
@@ -109,7 +109,7 @@ interface PathRunOptions {
  * `fastsuspend bench-run` in dom0, one path at a time (then `xl save -c` on its own), so that the
  * guest's account of each path's cycles can be asked for in between and set beside dom0's.
  */
-async function benchRun(l: Lab, domid: number, guest: string, o: PathRunOptions): Promise<{ result?: BenchResult; code: number }> {
+export async function benchRun(l: Lab, domid: number, guest: string, o: PathRunOptions): Promise<{ result?: BenchResult; code: number }> {
   let names = o.paths?.split(",").filter((p) => p !== "");
   if (names === undefined) {
     const info = JSON.parse(await l.mustExec(["node", CLI, "info", String(domid), "--json", "--no-daemon"])) as { paths: string[] };
