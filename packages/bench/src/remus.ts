@@ -5,7 +5,7 @@ import { summarize } from "@fastsuspend/coordinator";
 import type { ToolstackResult } from "@fastsuspend/cli";
 import { blackout, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
 
-import type { ToolstackKernel, ToolstackOptions } from "./toolstack";
+import { droppedGaps, type ToolstackKernel, type ToolstackOptions } from "./toolstack";
 import { xlRunError, xlTimed, type XlRun } from "./xl-timed";
 
 /** libxl's request -> suspended for each checkpoint that got both lines, in order. */
@@ -85,7 +85,7 @@ export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: Gue
   } else if (!/^[r-][b-]-{4}$/.test(state)) errors.push(`guest state after xl remus: ${state || "gone"}`);
   const report = await blackout(l, kernel.name);
   const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps);
-  row.errors.push(...errors);
+  row.errors.push(...errors, ...droppedGaps(report.dropped));
   o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${seconds} s: ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
   return row;
 }

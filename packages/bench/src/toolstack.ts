@@ -51,9 +51,22 @@ export interface ToolstackKernel {
   ourPaths?: boolean;
 }
 
+/**
+ * The toolstack guests' probe records gaps over 8 ms past its 1 ms sleep: above the lab's noise
+ * (the PVH lab's floor has a p99 of 3-4 ms and a tail to 40 ms; with the probe's default 3 ms its
+ * 4096-entry table filled within a minute and later gaps were dropped: session 10's migrate row
+ * saw none), below any blackout these rows measure (a fast guest's remus checkpoint, ~40 ms).
+ */
+const TOOLSTACK_PROBE = "fastsuspend.blackout=on fastsuspend.blackout_args=--threshold-us,8000";
+
+/** What a report's dropped gaps mean for a row, or nothing when none were dropped. */
+export function droppedGaps(dropped: number): string[] {
+  return dropped > 0 ? [`the guest's probe dropped ${dropped} gaps (its table was full): blackout figures incomplete`] : [];
+}
+
 /** A guest for the toolstack rows: booted with the blackout probe on, past the probe's noise floor. */
 export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: GuestType, log: (line: string) => void): Promise<number> {
-  const g = await l.createGuest({ name: kernel.name, kernel: kernel.path, type, extra: `fastsuspend.blackout=on${kernel.extra === undefined ? "" : ` ${kernel.extra}`}` });
+  const g = await l.createGuest({ name: kernel.name, kernel: kernel.path, type, extra: `${TOOLSTACK_PROBE}${kernel.extra === undefined ? "" : ` ${kernel.extra}`}` });
   // The probe's first seconds are its noise floor (no suspends then); then a clean window.
   await new Promise((r) => setTimeout(r, 11_000));
   const floor = await blackout(l, kernel.name);
@@ -67,10 +80,20 @@ export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: Gues
  * each run's blackout from the guest's probe: one row of the toolstack table.
  */
 export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
-  const runs = await xlTimed(l, o.runs, 0, xlArgs, o.runs * 120_000);
-  const report = await blackout(l, kernel.name);
+  // The probe is asked after each run (which clears its table): each run's gaps, however many runs.
+  const runs: XlRun[] = [];
+  const blackouts: number[] = [];
+  let dropped = 0;
+  for (let i = 0; i < o.runs; i++) {
+    const run = (await xlTimed(l, 1, 0, xlArgs, 120_000))[0] as XlRun;
+    const report = await blackout(l, kernel.name);
+    dropped += report.dropped;
+    runs.push(run);
+    blackouts.push(...blackoutPerRun([run], report.gaps));
+  }
   const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
-  const row = { ...summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, blackoutPerRun(runs, report.gaps)), ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
+  const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, blackouts);
+  const row = { ...summary, errors: [...summary.errors, ...droppedGaps(dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
   o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms`);
   return guestMs === undefined ? row : { ...row, guestMs };
 }

@@ -1,4 +1,4 @@
-import { blackoutPerRun, summarizeXlRuns } from "../src/toolstack";
+import { blackoutPerRun, droppedGaps, summarizeXlRuns } from "../src/toolstack";
 import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
 const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320]): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended });
@@ -27,5 +27,10 @@ describe("the toolstack table's pieces", () => {
     expect(t.phases.suspendMs).toMatchObject({ min: 20, max: 30 });
     expect(t.phases.saveAndResumeMs).toMatchObject({ min: 570, max: 680 });
     expect(t.errors).toEqual(["xl exited 3: "]);
+  });
+
+  test("a row says when the guest's probe dropped gaps (a full table: the figures are incomplete)", () => {
+    expect(droppedGaps(0)).toEqual([]);
+    expect(droppedGaps(12)).toEqual(["the guest's probe dropped 12 gaps (its table was full): blackout figures incomplete"]);
   });
 });
