@@ -215,7 +215,9 @@ export class Daemon {
     // resuming it. main.ts exits at a deadline anyway, leaving the journal for the next start.
     for (const dom of doms) {
       if (dom.loop?.running === true) {
-        dom.loop.stoppedBy = "shutdown";
+        // A loop already ending for a reason of its own (a stop request, its count) keeps that
+        // reason: only a loop the daemon's stop ends is kept for the next start.
+        dom.loop.stoppedBy ??= "shutdown";
         dom.loop.stop.abort();
       }
     }
