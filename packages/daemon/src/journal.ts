@@ -8,11 +8,12 @@
 // process holds its suspend lock, a request is pending in its control/shutdown, or an xl /
 // libxl-save-helper process names it (`xl save`/`migrate` of a guest without a suspend channel
 // takes no lock). Resuming a domain that xl is saving or migrating would split it in two.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { rmSync } from "node:fs";
 
 import { controlShutdownKey, domainState, errorText, resumeSuspended, shutdownReasonText, type XenstoreLike } from "@fastsuspend/coordinator";
 import { isXenError, type XenBinding } from "@fastsuspend/xen";
+
+import { readRunFile, writeRunFile } from "./run-file";
 
 export interface JournalEntry {
   domid: number;
@@ -45,25 +46,19 @@ export class Journal {
   /** Reads what a previous run left (an unreadable file counts as empty, and says so). */
   static load(path: string): { journal: Journal; problem?: string } {
     const j = new Journal(path);
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { journal: j };
-      return { journal: j, problem: `cannot read journal ${path}: ${errorText(err)}` };
-    }
-    try {
-      const f = JSON.parse(text) as Partial<JournalFile>;
-      for (const e of Array.isArray(f.entries) ? f.entries : []) {
-        if (Number.isInteger(e.domid) && e.domid > 0) {
-          const reason = e.reason === "suspend" ? "suspend" : "checkpoint";
-          j.#entries.set(key(e.domid, reason), { ...e, reason });
-        }
+    const read = readRunFile(path);
+    if ("readError" in read) return { journal: j, problem: `cannot read journal ${path}: ${read.readError}` };
+    if ("parseError" in read) return { journal: j, problem: `journal ${path} is not valid JSON (${read.parseError}): ignored` };
+    if ("absent" in read) return { journal: j };
+    if (read.json === null) return { journal: j, problem: `journal ${path} is not valid JSON (it is null): ignored` };
+    const f = read.json as Partial<JournalFile>;
+    for (const e of Array.isArray(f.entries) ? f.entries : []) {
+      if (Number.isInteger(e.domid) && e.domid > 0) {
+        const reason = e.reason === "suspend" ? "suspend" : "checkpoint";
+        j.#entries.set(key(e.domid, reason), { ...e, reason });
       }
-      return { journal: j };
-    } catch (err) {
-      return { journal: j, problem: `journal ${path} is not valid JSON (${errorText(err)}): ignored` };
     }
+    return { journal: j };
   }
 
   entries(): JournalEntry[] {
@@ -101,11 +96,7 @@ export class Journal {
   }
 
   #write(): void {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    const body: JournalFile = { version: 1, entries: this.entries() };
-    writeFileSync(tmp, `${JSON.stringify(body)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.path);
+    writeRunFile(this.path, { version: 1, entries: this.entries() } satisfies JournalFile);
     this.writes++;
   }
 

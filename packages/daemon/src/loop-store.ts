@@ -3,11 +3,10 @@
 // `checkpoint.start` began is kept here until it ends for a reason of its own (its count, a
 // `checkpoint.stop`, its failures, its domain gone); the daemon's stop leaves it in. A `checkpoint`
 // request's loop is not kept: its client waits on a connection that the restart closes. Beside the
-// journal in the run directory, written atomically (tmp file + rename) like it.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+// journal in the run directory, written atomically like it (run-file.ts).
+import { rmSync } from "node:fs";
 
-import { errorText } from "@fastsuspend/coordinator";
+import { readRunFile, writeRunFile } from "./run-file";
 
 export interface StoredLoop {
   domid: number;
@@ -51,23 +50,17 @@ export class LoopStore {
   /** What a previous run left (an unreadable file counts as empty, and says so). */
   static load(path: string): { store: LoopStore; problem?: string } {
     const s = new LoopStore(path);
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { store: s };
-      return { store: s, problem: `cannot read the loops to restart, ${path}: ${errorText(err)}` };
+    const read = readRunFile(path);
+    if ("readError" in read) return { store: s, problem: `cannot read the loops to restart, ${path}: ${read.readError}` };
+    if ("parseError" in read) return { store: s, problem: `the loops to restart, ${path}, are not JSON (${read.parseError}): none restarted` };
+    if ("absent" in read) return { store: s };
+    if (read.json === null) return { store: s, problem: `the loops to restart, ${path}, are not JSON (it is null): none restarted` };
+    const f = read.json as Partial<LoopFile>;
+    for (const e of Array.isArray(f.loops) ? f.loops : []) {
+      const l = valid(e);
+      if (l !== undefined) s.#loops.set(l.domid, l);
     }
-    try {
-      const f = JSON.parse(text) as Partial<LoopFile>;
-      for (const e of Array.isArray(f.loops) ? f.loops : []) {
-        const l = valid(e);
-        if (l !== undefined) s.#loops.set(l.domid, l);
-      }
-      return { store: s };
-    } catch (err) {
-      return { store: s, problem: `the loops to restart, ${path}, are not JSON (${errorText(err)}): none restarted` };
-    }
+    return { store: s };
   }
 
   list(): StoredLoop[] {
@@ -89,10 +82,6 @@ export class LoopStore {
   }
 
   #write(): void {
-    if (this.path === undefined) return;
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify({ version: 1, loops: this.list() } satisfies LoopFile)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.path);
+    if (this.path !== undefined) writeRunFile(this.path, { version: 1, loops: this.list() } satisfies LoopFile);
   }
 }
