@@ -17,6 +17,8 @@ export interface DaemonSettings {
   session: SessionOptions;
   toolstackUser: ToolstackUser;
   toolstackCooldownMs: number;
+  /** A kept loop that cannot start yet after a daemon restart is tried again this often, for this long. */
+  keptLoopRetry: { everyMs: number; forMs: number };
 }
 
 export interface DaemonContext {

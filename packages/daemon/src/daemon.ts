@@ -58,6 +58,8 @@ export interface DaemonOptions {
    * still sees them (default 300 000 ms: a few scrape intervals).
    */
   goneSeriesMs?: number;
+  /** A kept loop that cannot start yet (xl has the domain, it is paused) is tried again (default every 5 s for 120 s). */
+  keptLoopRetry?: { everyMs: number; forMs: number };
 }
 
 export class Daemon {
@@ -120,6 +122,7 @@ export class Daemon {
         session: opts.session ?? {},
         toolstackUser: opts.toolstackUser ?? ((domid, name) => this.scanner.user(domid, name)),
         toolstackCooldownMs: opts.toolstackCooldownMs ?? 2000,
+        keptLoopRetry: opts.keptLoopRetry ?? { everyMs: 5_000, forMs: 120_000 },
       },
       log,
     };
@@ -134,15 +137,20 @@ export class Daemon {
     return this.#stopping !== undefined;
   }
 
-  /**
-   * Lists the domains and watches @introduceDomain/@releaseDomain; starts the idle sweeper and the
-   * loops a previous daemon kept (a restart, a package upgrade).
-   */
+  /** Lists the domains and watches @introduceDomain/@releaseDomain; starts the idle sweeper. */
   async start(): Promise<void> {
     this.lag.start();
     await this.#domains.follow();
     this.#sweeper.start();
-    await this.#loops.restartKept();
+  }
+
+  /**
+   * Starts again the loops a previous daemon kept (a restart, a package upgrade): once the daemon
+   * serves and can be stopped in order (main.ts), not inside start(). Resolves when each has
+   * started, been dropped, or is waiting for a retry.
+   */
+  restartKeptLoops(): Promise<void> {
+    return this.stopping ? Promise.resolve() : this.#loops.restartKept();
   }
 
   /** A domain gone or dying: its loop stopped, its session closed, its locks and journal entries dropped. */
@@ -208,6 +216,9 @@ export class Daemon {
     this.metrics.stop();
     this.#sweeper.stop();
     this.#domains.stopFollowing();
+    // A kept loop being started again is let finish its set-up (bounded by the session's
+    // timeouts) and then stopped with the others; none is retried after.
+    await this.#loops.quiesceRestarts();
     const doms = this.#domains.all();
     // No new cycle starts; the one in flight finishes normally (suspend then resume: tens of ms on
     // hardware). Interrupting it right after the trigger would cost more: the guest may have taken

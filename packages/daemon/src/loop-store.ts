@@ -6,6 +6,8 @@
 // journal in the run directory, written atomically like it (run-file.ts).
 import { rmSync } from "node:fs";
 
+import { parseRequest } from "./parse-request";
+import type { CheckpointStartRequest } from "./protocol";
 import { readRunFile, writeRunFile } from "./run-file";
 
 export interface StoredLoop {
@@ -18,6 +20,9 @@ export interface StoredLoop {
   timeoutMs?: number;
   /** ISO time the loop began. */
   since: string;
+  /** Quick restarts in a row (loops.ts drops a loop a dying daemon keeps restarting) and the last one's time. */
+  restarts?: number;
+  restartedAt?: string;
 }
 
 interface LoopFile {
@@ -25,16 +30,22 @@ interface LoopFile {
   loops: StoredLoop[];
 }
 
-const optionalNumber = (v: unknown): v is number | undefined => v === undefined || (typeof v === "number" && Number.isFinite(v) && v >= 0);
-
-/** A stored entry as written, or undefined for one that is not (an old or hand-edited file). */
-function valid(e: Partial<StoredLoop>): StoredLoop | undefined {
-  if (!Number.isInteger(e.domid) || (e.domid ?? 0) <= 0 || typeof e.name !== "string" || e.name === "") return undefined;
-  if (typeof e.intervalMs !== "number" || !Number.isFinite(e.intervalMs) || e.intervalMs < 0) return undefined;
-  if (!optionalNumber(e.count) || !optionalNumber(e.timeoutMs) || (e.path !== undefined && typeof e.path !== "string")) return undefined;
+/**
+ * A stored entry as written, or why not (an old or hand-edited file): its loop settings pass the
+ * same checks as a `checkpoint.start` request on the socket.
+ */
+function valid(e: unknown): StoredLoop | string {
+  if (typeof e !== "object" || e === null) return "not an object";
+  const { domid, name, intervalMs, count, path, timeoutMs, since, restarts, restartedAt } = e as Record<string, unknown>;
+  if (typeof name !== "string" || name === "") return "no domain name";
+  const parsed = parseRequest(JSON.stringify({ id: 0, op: "checkpoint.start", domid, intervalMs, count, path, timeoutMs }));
+  if (parsed.error !== undefined) return parsed.error.message;
+  const req = parsed.request as CheckpointStartRequest;
+  const quick = Number.isInteger(restarts) && typeof restartedAt === "string" && !Number.isNaN(Date.parse(restartedAt));
   return {
-    domid: e.domid as number, name: e.name, intervalMs: e.intervalMs, since: typeof e.since === "string" ? e.since : new Date(0).toISOString(),
-    ...(e.count === undefined ? {} : { count: e.count }), ...(e.path === undefined ? {} : { path: e.path }), ...(e.timeoutMs === undefined ? {} : { timeoutMs: e.timeoutMs }),
+    domid: req.domid, name, intervalMs: req.intervalMs, since: typeof since === "string" ? since : new Date(0).toISOString(),
+    ...(req.count === undefined ? {} : { count: req.count }), ...(req.path === undefined ? {} : { path: req.path }), ...(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs }),
+    ...(quick ? { restarts: restarts as number, restartedAt: restartedAt } : {}),
   };
 }
 
@@ -42,23 +53,26 @@ export class LoopStore {
   /** undefined: kept in memory only (tests, a daemon without a run directory). */
   readonly path: string | undefined;
   readonly #loops = new Map<number, StoredLoop>();
+  readonly #log: (line: string) => void;
 
-  constructor(path?: string) {
+  constructor(path?: string, log: (line: string) => void = () => undefined) {
     this.path = path;
+    this.#log = log;
   }
 
   /** What a previous run left (an unreadable file counts as empty, and says so). */
-  static load(path: string): { store: LoopStore; problem?: string } {
-    const s = new LoopStore(path);
+  static load(path: string, log: (line: string) => void = () => undefined): { store: LoopStore; problem?: string } {
+    const s = new LoopStore(path, log);
     const read = readRunFile(path);
     if ("readError" in read) return { store: s, problem: `cannot read the loops to restart, ${path}: ${read.readError}` };
     if ("parseError" in read) return { store: s, problem: `the loops to restart, ${path}, are not JSON (${read.parseError}): none restarted` };
     if ("absent" in read) return { store: s };
     if (read.json === null) return { store: s, problem: `the loops to restart, ${path}, are not JSON (it is null): none restarted` };
     const f = read.json as Partial<LoopFile>;
-    for (const e of Array.isArray(f.loops) ? f.loops : []) {
+    for (const e of Array.isArray(f.loops) ? (f.loops as unknown[]) : []) {
       const l = valid(e);
-      if (l !== undefined) s.#loops.set(l.domid, l);
+      if (typeof l === "string") log(`the loops to restart, ${path}: an entry dropped (${l}): ${JSON.stringify(e).slice(0, 200)}`);
+      else s.#loops.set(l.domid, l);
     }
     return { store: s };
   }
@@ -78,10 +92,24 @@ export class LoopStore {
 
   /** Removes the file (a clean stop with no loop to restart leaves none). */
   unlink(): void {
-    if (this.path !== undefined) rmSync(this.path, { force: true });
+    if (this.path === undefined) return;
+    try {
+      rmSync(this.path, { force: true });
+    } catch (err) {
+      this.#log(`cannot remove ${this.path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
+  /**
+   * The file follows memory, which stays authoritative: a write that fails (/run full or read-only)
+   * is said, and the next change writes the whole list again.
+   */
   #write(): void {
-    if (this.path !== undefined) writeRunFile(this.path, { version: 1, loops: this.list() } satisfies LoopFile);
+    if (this.path === undefined) return;
+    try {
+      writeRunFile(this.path, { version: 1, loops: this.list() } satisfies LoopFile);
+    } catch (err) {
+      this.#log(`cannot write the loops to restart, ${this.path}: ${err instanceof Error ? err.message : String(err)} (a daemon restart now starts the loops of the last good write)`);
+    }
   }
 }

@@ -9,7 +9,7 @@ import { defaultSocketPath } from "./client";
 import { parseListenAddress, type ListenAddress } from "./metrics-http";
 import { DEFAULT_RUN_DIR } from "./protocol";
 import { notifyReady } from "./sd-notify";
-import { assertRoot, startService } from "./service";
+import { assertRoot, startService, type RunningService } from "./service";
 
 const USAGE = `usage: fastsuspendd [--socket PATH] [--run-dir DIR] [--idle-ms MS] [--metrics-listen ADDR] [--allow-non-root]
 
@@ -84,7 +84,18 @@ async function main(): Promise<number> {
     return 3;
   }
   const runDir = v["run-dir"] ?? process.env.FASTSUSPEND_RUN_DIR ?? DEFAULT_RUN_DIR;
-  let svc;
+  // The handlers go in before anything starts: a SIGTERM during the start (systemd's stop while the
+  // unit is still activating) then stops in order instead of killing the process mid-cycle.
+  let svc: RunningService | undefined;
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: (sig: NodeJS.Signals) => void = (sig) => {
+    signalled ??= sig;
+  };
+  const handler = (sig: NodeJS.Signals): void => {
+    onSignal(sig);
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
   try {
     svc = await startService({
       xen,
@@ -108,7 +119,7 @@ async function main(): Promise<number> {
   const s = svc;
   await new Promise<void>((resolve) => {
     let once = false;
-    const onSignal = (sig: NodeJS.Signals): void => {
+    onSignal = (sig: NodeJS.Signals): void => {
       if (once) return;
       once = true;
       const t0 = process.hrtime.bigint();
@@ -134,8 +145,14 @@ async function main(): Promise<number> {
         },
       );
     };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
+    if (signalled !== undefined) {
+      onSignal(signalled);
+      return;
+    }
+    // The loops the previous daemon kept, now that a stop is orderly (issue 16).
+    void s.restartKeptLoops().catch((err: unknown) => {
+      log(`restarting the kept loops: ${err instanceof Error ? err.message : String(err)}`);
+    });
   });
   // Exit now: the kernel closes xenstore's socket and the event-channel handles.
   return 0;

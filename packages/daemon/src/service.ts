@@ -39,6 +39,8 @@ export interface ServiceOptions {
   metricsListen?: string | ListenAddress;
   /** How long a gone domain's series stay in the metrics (default 300 000 ms). */
   goneSeriesMs?: number;
+  /** See DaemonOptions.keptLoopRetry. */
+  keptLoopRetry?: { everyMs: number; forMs: number };
 }
 
 export interface RunningService {
@@ -52,6 +54,11 @@ export interface RunningService {
   stop(): Promise<void>;
   /** At a stop deadline: socket and pid file removed now; the journal stays for the next start. */
   abandon(): void;
+  /**
+   * Starts again the checkpoint loops the previous daemon kept (loops.json). Not part of the start:
+   * the caller calls it once its signal handlers are in place, so that a stop meanwhile is orderly.
+   */
+  restartKeptLoops(): Promise<void>;
 }
 
 /** Refuses to run as non-root unless allowed (tests): the socket API suspends domains. */
@@ -82,7 +89,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     const scanner = new ToolstackScanner();
     const recovery = await recoverJournal(loaded.journal, opts.xen, opts.xs, { toolstackUser: opts.toolstackUser ?? ((d, n) => scanner.user(d, n)) });
     for (const a of recovery) log(`recovery: domain ${a.domid}: ${a.action}${a.unsubscribed ? ", suspend subscription reset" : ""}${a.detail !== undefined ? ` (${a.detail})` : ""}`);
-    const kept = LoopStore.load(join(runDir, "loops.json"));
+    const kept = LoopStore.load(join(runDir, "loops.json"), log);
     if (kept.problem !== undefined) log(kept.problem);
     daemon = new Daemon({
       xen: opts.xen,
@@ -96,6 +103,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ...(opts.toolstackCooldownMs === undefined ? {} : { toolstackCooldownMs: opts.toolstackCooldownMs }),
       ...(opts.maxRequestHoldMs === undefined ? {} : { maxRequestHoldMs: opts.maxRequestHoldMs }),
       ...(opts.goneSeriesMs === undefined ? {} : { goneSeriesMs: opts.goneSeriesMs }),
+      ...(opts.keptLoopRetry === undefined ? {} : { keptLoopRetry: opts.keptLoopRetry }),
     });
     await daemon.start();
     server = new DaemonServer(daemon, { socketPath, log, ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }) });
@@ -120,6 +128,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       metricsHttp: h,
       pidLock,
       recovery,
+      restartKeptLoops: () => d.restartKeptLoops(),
       abandon: () => {
         void h?.close();
         rmSync(s.socketPath, { force: true });

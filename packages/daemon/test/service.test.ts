@@ -1,5 +1,5 @@
 // The whole daemon over a real unix socket, on the coordinator's fake Xen host.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +22,7 @@ let xlAt: { domid: number; what: string } | undefined;
 let scanned: number[] = [];
 
 async function start(
-  extra: { idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackCooldownMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> | string | undefined; log?: (line: string) => void } = {},
+  extra: { keptLoopRetry?: { everyMs: number; forMs: number }; idleMs?: number; maxLineBytes?: number; maxRequestHoldMs?: number; toolstackCooldownMs?: number; toolstackUser?: (d: number) => Promise<string | undefined> | string | undefined; log?: (line: string) => void } = {},
 ): Promise<RunningService> {
   xlAt = undefined;
   scanned = [];
@@ -769,7 +769,11 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
     await world.xenstore.write(`/local/domain/${b.domid}/name`, "other");
     const lines: string[] = [];
     s = await start({ log: (l) => lines.push(l) });
+    // Not within the start: the caller restarts them once its signal handlers are in (main.ts).
+    expect(s.daemon.loopStore.list().map((l) => l.domid)).toEqual([a.domid, b.domid]);
     c = await client();
+    expect((await c.request("status", { domid: a.domid })).loop).toBeNull();
+    await s.restartKeptLoops();
     const before = (await loopOf(c, a.domid)).done;
     await sleep(60);
     const la = await loopOf(c, a.domid);
@@ -784,6 +788,87 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
     svc = undefined;
     expect(existsSync(join(dir, "loops.json"))).toBe(false);
     expect(world.boundPorts()).toBe(0);
+  });
+
+  /** A loops.json as a previous daemon would leave it. */
+  function keep(...loops: Record<string, unknown>[]): void {
+    writeFileSync(join(dir, "loops.json"), JSON.stringify({ version: 1, loops }));
+  }
+
+  it("a kept loop whose domain cannot be checkpointed yet (paused by another tool) is tried again, not dropped", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "gp");
+    keep({ domid: g.domid, name: "gp", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
+    world.xen.binding(0).pause(g.domid); // as xl pause does
+    const lines: string[] = [];
+    const s = await start({ log: (l) => lines.push(l), keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
+    await s.restartKeptLoops();
+    expect(lines.join("\n")).toMatch(new RegExp(`dom${g.domid} \\(gp\\): loop not restarted yet \\(.*paused.*\\): trying again`));
+    expect(s.daemon.loopStore.list().map((l) => l.domid)).toEqual([g.domid]);
+    world.xen.binding(0).unpause(g.domid);
+    const c = await client();
+    let loop = (await c.request("status", { domid: g.domid })).loop;
+    for (let i = 0; i < 100 && loop?.running !== true; i++) {
+      await sleep(20);
+      loop = (await c.request("status", { domid: g.domid })).loop;
+    }
+    expect(loop?.running).toBe(true);
+    // The time the user began it carries over; the restart is counted.
+    expect(s.daemon.loopStore.list()).toEqual([expect.objectContaining({ domid: g.domid, since: "2026-12-01T00:00:00.000Z", restarts: 1 })]);
+  });
+
+  it("a kept loop restarted many times in quick succession (a daemon dying on it) is dropped; a bad entry is dropped and said", async () => {
+    const g = await world.addGuest();
+    const h = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "gq");
+    await world.xenstore.write(`/local/domain/${h.domid}/name`, "gh");
+    keep(
+      { domid: g.domid, name: "gq", intervalMs: 5, since: "2026-12-01T00:00:00.000Z", restarts: 5, restartedAt: new Date().toISOString() },
+      { domid: h.domid, name: "gh", intervalMs: 5, count: 0, since: "2026-12-01T00:00:00.000Z" },
+    );
+    const lines: string[] = [];
+    const s = await start({ log: (l) => lines.push(l) });
+    await s.restartKeptLoops();
+    const said = lines.join("\n");
+    expect(said).toMatch(new RegExp(`dom${g.domid} \\(gq\\): not restarted: started again 5 times, each within 60 s`));
+    expect(said).toMatch(/loops\.json: an entry dropped \(.*count.*\)/);
+    expect(s.daemon.loopStore.list()).toEqual([]);
+    const c = await client();
+    expect((await c.request("status", { domid: g.domid })).loop).toBeNull();
+    expect((await c.request("status", { domid: h.domid })).loop).toBeNull();
+  });
+
+  it("a stop while kept loops are being started again stops them too and keeps them", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "gs");
+    keep({ domid: g.domid, name: "gs", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
+    const s = await start();
+    const restarting = s.restartKeptLoops();
+    await s.stop();
+    svc = undefined;
+    await restarting;
+    expect(world.domainState(g.domid)).toBe("running");
+    expect(world.boundPorts()).toBe(0);
+    const kept = JSON.parse(readFileSync(join(dir, "loops.json"), "utf8")) as { loops: { domid: number }[] };
+    expect(kept.loops.map((l) => l.domid)).toEqual([g.domid]);
+  });
+
+  it("a loops.json that cannot be written is said; the loop runs and memory stays authoritative", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "gw");
+    const lines: string[] = [];
+    const s = await start({ log: (l) => lines.push(l) });
+    // A directory where the file goes: the atomic rename fails (EISDIR), as a full or read-only /run would.
+    mkdirSync(join(dir, "loops.json"));
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+    expect((await loopOf(c, g.domid)).running).toBe(true);
+    expect(lines.join("\n")).toMatch(/cannot write the loops to restart, .*loops\.json/);
+    expect(s.daemon.loopStore.list().map((l) => l.domid)).toEqual([g.domid]);
+    const stopped = await c.request("checkpoint.stop", { domid: g.domid });
+    expect((stopped.loop).stoppedBy).toBe("request");
+    expect(s.daemon.loopStore.list()).toEqual([]);
+    rmSync(join(dir, "loops.json"), { recursive: true, force: true });
   });
 
   it("an unreadable loops.json is said and starts nothing", async () => {
