@@ -37,17 +37,36 @@ const lab = "packages/lab/dist/cli.js";
 let labsUp = [];
 const labsBooted = [];
 
-async function downLabs() {
-  for (const n of labsUp) {
+/** Set by SIGINT/SIGTERM: no further stack or lab is started. */
+let stopping = false;
+let downing = Promise.resolve();
+
+/** Takes the labs up now down, one call at a time (the signal handler and a stack's end may race). */
+function downLabs() {
+  downing = downing.then(downLabsNow);
+  return downing;
+}
+
+async function downLabsNow() {
+  const names = labsUp;
+  labsUp = [];
+  for (const n of names) {
     // What a failed lab test needs afterwards and the lab takes with it: Xen's log and the tail of
     // every guest console (a guest that crashed is destroyed by its test's cleanup).
     const r = await sh("node", [lab, "consoles", "--name", n], { capture: true });
     if (r.code === 0) writeFileSync(join(results, `${n}-consoles.txt`), r.out);
     await sh("node", [lab, "down", "--name", n]);
   }
-  labsUp = [];
 }
-for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => downLabs().finally(() => process.exit(130)));
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => {
+    stopping = true;
+    // Every lab this run booted (`lab down` of a stopped one is harmless): one booting when the
+    // signal came is not yet in labsUp.
+    labsUp = [...new Set([...labsUp, ...labsBooted])];
+    void downLabs().finally(() => process.exit(130));
+  });
+}
 
 /** The lab test files to run: those that have passed on the lab (scripts/lab-tests.json), the core suites, or all. */
 function labTestFiles(which) {
@@ -73,7 +92,8 @@ async function jest(config, out, extra = [], env = {}) {
   return sh("npx", ["jest", "-c", config, "--ci", "--json", `--outputFile=${out}`, ...extra], { env });
 }
 
-let failedStage = false;
+/** Stages that broke (each counted as one failure: both stacks breaking are two). */
+let failedStages = 0;
 let lintFailed = false;
 try {
   await bootstrap();
@@ -85,16 +105,17 @@ try {
   await stage("unit tests (host, fakes)", () => jest("jest.unit.config.cjs", join(results, "unit.json")));
   await stage("patch series apply with no fuzz (kernel: and checkpatch --strict)", checkSeries);
 } catch (e) {
-  failedStage = true;
+  failedStages++;
   log(`stopped: ${e.message}`);
 }
 // One stack after the other (two labs each; four TCG labs at once would starve 2 cores). A stack
 // that breaks is counted as a failure and the next one still runs.
-for (const [i, { stack, files }] of (failedStage ? [] : plan).entries()) {
+for (const [i, { stack, files }] of (failedStages > 0 ? [] : plan).entries()) {
+  if (stopping) break;
   try {
     await stackLabTests(stack, files, labNames(i, stack), labResults(i));
   } catch (e) {
-    failedStage = true;
+    failedStages++;
     log(`stack ${stack} stopped: ${e.message}`);
   } finally {
     await downLabs();
@@ -143,6 +164,7 @@ async function stackLabTests(stack, files, names, out) {
   await stage(`lab up (${label}${names.ox}: oxenstored, ${patchedHv ? "patched" : "Debian"} Xen, CPU ${hvmCpu}; ${names.cx}: cxenstored, Debian Xen)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
     const gk = guestKernel ? ["--guest-kernel", guestKernel] : [];
+    if (stopping) throw new Error("stopped by a signal");
     for (const n of [names.ox, names.cx]) {
       labsUp.push(n);
       labsBooted.push(n);
@@ -176,7 +198,7 @@ for (const f of files) {
 }
 console.log("\nstage times:");
 for (const s of stages) console.log(`  ${s.ok ? "ok  " : "FAIL"} ${s.seconds.toFixed(1).padStart(7)}s  ${s.name}`);
-if (failedStage) totals.failed += 1; // a stage that broke is a failure even if no test ran
+totals.failed += failedStages; // a stage that broke is a failure even if no test ran
 if (lintFailed) totals.failed += 1;
 if (!Number.isFinite(totals.passed + totals.failed + totals.skipped)) {
   log("the test counts are not numbers: counting as a failure");
