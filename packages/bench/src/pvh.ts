@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { Lab, PVH_CPU, type Progress, type Stack } from "@fastsuspend/lab";
 
 import { xlRemusRow } from "./remus";
-import { toolstackGuest, xlRepeatedRow, type ToolstackKernel } from "./toolstack";
+import { runningState, toolstackGuest, xlRepeatedRow, xlState, type ToolstackKernel } from "./toolstack";
 
 export interface PvhSectionOptions {
   labName: string;
@@ -54,8 +54,8 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
         } catch (e) {
           o.log(`${what} on the ${k.desc} PVH guest failed, left out: ${(e as Error).message.split("\n")[0] ?? ""}`);
           // A guest that is no longer running fails every row after this one: say so once.
-          const state = (await l.exec(`xl list ${k.name} 2>/dev/null | awk 'NR==2{print $5}'`)).stdout.trim();
-          if (!/^[r-][b-]-{4}$/.test(state)) throw new Error(`the guest is ${state === "" ? "gone" : `in state ${state}`} after ${what}`);
+          const state = await xlState(l, k.name);
+          if (!runningState(state)) throw new Error(`the guest is ${state === "" ? "gone" : `in state ${state}`} after ${what}`);
         }
       };
       try {

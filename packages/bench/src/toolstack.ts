@@ -59,6 +59,14 @@ export interface ToolstackKernel {
  */
 const TOOLSTACK_PROBE = "fastsuspend.blackout=on fastsuspend.blackout_args=--threshold-us,8000";
 
+/** The guest's state as `xl list` prints it ("r-----", "---ss-"), "" when it is gone. */
+export async function xlState(l: Lab, name: string): Promise<string> {
+  return (await l.exec(`xl list ${name} 2>/dev/null | awk 'NR==2{print $5}'`)).stdout.trim();
+}
+
+/** Running or blocked, nothing else: neither paused, suspended, crashed nor dying. */
+export const runningState = (state: string): boolean => /^[r-][b-]-{4}$/.test(state);
+
 /** What a report's dropped gaps mean for a row, or nothing when none were dropped. */
 export function droppedGaps(dropped: number): string[] {
   return dropped > 0 ? [`the guest's probe dropped ${dropped} gaps (its table was full): blackout figures incomplete`] : [];
@@ -84,16 +92,27 @@ export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: strin
   const runs: XlRun[] = [];
   const blackouts: number[] = [];
   let dropped = 0;
+  const probeErrors: string[] = [];
   for (let i = 0; i < o.runs; i++) {
     const run = (await xlTimed(l, 1, 0, xlArgs, 120_000))[0] as XlRun;
-    const report = await blackout(l, kernel.name);
-    dropped += report.dropped;
     runs.push(run);
+    // A probe that does not answer (a guest a failed migration left behind, a console timeout)
+    // costs this run's blackout, not the runs measured before it; a guest no longer running ends
+    // the row.
+    const report = await blackout(l, kernel.name).catch((err: unknown) => {
+      probeErrors.push(`run ${i + 1}: the guest's probe did not answer: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
+    if (report === undefined) {
+      if (!runningState(await xlState(l, kernel.name))) break;
+      continue;
+    }
+    dropped += report.dropped;
     blackouts.push(...blackoutPerRun([run], report.gaps));
   }
   const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
   const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, blackouts);
-  const row = { ...summary, errors: [...summary.errors, ...droppedGaps(dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
+  const row = { ...summary, errors: [...summary.errors, ...probeErrors, ...droppedGaps(dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
   o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms`);
   return guestMs === undefined ? row : { ...row, guestMs };
 }

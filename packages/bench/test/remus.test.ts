@@ -28,6 +28,14 @@ describe("xl remus rows", () => {
     expect(blackoutPerCheckpoint(run({ requests: [] }), gaps)).toEqual([]);
   });
 
+  it("leaves out the last checkpoint of a run xl was stopped in (its gap lasts until the guest is resumed by hand), not of one xl ended", () => {
+    const gaps = [gap(10_100, 12), gap(10_185, 14), gap(10_300, 40), gap(10_500, 2300)];
+    expect(blackoutPerCheckpoint(run(), gaps)).toEqual([12, 14, 40]);
+    const ended = run({ code: 0, signal: null });
+    delete ended.stoppedAtMs;
+    expect(blackoutPerCheckpoint(ended, gaps)).toEqual([12, 14, 40, 2300]);
+  });
+
   it("summarizes: checkpoints issued and suspended, per-checkpoint blackout from the gaps inside the run only, rate, period", () => {
     const r = summarizeRemus("xl remus -b -i 100", "patched 6.1", "patched 4.17.5", "pvh", run(), [gap(9_000, 500), gap(10_100, 12), gap(10_200, 14), gap(10_230, 3), gap(10_300, 40), gap(25_000, 900)]);
     expect(r).toMatchObject({ tool: "xl remus -b -i 100", guestType: "pvh", n: 4, ok: 3, failed: 1, errors: [] });
