@@ -6,7 +6,7 @@ import { AgentClient, type ExecOptions, type ExecResult } from "./agent-client";
 import { type LabArtefacts, buildArtefacts } from "./artefacts";
 import { DEFAULT_STACK, type OtherStack, type Stack } from "./pins";
 import { buildStackArtefacts, stackAddon } from "./stack-artefacts";
-import { findFatal, lastLines, readConsole } from "./console";
+import { findFatal, isTrampolinePanic, lastLines, readConsole } from "./console";
 import { LabError } from "./errors";
 import { consoleLogs } from "./guest-probe";
 import { assetsDir, cacheDir, repoDir } from "./paths";
@@ -240,8 +240,10 @@ export class Lab {
     writeFileSync(join(this.runDir, "share", "guests", `${g.name}.cfg`), cfg + "\n");
     const t0 = Date.now();
     // A PVH guest of this lab at times dies in early boot with a triple fault that names a Xen
-    // address (QEMU's TCG emulation of SVM nested paging; shared/lab-notes.md): that one is
-    // retried (three attempts in all), said on stderr. Every other failure is the caller's.
+    // address (QEMU's TCG emulation of SVM nested paging; shared/lab-notes.md), or with the double
+    // fault of an interrupt taken on the entry trampoline stack while masked (docs/results.md,
+    // "PVH panic": the stock kernel too, before any suspend): those are retried (three attempts in
+    // all), said on stderr. Every other failure is the caller's.
     const faults = async (): Promise<number> => Number((await this.exec(`xl dmesg | grep -c "Triple fault"; true`)).stdout.trim()) || 0;
     const log = `/var/log/xen/console/guest-${g.name}.log`;
     for (let attempt = 1; ; attempt++) {
@@ -251,19 +253,22 @@ export class Lab {
       await this.exec(`rm -f ${consoleLogs(g.name)}`);
       const domid = await this.#xlCreate(g.name, cfgPath, g.timeoutMs);
       if (domid !== undefined && !(g.waitReady ?? true)) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
-      // Exit 2 as soon as the domain is shut down or gone (a triple fault is a reboot to Xen).
-      const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do case "$(xl list ${domid ?? -1} 2>/dev/null | awk 'NR==2{print $5}')" in ""|*s*) exit 2;; esac; i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
+      // Exit 2 as soon as the domain is shut down, crashed (kept by on_crash) or gone (a triple
+      // fault is a reboot to Xen).
+      const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do case "$(xl list ${domid ?? -1} 2>/dev/null | awk 'NR==2{print $5}')" in ""|*s*|*c*) exit 2;; esac; i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
       const r = domid === undefined ? { code: 2 } : await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
       if (r.code === 0 && domid !== undefined) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
-      const tail = await this.exec(`tail -n 30 ${log}`);
+      const tail = await this.exec(`tail -n 200 ${log}`);
       const fault = type === "pvh" && (await faults()) > before;
+      const trampolinePanic = type === "pvh" && isTrampolinePanic(tail.stdout);
       await this.exec(["xl", "destroy", g.name]);
-      if (fault && attempt < 3) {
-        process.stderr.write(`lab: PVH guest ${g.name} died in boot with a triple fault (TCG nested SVM; xl dmesg): creating it again (attempt ${attempt + 1} of 3)\n`);
+      if ((fault || trampolinePanic) && attempt < 3) {
+        const what = fault ? "a triple fault (TCG nested SVM; xl dmesg)" : "a double fault on the entry trampoline stack (an interrupt taken while masked; docs/results.md)";
+        process.stderr.write(`lab: PVH guest ${g.name} died in boot with ${what}: creating it again (attempt ${attempt + 1} of 3)\n`);
         continue;
       }
       const hint = type === "pvh" ? "check the guest kernel (XEN_PVH) and that the lab's CPU offers HVM (`xl info` virt_caps)" : "check the guest kernel (it must be a Xen PV kernel)";
-      throw new LabError(`guest ${g.name} did not reach its init${fault ? " (triple fault: see xl dmesg)" : ""}`, hint, tail.stdout);
+      throw new LabError(`guest ${g.name} did not reach its init${fault ? " (triple fault: see xl dmesg)" : ""}`, hint, lastLines(tail.stdout, 30));
     }
   }
 
