@@ -1,4 +1,5 @@
-// Reading the lab's serial console (Xen's and dom0's messages) for readiness and for crashes.
+// Reading the lab's consoles: the serial one (Xen's and dom0's messages) for readiness and for
+// crashes, and the guests' logs in dom0.
 import { existsSync, readFileSync } from "node:fs";
 
 /** Lines that mean Xen or dom0 died, with what to say about it. */
@@ -44,4 +45,13 @@ export function findFatal(text: string): { what: string; line: string } | undefi
  */
 export function isTrampolinePanic(tail: string): boolean {
   return /double fault|Kernel panic/.test(tail) && /<\/?ENTRY_TRAMPOLINE>/.test(tail);
+}
+
+/**
+ * The console logs of the guest named `name`, for a shell command line: its own, and the one its
+ * console went to after a live migration (xenconsoled names a log when the domain appears, and xl
+ * migrate-receive creates the domain as NAME--incoming).
+ */
+export function consoleLogs(name: string): string {
+  return `/var/log/xen/console/guest-${name}.log /var/log/xen/console/guest-${name}--incoming.log`;
 }

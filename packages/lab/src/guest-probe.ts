@@ -4,6 +4,7 @@
 // /var/log/xen/console/guest-NAME.log). Off the critical path: one xenstore write, then the log
 // is polled in dom0.
 import { randomBytes } from "node:crypto";
+import { consoleLogs } from "./console";
 import { LabError } from "./errors";
 import type { Lab } from "./lab";
 
@@ -28,15 +29,6 @@ export function probeFields(line: string): Map<string, string> {
     if (i > 0) m.set(w.slice(0, i), w.slice(i + 1));
   }
   return m;
-}
-
-/**
- * The console logs of the guest named `name`, for a shell command line: its own, and the one its
- * console went to after a live migration (xenconsoled names a log when the domain appears, and xl
- * migrate-receive creates the domain as NAME--incoming).
- */
-export function consoleLogs(name: string): string {
-  return `/var/log/xen/console/guest-${name}.log /var/log/xen/console/guest-${name}--incoming.log`;
 }
 
 /** The probe's answer, parsed. `guest` is a domain name or id. */

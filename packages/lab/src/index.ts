@@ -5,7 +5,7 @@ export { LabError } from "./errors";
 export { cacheDir, repoDir } from "./paths";
 export { stderrProgress, type Progress } from "./progress";
 export { attachSharedLab, runJestInDom0, type Dom0JestResult } from "./testing";
-export { consoleLogs } from "./guest-probe";
+export { consoleLogs } from "./console";
 export { blackout, parseBlackout, type BlackoutReport, type BlackoutGap, type BlackoutHist, type BlackoutOptions } from "./blackout";
 export { guestSuspends, parsePhases, parsePhasesLine, type GuestSuspend } from "./phases";
 export { writerStatus, parseWriterStatus, verifyRecords, badRecord, WRITER_RECORD_BYTES, type WriterStatus } from "./writer";
