@@ -23,14 +23,32 @@ export async function stage(name, fn) {
 }
 
 /** Runs a command with inherited stdio; resolves with its exit code. */
+/** The children sh() has running, so that a signal handler can end them (killChildren). */
+const children = new Set();
+
 export function sh(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: opts.capture ? ["ignore", "pipe", "inherit"] : "inherit", env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd });
+    children.add(child);
     let out = "";
     if (opts.capture) child.stdout.on("data", (b) => (out += b));
-    child.on("error", reject);
-    child.on("close", (code) => resolve(opts.capture ? { code, out } : code));
+    child.on("error", (e) => {
+      children.delete(child);
+      reject(e);
+    });
+    child.on("close", (code) => {
+      children.delete(child);
+      resolve(opts.capture ? { code, out } : code);
+    });
   });
+}
+
+/**
+ * SIGTERM to every child sh() has running (a `lab up` still packing, a jest run): under CI a
+ * signal reaches this process only, and a child left behind would boot a lab nobody takes down.
+ */
+export function killChildren() {
+  for (const c of children) c.kill("SIGTERM");
 }
 
 export async function mustSh(cmd, args, opts = {}) {

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./bootstrap.mjs";
-import { labPlan, labStackArgs, log, mustSh, sh, stage, stages } from "./lib.mjs";
+import { killChildren, labPlan, labStackArgs, log, mustSh, sh, stage, stages } from "./lib.mjs";
 import { buildLabInputs } from "./lab-inputs.mjs";
 
 // The Debian releases of the labs, their guest kernels and patched hypervisor, and what the lab
@@ -61,6 +61,7 @@ async function downLabsNow() {
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.once(sig, () => {
     stopping = true;
+    killChildren();
     // Every lab this run booted (`lab down` of a stopped one is harmless): one booting when the
     // signal came is not yet in labsUp.
     labsUp = [...new Set([...labsUp, ...labsBooted])];
@@ -73,7 +74,13 @@ function labTestFiles(which) {
   const chosen = process.env.FASTSUSPEND_LAB_TESTS ?? "";
   if (chosen === "all") return [];
   // A comma-separated list of lab test files runs just those (to reproduce one suite's failure).
-  if (chosen !== "") return chosen.split(",").map((f) => f.trim()).filter((f) => f !== "");
+  if (chosen !== "") {
+    const files = chosen.split(",").map((f) => f.trim()).filter((f) => f !== "");
+    const missing = files.filter((f) => !existsSync(f));
+    if (missing.length > 0) throw new Error(`FASTSUSPEND_LAB_TESTS names no such file: ${missing.join(", ")}`);
+    log(`lab test files (FASTSUSPEND_LAB_TESTS): ${files.join(", ")}`);
+    return files;
+  }
   const listed = JSON.parse(readFileSync("scripts/lab-tests.json", "utf8"))[which];
   log(`lab test files (${which}): ${listed.join(", ")} (FASTSUSPEND_LAB_TESTS=all runs every one)`);
   return listed;
@@ -88,8 +95,11 @@ function count(file) {
   return { passed: j.numPassedTests, failed: j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0), skipped: j.numPendingTests + (j.numTodoTests ?? 0) };
 }
 
+/** Jest's exit code; a run that failed without writing its results (no tests found, a crash) is a broken stage. */
 async function jest(config, out, extra = [], env = {}) {
-  return sh("npx", ["jest", "-c", config, "--ci", "--json", `--outputFile=${out}`, ...extra], { env });
+  const code = await sh("npx", ["jest", "-c", config, "--ci", "--json", `--outputFile=${out}`, ...extra], { env });
+  if (code !== 0 && !existsSync(out)) throw new Error(`jest -c ${config} exited ${code} and wrote no results`);
+  return code;
 }
 
 /** Stages that broke (each counted as one failure: both stacks breaking are two). */

@@ -27,16 +27,17 @@ export function requestToSuspended(run: XlRun): number[] {
  * last clock read comes before the request reaches the guest, and the two clocks differ a little).
  * The longest, not the sum: a period also holds the probe's noise (its floor), never a second
  * suspend. A checkpoint with no gap in its period gets none (the count says so), nor does the last
- * one of a run xl was stopped in.
+ * one of a run that left the guest suspended.
  */
-export function blackoutPerCheckpoint(run: XlRun, gaps: readonly BlackoutGap[], slackMs = 20): number[] {
+export function blackoutPerCheckpoint(run: XlRun, gaps: readonly BlackoutGap[], o: { leftSuspended?: boolean; slackMs?: number } = {}): number[] {
+  const slackMs = o.slackMs ?? 20;
   const at = (t: number): number => run.startRealMs + t - slackMs;
   return run.requests.flatMap((req, i) => {
     const from = at(req);
     const next = run.requests[i + 1];
-    // The last checkpoint of a run xl was stopped in has no period of its own: its gap runs until
-    // the guest libxl left suspended is resumed by hand (2.2-2.4 s in session 10's rows).
-    if (next === undefined && run.stoppedAtMs !== undefined) return [];
+    // The last checkpoint of a run xl left the guest suspended in has no period of its own: its gap
+    // runs until the guest is resumed by hand (2.2-2.4 s in session 10's rows).
+    if (next === undefined && o.leftSuspended === true) return [];
     const to = next === undefined ? run.endRealMs + slackMs : at(next);
     const inPeriod = gaps.filter((g) => g.atRealMs >= from && g.atRealMs < to).map((g) => g.bootMs);
     return inPeriod.length === 0 ? [] : [Math.max(...inPeriod)];
@@ -44,7 +45,7 @@ export function blackoutPerCheckpoint(run: XlRun, gaps: readonly BlackoutGap[], 
 }
 
 /** The row for one remus run: n checkpoints issued, ok those libxl saw suspended, blackout per checkpoint. */
-export function summarizeRemus(tool: string, kernel: string, hypervisor: string, guestType: GuestType, run: XlRun, gaps: readonly BlackoutGap[]): ToolstackResult {
+export function summarizeRemus(tool: string, kernel: string, hypervisor: string, guestType: GuestType, run: XlRun, gaps: readonly BlackoutGap[], leftSuspended = false): ToolstackResult {
   const periods = run.requests.slice(1).map((t, i) => t - (run.requests[i] ?? t));
   const toSuspended = requestToSuspended(run);
   const first = run.requests[0];
@@ -57,7 +58,7 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
   return {
     tool, guestKernel: kernel, hypervisor, guestType,
     n: run.requests.length, ok: toSuspended.length, failed: run.requests.length - toSuspended.length,
-    blackoutMs: summarize(blackoutPerCheckpoint(run, gaps)),
+    blackoutMs: summarize(blackoutPerCheckpoint(run, gaps, { leftSuspended })),
     // Checkpoint period: one request to the next.
     totalMs: summarize(periods),
     phases: {
@@ -88,7 +89,7 @@ export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: Gue
     errors.push(`xl remus left the guest suspended (${state}); fastsuspend resume: exit ${res.code}`);
   } else if (!runningState(state)) errors.push(`guest state after xl remus: ${state || "gone"}`);
   const report = await blackout(l, kernel.name);
-  const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps);
+  const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps, state.includes("s"));
   row.errors.push(...errors, ...droppedGaps(report.dropped));
   o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${seconds} s: ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
   return row;

@@ -14,7 +14,8 @@ export function blackoutPerRun(runs: readonly XlRun[], gaps: readonly BlackoutGa
   return runs.map((r) => gaps.filter((g) => g.atRealMs >= r.startRealMs - slackMs && g.atRealMs <= r.endRealMs + slackMs).reduce((s, g) => s + g.bootMs, 0));
 }
 
-export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: string, runs: readonly XlRun[], blackouts: readonly number[]): ToolstackResult {
+/** `blackouts[i]` is run i's blackout, undefined when the guest's probe could not say (left out). */
+export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: string, runs: readonly XlRun[], blackouts: readonly (number | undefined)[]): ToolstackResult {
   const ok = runs.filter(xlRunOk);
   // libxl's first request and first "suspended" of a run (save -c and migrate have one each).
   const request = (r: XlRun): number | undefined => r.requests[0];
@@ -27,7 +28,10 @@ export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: s
     });
   return {
     tool, guestKernel, hypervisor, n: runs.length, ok: ok.length, failed: runs.length - ok.length,
-    blackoutMs: summarize(runs.flatMap((r, i) => (xlRunOk(r) ? [blackouts[i] ?? 0] : []))),
+    blackoutMs: summarize(runs.flatMap((r, i) => {
+      const b = blackouts[i];
+      return xlRunOk(r) && b !== undefined ? [b] : [];
+    })),
     totalMs: summarize(ok.map((r) => r.ms)),
     phases: { setupMs: summarize(phase(() => 0, request)), suspendMs: summarize(phase(request, suspended)), saveAndResumeMs: summarize(phase(suspended, (r) => r.ms)) },
     errors: runs.flatMap((r) => xlRunError(r) ?? []).slice(0, 3),
@@ -90,7 +94,7 @@ export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: Gues
 export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
   // The probe is asked after each run (which clears its table): each run's gaps, however many runs.
   const runs: XlRun[] = [];
-  const blackouts: number[] = [];
+  const blackouts: (number | undefined)[] = [];
   let dropped = 0;
   const probeErrors: string[] = [];
   for (let i = 0; i < o.runs; i++) {
@@ -108,7 +112,7 @@ export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: strin
       continue;
     }
     dropped += report.dropped;
-    blackouts.push(...blackoutPerRun([run], report.gaps));
+    blackouts[i] = blackoutPerRun([run], report.gaps)[0];
   }
   const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
   const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, blackouts);

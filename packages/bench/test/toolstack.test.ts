@@ -29,6 +29,15 @@ describe("the toolstack table's pieces", () => {
     expect(t.errors).toEqual(["xl exited 3: "]);
   });
 
+  test("summarizeXlRuns: a run whose probe did not answer has no blackout, and the others keep theirs (review 11: they shifted)", () => {
+    const runs = [run(0, 1000), run(5000, 1000), run(9000, 1000)];
+    const blackouts: (number | undefined)[] = [];
+    blackouts[0] = 100;
+    blackouts[2] = 300;
+    const t = summarizeXlRuns("xl migrate", "patched 6.1", "patched 4.17.5", runs, blackouts);
+    expect(t.blackoutMs).toMatchObject({ n: 2, min: 100, max: 300 });
+  });
+
   test("a row says when the guest's probe dropped gaps (a full table: the figures are incomplete)", () => {
     expect(droppedGaps(0)).toEqual([]);
     expect(droppedGaps(12)).toEqual(["the guest's probe dropped 12 gaps (its table was full): blackout figures incomplete"]);

@@ -13,6 +13,7 @@ import { DaemonMetrics } from "./daemon-metrics";
 import { Domains, type DomainState } from "./domains";
 import { CriticalGate } from "./gate";
 import { resumeCheck, type Journal, type ToolstackUser } from "./journal";
+import { KeptLoops } from "./kept-loops";
 import { EventLoopLag } from "./loop-lag";
 import { LoopStore } from "./loop-store";
 import { Loops, type ProgressSink } from "./loops";
@@ -79,6 +80,7 @@ export class Daemon {
   readonly #sessions: Sessions;
   readonly #sweeper: IdleSweeper;
   readonly #loops: Loops;
+  readonly #kept: KeptLoops;
   readonly #requests: SuspendResume;
   readonly #status: StatusView;
   #stopping: Promise<void> | undefined;
@@ -129,6 +131,7 @@ export class Daemon {
     this.#sessions = new Sessions(this.#ctx);
     this.#sweeper = new IdleSweeper(this.#ctx, this.#sessions);
     this.#loops = new Loops(this.#ctx, this.#sessions);
+    this.#kept = new KeptLoops(this.#ctx, this.#loops);
     this.#requests = new SuspendResume(this.#ctx, this.#sessions);
     this.#status = new StatusView(this.#ctx, { startedAt: this.startedAt, clients: () => this.clients(), stopping: () => this.stopping });
   }
@@ -150,7 +153,7 @@ export class Daemon {
    * started, been dropped, or is waiting for a retry.
    */
   restartKeptLoops(): Promise<void> {
-    return this.stopping ? Promise.resolve() : this.#loops.restartKept();
+    return this.stopping ? Promise.resolve() : this.#kept.restartAll();
   }
 
   /** A domain gone or dying: its loop stopped, its session closed, its locks and journal entries dropped. */
@@ -173,8 +176,12 @@ export class Daemon {
     suspend: (req) => this.#requests.suspend(req),
     resume: (req) => this.#requests.resume(req.domid),
     checkpoint: (req, progress) => this.#loops.run(req, progress),
-    "checkpoint.start": (req) => this.#loops.start(req),
-    "checkpoint.stop": (req) => this.#loops.stop(req.domid),
+    "checkpoint.start": async (req) => {
+      const reply = await this.#loops.start(req);
+      this.#kept.startedByClient(req.domid);
+      return reply;
+    },
+    "checkpoint.stop": async (req) => (await this.#kept.stopWaiting(req.domid)) ?? this.#loops.stop(req.domid),
     status: (req) => (req.domid === undefined ? this.#status.all() : this.#status.domain(req.domid)),
     metrics: () => this.metrics.render(),
   };
@@ -216,14 +223,30 @@ export class Daemon {
     this.metrics.stop();
     this.#sweeper.stop();
     this.#domains.stopFollowing();
+    this.#kept.beginQuiesce();
+    await this.#stopLoops();
     // A kept loop being started again is let finish its set-up (bounded by the session's
-    // timeouts) and then stopped with the others; none is retried after.
-    await this.#loops.quiesceRestarts();
+    // timeouts), then stopped like the others; none is retried after.
+    await this.#kept.settled();
+    await this.#stopLoops();
     const doms = this.#domains.all();
-    // No new cycle starts; the one in flight finishes normally (suspend then resume: tens of ms on
-    // hardware). Interrupting it right after the trigger would cost more: the guest may have taken
-    // the request, and the coordinator then gives it up to lateSuspendGraceMs to suspend before
-    // resuming it. main.ts exits at a deadline anyway, leaving the journal for the next start.
+    for (const dom of doms) {
+      await this.#sessions.close(dom, { force: true });
+      this.#sessions.release(dom);
+    }
+    await this.#resumeJournalled();
+    await this.#domains.unfollow();
+  }
+
+  /**
+   * Ends every running loop: no new cycle starts; the one in flight finishes normally (suspend then
+   * resume: tens of ms on hardware). Interrupting it right after the trigger would cost more: the
+   * guest may have taken the request, and the coordinator then gives it up to lateSuspendGraceMs
+   * to suspend before resuming it. main.ts exits at a deadline anyway, leaving the journal for the
+   * next start.
+   */
+  async #stopLoops(): Promise<void> {
+    const doms = this.#domains.all();
     for (const dom of doms) {
       if (dom.loop?.running === true) {
         // A loop already ending for a reason of its own (a stop request, its count) keeps that
@@ -233,12 +256,6 @@ export class Daemon {
       }
     }
     await Promise.all(doms.map((d) => d.loop?.finished ?? Promise.resolve()));
-    for (const dom of doms) {
-      await this.#sessions.close(dom, { force: true });
-      this.#sessions.release(dom);
-    }
-    await this.#resumeJournalled();
-    await this.#domains.unfollow();
   }
 
   /**

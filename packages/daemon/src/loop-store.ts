@@ -86,6 +86,20 @@ export class LoopStore {
     this.#write();
   }
 
+  get(domid: number): StoredLoop | undefined {
+    return this.#loops.get(domid);
+  }
+
+  /** Forgets the entry's quick restarts (its loop ended in an orderly daemon stop). */
+  clearRestarts(domid: number): void {
+    const e = this.#loops.get(domid);
+    if (e?.restarts === undefined && e?.restartedAt === undefined) return;
+    const rest: StoredLoop = { ...e };
+    delete rest.restarts;
+    delete rest.restartedAt;
+    this.set(rest);
+  }
+
   remove(domid: number): void {
     if (this.#loops.delete(domid)) this.#write();
   }

@@ -21,20 +21,12 @@ import {
 } from "./protocol";
 import type { Sessions } from "./sessions";
 import type { StoredLoop } from "./loop-store";
-import { toDaemonError } from "./to-daemon-error";
 
 /** Where a `checkpoint` request's progress frames go (the server writes them to the connection). */
 export type ProgressSink = (p: CheckpointProgress) => void;
 
 /** A loop stops after this many failed cycles in a row. */
 const MAX_CONSECUTIVE_FAILURES = 10;
-
-/** Restarts of a kept loop closer together than this count as a crash loop. */
-const QUICK_RESTART_MS = 60_000;
-/** A kept loop is dropped after this many quick restarts in a row. */
-const MAX_QUICK_RESTARTS = 5;
-/** Why a kept loop is not tried again: its domain is gone, shut down or dom0, or its entry is bad. */
-const FINAL_RESTART_ERRORS = new Set<string>(["ENODOMAIN", "EDYING", "EDOMAIN", "ECONTROLDOMAIN", "EINVAL"]);
 
 /** A loop's counts, as status and progress frames show them. */
 export function loopCounts(loop: Loop): Omit<LoopStatus, "cycleMs" | "suspendMs"> {
@@ -54,10 +46,6 @@ export function loopStatus(loop: Loop): LoopStatus {
 export class Loops {
   readonly #ctx: DaemonContext;
   readonly #sessions: Sessions;
-  /** Kept loops waiting to be tried again (restartKept), by domid. */
-  readonly #retries = new Map<number, NodeJS.Timeout>();
-  readonly #restarting = new Set<Promise<void>>();
-  #stopping = false;
 
   constructor(ctx: DaemonContext, sessions: Sessions) {
     this.#ctx = ctx;
@@ -69,7 +57,6 @@ export class Loops {
    * the stored entry it restarts (its begin time and restart count carry over).
    */
   async start(req: CheckpointStartRequest, kept?: StoredLoop): Promise<CheckpointStartReply> {
-    this.#cancelRetry(req.domid);
     const loop = await this.#startLoop(req);
     const name = this.#ctx.domains.nameRead(req.domid);
     if (name !== undefined && name !== "") {
@@ -84,96 +71,6 @@ export class Loops {
       this.#ctx.log(`checkpoint dom${req.domid}: the domain has no name in xenstore: its loop is not kept across a daemon restart`);
     }
     return { domid: req.domid, started: true, path: loop.path, intervalMs: loop.intervalMs, count: loop.count };
-  }
-
-  /**
-   * The loops a previous daemon kept (loop-store.ts), started again, all at once, on the domains
-   * that still have the same name; the others are dropped. Called once the daemon serves and its
-   * signal handlers are in place (main.ts), so that a stop during a restart is an orderly one.
-   */
-  async restartKept(): Promise<void> {
-    await Promise.all(this.#ctx.loopStore.list().map((k) => this.#tracked(k, Date.now())));
-  }
-
-  /** Waits for the restarts in flight and cancels the retries to come (the daemon's stop). */
-  async quiesceRestarts(): Promise<void> {
-    this.#stopping = true;
-    for (const d of [...this.#retries.keys()]) this.#cancelRetry(d);
-    await Promise.all([...this.#restarting]);
-  }
-
-  #quiescing(): boolean {
-    return this.#stopping;
-  }
-
-  /** One kept loop's restart, awaited by quiesceRestarts. */
-  #tracked(k: StoredLoop, firstTry: number): Promise<void> {
-    const attempt = this.#restartOne(k, firstTry);
-    this.#restarting.add(attempt);
-    return attempt.finally(() => this.#restarting.delete(attempt));
-  }
-
-  async #restartOne(k: StoredLoop, firstTry: number): Promise<void> {
-    if (this.#stopping) return;
-    const { loopStore, domains, log } = this.#ctx;
-    const now = Date.now();
-    const name = await domains.name(k.domid);
-    if (this.#quiescing()) return; // the daemon began to stop while the name was read
-    if (name !== k.name) {
-      log(`checkpoint dom${k.domid}: not restarted: the loop was on "${k.name}", the domain is ${name === undefined ? "gone" : `now "${name}"`}`);
-      loopStore.remove(k.domid);
-      return;
-    }
-    // A daemon that dies soon after each start (a fault its cycles trigger) would be restarted by
-    // systemd into the same loop until its start limit: after a few quick restarts the loop is dropped.
-    const quick = k.restartedAt !== undefined && now - Date.parse(k.restartedAt) < QUICK_RESTART_MS;
-    const restarts = quick ? (k.restarts ?? 0) + 1 : 1;
-    if (restarts > MAX_QUICK_RESTARTS) {
-      log(`checkpoint dom${k.domid} (${k.name}): not restarted: started again ${restarts - 1} times, each within ${QUICK_RESTART_MS / 1000} s of the one before (is the daemon dying on it?): checkpoint.start starts it again`);
-      loopStore.remove(k.domid);
-      return;
-    }
-    const entry: StoredLoop = { ...k, restarts, restartedAt: new Date(now).toISOString() };
-    const req: CheckpointStartRequest = { op: "checkpoint.start", domid: k.domid, intervalMs: k.intervalMs, ...(k.count === undefined ? {} : { count: k.count }), ...(k.path === undefined ? {} : { path: k.path }), ...(k.timeoutMs === undefined ? {} : { timeoutMs: k.timeoutMs }) };
-    try {
-      // A loop with a count starts again with its whole count: the cycles done before are not kept.
-      await this.start(req, entry);
-      log(`checkpoint dom${k.domid} (${k.name}): loop started again (began ${k.since})`);
-    } catch (err) {
-      this.#restartFailed(k, firstTry, now, err);
-    }
-  }
-
-  #restartFailed(k: StoredLoop, firstTry: number, now: number, err: unknown): void {
-    const { loopStore, log } = this.#ctx;
-    // The daemon stopping meanwhile keeps the entry for the next start.
-    if (this.#stopping) return;
-    // A loop already running (a checkpoint.start while this one waited) owns the entry now.
-    if (this.#ctx.domains.get(k.domid)?.loop?.running === true) {
-      log(`checkpoint dom${k.domid} (${k.name}): a loop already runs on it: the kept one is not restarted`);
-      return;
-    }
-    // What a running loop would have skipped (the toolstack has the domain, it is suspended or
-    // paused, a lock is held, xenstore was slow) is tried again for a while; a domain gone or shut
-    // down is final.
-    const retry = this.#ctx.settings.keptLoopRetry;
-    if (FINAL_RESTART_ERRORS.has(toDaemonError(err).code) || now - firstTry >= retry.forMs) {
-      log(`checkpoint dom${k.domid} (${k.name}): loop not restarted: ${errorText(err)}`);
-      loopStore.remove(k.domid);
-      return;
-    }
-    log(`checkpoint dom${k.domid} (${k.name}): loop not restarted yet (${errorText(err)}): trying again in ${retry.everyMs / 1000} s`);
-    const t = setTimeout(() => {
-      this.#retries.delete(k.domid);
-      void this.#tracked(k, firstTry);
-    }, retry.everyMs);
-    t.unref();
-    this.#retries.set(k.domid, t);
-  }
-
-  #cancelRetry(domid: number): void {
-    clearTimeout(this.#retries.get(domid));
-    this.#retries.delete(domid);
   }
 
   /**
@@ -285,8 +182,10 @@ export class Loops {
       });
       loop.running = false;
       dom.lastUsed = Date.now();
-      // The daemon's stop keeps it for the next start; every other end is the loop's own.
-      if (loop.kept === true && loop.stoppedBy !== "shutdown") this.#ctx.loopStore.remove(d);
+      // The daemon's stop keeps it for the next start, as an orderly end (not one of the quick
+      // restarts kept-loops.ts counts against a daemon dying on it); every other end is the loop's own.
+      if (loop.kept === true && loop.stoppedBy === "shutdown") this.#ctx.loopStore.clearRestarts(d);
+      else if (loop.kept === true) this.#ctx.loopStore.remove(d);
     }
   }
 }

@@ -89,7 +89,13 @@ async function main(): Promise<number> {
   let svc: RunningService | undefined;
   let signalled: NodeJS.Signals | undefined;
   let onSignal: (sig: NodeJS.Signals) => void = (sig) => {
-    signalled ??= sig;
+    if (signalled !== undefined) {
+      // A second one while the start hangs (xenstored, a set-up): the administrator means it.
+      log(`${sig} again during the start: exiting now (the journal is kept for the next start)`);
+      process.exit(1);
+    }
+    signalled = sig;
+    log(`${sig} during the start: stopping once it is done`);
   };
   const handler = (sig: NodeJS.Signals): void => {
     onSignal(sig);
@@ -115,7 +121,7 @@ async function main(): Promise<number> {
   log(`listening on ${svc.server.socketPath} (pid ${process.pid})`);
   const http = svc.metricsHttp?.address;
   if (http !== undefined) log(`metrics on http://${http.host.includes(":") ? `[${http.host}]` : http.host}:${http.port}/metrics`);
-  void notifyReady(`listening on ${svc.server.socketPath}`, log); // systemd Type=notify: READY=1
+  if (signalled === undefined) void notifyReady(`listening on ${svc.server.socketPath}`, log); // systemd Type=notify: READY=1
   const s = svc;
   await new Promise<void>((resolve) => {
     let once = false;

@@ -871,6 +871,84 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
     rmSync(join(dir, "loops.json"), { recursive: true, force: true });
   });
 
+  it("checkpoint.stop on a kept loop waiting for a retry drops it for good (review 11: it started anyway)", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g1");
+    keep({ domid: g.domid, name: "g1", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
+    world.xen.binding(0).pause(g.domid);
+    const s = await start({ keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
+    await s.restartKeptLoops();
+    const c = await client();
+    const stopped = (await c.request("checkpoint.stop", { domid: g.domid })).loop as LoopStatus;
+    expect(stopped).toMatchObject({ running: false, done: 0, stoppedBy: "request", startedAt: "2026-12-01T00:00:00.000Z" });
+    expect(s.daemon.loopStore.list()).toEqual([]);
+    world.xen.binding(0).unpause(g.domid);
+    await sleep(200);
+    expect((await c.request("status", { domid: g.domid })).loop).toBeNull();
+  });
+
+  it("a client's checkpoint.start that fails while a kept loop waits leaves the retry in place (review 11)", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g2");
+    keep({ domid: g.domid, name: "g2", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
+    world.xen.binding(0).pause(g.domid);
+    const s = await start({ keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
+    await s.restartKeptLoops();
+    const c = await client();
+    expect((await errorOf(c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 }))).code).toBe("EBUSY");
+    world.xen.binding(0).unpause(g.domid);
+    let loop: LoopStatus | null = null;
+    for (let i = 0; i < 100 && loop?.running !== true; i++) {
+      await sleep(20);
+      loop = (await c.request("status", { domid: g.domid })).loop as LoopStatus | null;
+    }
+    expect(loop?.running).toBe(true);
+  });
+
+  it("a client's `checkpoint` loop (not kept) that wins over a waiting kept loop drops its entry (review 11)", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g3");
+    keep({ domid: g.domid, name: "g3", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
+    world.xen.binding(0).pause(g.domid);
+    const lines: string[] = [];
+    const s = await start({ log: (l) => lines.push(l), keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
+    await s.restartKeptLoops();
+    world.xen.binding(0).unpause(g.domid);
+    const c = await client();
+    await c.request("checkpoint", { domid: g.domid, intervalMs: 5, count: 40 });
+    expect(lines.join("\n")).toMatch(/a client's loop already runs on it: the kept one is dropped/);
+    expect(s.daemon.loopStore.list()).toEqual([]);
+  });
+
+  it("orderly restarts (systemctl restart) are not counted as a daemon dying on the loop (review 11)", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g4");
+    let s = await start();
+    const c = await client();
+    await c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 });
+    const lines: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      for (const x of clients.splice(0)) x.close();
+      await s.stop();
+      s = await start({ log: (l) => lines.push(l) });
+      await s.restartKeptLoops();
+    }
+    expect(lines.join("\n")).not.toMatch(/dying on this loop/);
+    expect((await loopOf(await client(), g.domid)).running).toBe(true);
+  });
+
+  it("a restart is counted on disk before its set-up, so a daemon dying in the set-up is counted (review 11)", async () => {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g5");
+    keep({ domid: g.domid, name: "g5", intervalMs: 5, since: "2026-12-01T00:00:00.000Z", restarts: 2, restartedAt: new Date().toISOString() });
+    // A set-up that does not get through (the domain paused) stands for one a crash cuts short.
+    world.xen.binding(0).pause(g.domid);
+    const s = await start({ keptLoopRetry: { everyMs: 60_000, forMs: 120_000 } });
+    await s.restartKeptLoops();
+    const onDisk = JSON.parse(readFileSync(join(dir, "loops.json"), "utf8")) as { loops: { restarts?: number }[] };
+    expect(onDisk.loops[0]?.restarts).toBe(3);
+  });
+
   it("an unreadable loops.json is said and starts nothing", async () => {
     writeFileSync(join(dir, "loops.json"), "{not json");
     const lines: string[] = [];

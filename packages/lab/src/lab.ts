@@ -257,6 +257,8 @@ export class Lab {
       const wait = `i=0; until grep -q FASTSUSPEND-GUEST-READY ${log} 2>/dev/null; do case "$(xl list ${domid ?? -1} 2>/dev/null | awk 'NR==2{print $5}')" in ""|*s*|*c*) exit 2;; esac; i=$((i+1)); [ $i -gt 1200 ] && exit 1; sleep 0.1; done`;
       const r = domid === undefined ? { code: 2 } : await this.exec(wait, { timeoutMs: g.timeoutMs ?? 120_000 });
       if (r.code === 0 && domid !== undefined) return { name: g.name, type, domid, kernel, createMs: Date.now() - t0 };
+      // A guest that just crashed: xenconsoled may not have written its last lines yet.
+      if (r.code === 2 && type === "pvh") await new Promise((res) => setTimeout(res, 1000));
       const tail = await this.exec(`tail -n 200 ${log}`);
       const fault = type === "pvh" && (await faults()) > before;
       const trampolinePanic = type === "pvh" && isTrampolinePanic(tail.stdout);
@@ -267,7 +269,8 @@ export class Lab {
         continue;
       }
       const hint = type === "pvh" ? "check the guest kernel (XEN_PVH) and that the lab's CPU offers HVM (`xl info` virt_caps)" : "check the guest kernel (it must be a Xen PV kernel)";
-      throw new LabError(`guest ${g.name} did not reach its init${fault ? " (triple fault: see xl dmesg)" : ""}`, hint, lastLines(tail.stdout, 30));
+      const why = fault ? " (triple fault: see xl dmesg)" : trampolinePanic ? " (double fault on the entry trampoline stack, three times: docs/results.md)" : "";
+      throw new LabError(`guest ${g.name} did not reach its init${why}`, hint, lastLines(tail.stdout, 30));
     }
   }
 
