@@ -105,7 +105,7 @@ describe("fastsuspendd in the lab's dom0", () => {
    * line about domain D (started again, or why not) and returns it.
    */
   async function keptLoopLine(log: string, d: number): Promise<string> {
-    const line = await lab.mustExec(`i=0; until grep -E "checkpoint dom${d}( |:).*(loop started again|not restarted:)" ${log}; do i=$((i+1)); [ $i -gt 1800 ] && { cat ${log}; exit 1; }; usleep 100000; done`, { timeoutMs: 4 * MINUTE });
+    const line = await lab.mustExec(`i=0; until grep -E "checkpoint dom${d}( |:).*(loop started again|not restarted:|not restarted \\(tried)" ${log}; do i=$((i+1)); [ $i -gt 1800 ] && { cat ${log}; exit 1; }; usleep 100000; done`, { timeoutMs: 4 * MINUTE });
     return line.trim();
   }
 
