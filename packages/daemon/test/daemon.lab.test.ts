@@ -343,11 +343,13 @@ describe("fastsuspendd in the lab's dom0", () => {
           after = (await lab.mustExec(`xl list ${d} | awk 'NR==2{print $5}'`)).trim();
         }
         runs.push(`run ${i + 1}: ${secs} s, ${String(exit)}, ${String(count)} checkpoints via the channel, state after ${String(state)}, then ${after}`);
-        expect(Number(count)).toBeGreaterThanOrEqual(5);
+        // How many fit in the run depends on the lab's load (libxl's first full copy of 128 MB
+        // takes most of a short run under TCG: 2 in 7 s once in CI): what is asserted is that
+        // libxl's checkpoints go through the channel.
+        expect(Number(count)).toBeGreaterThanOrEqual(1);
         expectRunning(after);
       }
       const xen = await lab.mustExec("xl dmesg");
-      console.log(`xl remus -b of a patched PVH guest:\n${runs.join("\n")}`);
       expect(xen).not.toMatch(/Triple fault/);
       // The guest still answers a suspend on its channel: nothing of remus's left on it.
       const save = await lab.exec(`xl -vvv save -c ${d} /dev/null`, { timeoutMs: 3 * MINUTE });
@@ -355,6 +357,7 @@ describe("fastsuspendd in the lab's dom0", () => {
       expect(save.stderr).toMatch(/suspend request via event channel/);
       expect((await lab.exec(`test -e /var/run/xen/suspend-evtchn-${d}.lock`)).code).not.toBe(0);
     } finally {
+      console.log(`xl remus -b of a patched PVH guest:\n${runs.join("\n")}`);
       await lab.exec(`xl destroy ${name} 2>/dev/null; true`);
     }
   }, 15 * MINUTE);

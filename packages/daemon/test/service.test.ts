@@ -879,7 +879,7 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
     const s = await start({ keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
     await s.restartKeptLoops();
     const c = await client();
-    const stopped = (await c.request("checkpoint.stop", { domid: g.domid })).loop as LoopStatus;
+    const stopped = (await c.request("checkpoint.stop", { domid: g.domid })).loop;
     expect(stopped).toMatchObject({ running: false, done: 0, stoppedBy: "request", startedAt: "2026-12-01T00:00:00.000Z" });
     expect(s.daemon.loopStore.list()).toEqual([]);
     world.xen.binding(0).unpause(g.domid);
@@ -900,7 +900,7 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
     let loop: LoopStatus | null = null;
     for (let i = 0; i < 100 && loop?.running !== true; i++) {
       await sleep(20);
-      loop = (await c.request("status", { domid: g.domid })).loop as LoopStatus | null;
+      loop = (await c.request("status", { domid: g.domid })).loop;
     }
     expect(loop?.running).toBe(true);
   });
