@@ -243,6 +243,12 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
   const kernel = o.stock ? undefined : buildArtefact(repo, "kernel/build.sh", plan.kernelArgs, o.log);
   const stockKernel = buildArtefact(repo, "kernel/build.sh", plan.stockKernelArgs, o.log);
   const hypervisor = o.stock ? undefined : buildArtefact(repo, "hypervisor-patches/build.sh", plan.hypervisorArgs, o.log);
+  // Every lab of the run on the patched QEMU (issue 13: Debian's delivers an injected interrupt
+  // twice and PVH guests die of it), unless one is given or FASTSUSPEND_QEMU_PATCHED=0.
+  if (!process.env.FASTSUSPEND_QEMU_BINARY && process.env.FASTSUSPEND_QEMU_PATCHED !== "0") {
+    const qemu = buildArtefact(repo, "packages/lab/tools/build-qemu.sh", [], o.log);
+    if (qemu !== undefined) process.env.FASTSUSPEND_QEMU_BINARY = qemu;
+  }
   const guestKernel = kernel ?? stockKernel;
   const guestDesc = kernel ? "patched (suspend event channel)" : stockKernel ? `stock ${plan.linux} (small config)` : `stock Debian ${plan.linux}`;
   let l: Lab;

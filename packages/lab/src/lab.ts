@@ -113,7 +113,7 @@ export class Lab {
     const xen = opts.hypervisor ?? artefacts.xen;
     if (!existsSync(xen)) throw new LabError(`hypervisor image ${xen} does not exist`, "build it first (hypervisor-patches/build.sh) or leave --hypervisor out");
     const t0 = Date.now();
-    progress(`booting Xen under QEMU (TCG), lab "${name}", ${xenstored}${stack === DEFAULT_STACK ? "" : `, stack ${stack}`}`);
+    progress(`booting Xen under ${process.env.FASTSUSPEND_QEMU_BINARY ? `QEMU ${process.env.FASTSUSPEND_QEMU_BINARY}` : "QEMU"} (TCG), lab "${name}", ${xenstored}${stack === DEFAULT_STACK ? "" : `, stack ${stack}`}`);
     const child = await startQemu(
       {
         runDir, shareDir, xen, xenCmdline: XEN_CMDLINE,

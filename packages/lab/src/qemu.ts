@@ -1,7 +1,7 @@
 // One owner for each lab's QEMU: started with a pid file in the lab's own run directory and
 // always stopped by that PID (checked against its command line, so a reused PID is never hit).
 import { type ChildProcess, spawn } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
+import { existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LabError } from "./errors";
 import { run } from "./run";
@@ -24,7 +24,16 @@ export const consoleLog = (runDir: string): string => join(runDir, "console.log"
 export const agentSocket = (runDir: string): string => join(runDir, "agent.sock");
 export const pidFile = (runDir: string): string => join(runDir, "qemu.pid");
 
+/**
+ * QEMU: FASTSUSPEND_QEMU_BINARY (tools/build-qemu.sh's, with qemu-patches/ applied: issue 13's
+ * interrupt delivered twice), else qemu-system-x86_64 on the PATH (Debian's).
+ */
 export async function qemuBinary(): Promise<string> {
+  const chosen = process.env.FASTSUSPEND_QEMU_BINARY;
+  if (chosen !== undefined && chosen !== "") {
+    if (!existsSync(chosen)) throw new LabError(`FASTSUSPEND_QEMU_BINARY=${chosen} does not exist`, "build it with packages/lab/tools/build-qemu.sh, or unset it for Debian's qemu-system-x86_64");
+    return chosen;
+  }
   const r = await run(["sh", "-c", "command -v qemu-system-x86_64"]);
   const path = r.stdout.trim();
   if (r.code !== 0 || !path) throw new LabError("qemu-system-x86_64 not found", "apt-get install qemu-system-x86 (npm test and npm run bench install it themselves as root)");
