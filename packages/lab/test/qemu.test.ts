@@ -1,5 +1,5 @@
-// The QEMU command line's choices that carry evidence: TCG threading by CPU model.
-import { qemuTcgThread } from "../src/qemu";
+// The QEMU command line's choices that carry evidence: TCG threading by CPU model, which QEMU.
+import { qemuBinary, qemuTcgThread } from "../src/qemu";
 
 describe("qemuTcgThread", () => {
   const saved = process.env.FASTSUSPEND_QEMU_TCG_THREAD;
@@ -22,5 +22,20 @@ describe("qemuTcgThread", () => {
     expect(qemuTcgThread("Nehalem")).toBe("single");
     process.env.FASTSUSPEND_QEMU_TCG_THREAD = "two";
     expect(() => qemuTcgThread("Nehalem")).toThrow(/FASTSUSPEND_QEMU_TCG_THREAD="two"/);
+  });
+});
+
+describe("qemuBinary", () => {
+  const saved = process.env.FASTSUSPEND_QEMU_BINARY;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.FASTSUSPEND_QEMU_BINARY;
+    else process.env.FASTSUSPEND_QEMU_BINARY = saved;
+  });
+
+  it("is FASTSUSPEND_QEMU_BINARY when set (the patched build), and says how to get one that is missing", async () => {
+    process.env.FASTSUSPEND_QEMU_BINARY = process.execPath; // any file that exists
+    await expect(qemuBinary()).resolves.toBe(process.execPath);
+    process.env.FASTSUSPEND_QEMU_BINARY = "/nonexistent/qemu-system-x86_64";
+    await expect(qemuBinary()).rejects.toThrow(/FASTSUSPEND_QEMU_BINARY=\/nonexistent\/qemu-system-x86_64 does not exist/);
   });
 });
