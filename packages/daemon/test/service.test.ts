@@ -795,6 +795,17 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
     writeFileSync(join(dir, "loops.json"), JSON.stringify({ version: 1, loops }));
   }
 
+  /** A kept loop on a new paused guest NAME, waiting for its retry (every 50 ms) after the restart. */
+  async function keptLoopWaiting(name: string, extra: { log?: (l: string) => void } = {}): Promise<{ g: FakeWorldGuest; s: RunningService }> {
+    const g = await world.addGuest();
+    await world.xenstore.write(`/local/domain/${g.domid}/name`, name);
+    keep({ domid: g.domid, name, intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
+    world.xen.binding(0).pause(g.domid);
+    const s = await start({ ...extra, keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
+    await s.restartKeptLoops();
+    return { g, s };
+  }
+
   it("a kept loop whose domain cannot be checkpointed yet (paused by another tool) is tried again, not dropped", async () => {
     const g = await world.addGuest();
     await world.xenstore.write(`/local/domain/${g.domid}/name`, "gp");
@@ -872,12 +883,7 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
   });
 
   it("checkpoint.stop on a kept loop waiting for a retry drops it for good (review 11: it started anyway)", async () => {
-    const g = await world.addGuest();
-    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g1");
-    keep({ domid: g.domid, name: "g1", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
-    world.xen.binding(0).pause(g.domid);
-    const s = await start({ keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
-    await s.restartKeptLoops();
+    const { g, s } = await keptLoopWaiting("g1");
     const c = await client();
     const stopped = (await c.request("checkpoint.stop", { domid: g.domid })).loop;
     expect(stopped).toMatchObject({ running: false, done: 0, stoppedBy: "request", startedAt: "2026-12-01T00:00:00.000Z" });
@@ -888,12 +894,7 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
   });
 
   it("a client's checkpoint.start that fails while a kept loop waits leaves the retry in place (review 11)", async () => {
-    const g = await world.addGuest();
-    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g2");
-    keep({ domid: g.domid, name: "g2", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
-    world.xen.binding(0).pause(g.domid);
-    const s = await start({ keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
-    await s.restartKeptLoops();
+    const { g } = await keptLoopWaiting("g2");
     const c = await client();
     expect((await errorOf(c.request("checkpoint.start", { domid: g.domid, intervalMs: 5 }))).code).toBe("EBUSY");
     world.xen.binding(0).unpause(g.domid);
@@ -906,13 +907,8 @@ describe("checkpoint loops across a daemon restart (loops.json)", () => {
   });
 
   it("a client's `checkpoint` loop (not kept) that wins over a waiting kept loop drops its entry (review 11)", async () => {
-    const g = await world.addGuest();
-    await world.xenstore.write(`/local/domain/${g.domid}/name`, "g3");
-    keep({ domid: g.domid, name: "g3", intervalMs: 5, since: "2026-12-01T00:00:00.000Z" });
-    world.xen.binding(0).pause(g.domid);
     const lines: string[] = [];
-    const s = await start({ log: (l) => lines.push(l), keptLoopRetry: { everyMs: 50, forMs: 10_000 } });
-    await s.restartKeptLoops();
+    const { g, s } = await keptLoopWaiting("g3", { log: (l) => lines.push(l) });
     world.xen.binding(0).unpause(g.domid);
     const c = await client();
     await c.request("checkpoint", { domid: g.domid, intervalMs: 5, count: 40 });
