@@ -132,7 +132,9 @@ export class Lab {
       installExitHandlers();
     }
     try {
-      await lab.waitReady(opts.bootTimeoutMs ?? 180_000, () => (exited === undefined ? undefined : `QEMU exited (${exited}): ${qemuErr.trim()}`));
+      // A detached QEMU writes its stderr to the run dir's qemu.stderr (startQemu), not to our pipe.
+      const said = (): string => (qemuErr.trim() !== "" ? qemuErr.trim() : lastLines(readConsole(join(runDir, "qemu.stderr")), 5));
+      await lab.waitReady(opts.bootTimeoutMs ?? 180_000, () => (exited === undefined ? undefined : `QEMU exited (${exited}): ${said()}`));
     } catch (e) {
       await lab.down();
       throw e;

@@ -15,9 +15,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 patches=(); while read -r p; do patches+=("$here/../qemu-patches/$p"); done < <(grep -v "^#" "$here/../qemu-patches/series")
 version=1:7.2+dfsg-7+deb12u18
 cache=${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}
-hash=$( (echo "$version"; cat "${patches[@]}") | sha256sum | cut -c1-64)
+hash=$( (echo "$version"; cat "$0" "${patches[@]}") | sha256sum | cut -c1-64)
 out=$cache/qemu/$hash
-if [ -x "$out/qemu-system-x86_64" ]; then echo "$out/qemu-system-x86_64"; exit 0; fi
+if [ -x "$out/bin/qemu-system-x86_64" ]; then echo "$out/bin/qemu-system-x86_64"; exit 0; fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq > /dev/null
 apt-get install -y -qq dpkg-dev meson libglib2.0-dev libpixman-1-dev libcap-ng-dev libattr1-dev > /dev/null
@@ -29,16 +29,24 @@ dpkg-source -x qemu_*.dsc src > /dev/null
 cd src
 for p in "${patches[@]}"; do patch -p1 --fuzz=0 < "$p" > /dev/null; done
 mkdir build && cd build
-# --prefix=/usr: the binary finds Debian's firmware (qemu-system-data, seabios) where the
-# packaged QEMU does.
-../configure --prefix=/usr --target-list=x86_64-softmmu --disable-docs --disable-werror --disable-user \
+# --prefix=/usr and Debian's firmware path: QEMU looks for its data and firmware relative to its
+# binary (bin/../share/qemu, ../share/seabios, ../lib/ipxe/qemu), linked below to Debian's.
+../configure --prefix=/usr --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu --target-list=x86_64-softmmu --disable-docs --disable-werror --disable-user \
 	--disable-tools --disable-guest-agent --disable-gtk --disable-sdl --disable-vnc --disable-opengl \
 	--disable-spice --disable-virglrenderer --disable-xen --disable-kvm --disable-capstone --disable-slirp \
 	--disable-curl --disable-libusb --disable-usb-redir --disable-libiscsi --disable-rbd --disable-glusterfs \
 	--disable-smartcard --disable-seccomp --enable-virtfs > configure.log 2>&1 || { tail -n 30 configure.log >&2; exit 1; }
 ninja -j"$(nproc)" qemu-system-x86_64 > ninja.log 2>&1 || { tail -n 30 ninja.log >&2; exit 1; }
-mkdir -p "$out.tmp"
-cp qemu-system-x86_64 "$out.tmp/"
+mkdir -p "$out.tmp/bin" "$out.tmp/share" "$out.tmp/lib/ipxe"
+cp qemu-system-x86_64 "$out.tmp/bin/"
+ln -s /usr/share/qemu "$out.tmp/share/qemu"
+ln -s /usr/share/seabios "$out.tmp/share/seabios"
+ln -s /usr/lib/ipxe/qemu "$out.tmp/lib/ipxe/qemu"
+# It must find the PC BIOS as Debian's does (QEMU exits 1 at once without it).
+if timeout 20 "$out.tmp/bin/qemu-system-x86_64" -accel tcg -m 64 -display none -nodefaults -monitor none -S 2>&1 | grep -q "could not load"; then
+	echo "the built QEMU does not find its firmware: $("$out.tmp/bin/qemu-system-x86_64" -L help | tr '\n' ' ')" >&2
+	exit 1
+fi
 rm -rf "$out"
 mv "$out.tmp" "$out"
-echo "$out/qemu-system-x86_64"
+echo "$out/bin/qemu-system-x86_64"
