@@ -22,13 +22,17 @@ export async function stage(name, fn) {
   }
 }
 
-/** Runs a command with inherited stdio; resolves with its exit code. */
 /** The children sh() has running, so that a signal handler can end them (killChildren). */
 const children = new Set();
 
+/**
+ * Runs a command with inherited stdio (or its stdout captured); resolves with its exit code. Each
+ * child leads a process group of its own, so that killChildren reaches what it started too (npx
+ * does not pass SIGTERM on to jest).
+ */
 export function sh(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: opts.capture ? ["ignore", "pipe", "inherit"] : "inherit", env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd });
+    const child = spawn(cmd, args, { stdio: opts.capture ? ["ignore", "pipe", "inherit"] : "inherit", env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd, detached: true });
     children.add(child);
     let out = "";
     if (opts.capture) child.stdout.on("data", (b) => (out += b));
@@ -48,7 +52,13 @@ export function sh(cmd, args, opts = {}) {
  * signal reaches this process only, and a child left behind would boot a lab nobody takes down.
  */
 export function killChildren() {
-  for (const c of children) c.kill("SIGTERM");
+  for (const c of children) {
+    try {
+      process.kill(-c.pid, "SIGTERM");
+    } catch {
+      c.kill("SIGTERM"); // its group is gone already: the child alone, if it is still there
+    }
+  }
 }
 
 export async function mustSh(cmd, args, opts = {}) {

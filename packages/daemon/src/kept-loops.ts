@@ -7,9 +7,9 @@
 import { errorText, summarize } from "@fastsuspend/coordinator";
 
 import type { DaemonContext } from "./context";
-import type { StoredLoop } from "./loop-store";
+import { startRequest, type StoredLoop } from "./loop-store";
 import type { Loops } from "./loops";
-import type { CheckpointStartRequest, LoopReply } from "./protocol";
+import type { LoopReply } from "./protocol";
 import { toDaemonError } from "./to-daemon-error";
 
 /** Restarts of a kept loop closer together than this count as a crash loop. */
@@ -116,7 +116,7 @@ export class KeptLoops {
     // Counted before the set-up: a daemon that dies in it (detect, bind: native code) is counted too.
     const entry: StoredLoop = { ...k, restarts, restartedAt: new Date(now).toISOString() };
     loopStore.set(entry);
-    const req: CheckpointStartRequest = { op: "checkpoint.start", domid: k.domid, intervalMs: k.intervalMs, ...(k.count === undefined ? {} : { count: k.count }), ...(k.path === undefined ? {} : { path: k.path }), ...(k.timeoutMs === undefined ? {} : { timeoutMs: k.timeoutMs }) };
+    const req = startRequest(k);
     try {
       // A loop with a count starts again with its whole count: the cycles done before are not kept.
       await this.#loops.start(req, entry);

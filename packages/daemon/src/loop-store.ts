@@ -10,19 +10,30 @@ import { parseRequest } from "./parse-request";
 import type { CheckpointStartRequest } from "./protocol";
 import { readRunFile, writeRunFile } from "./run-file";
 
-export interface StoredLoop {
-  domid: number;
+export interface StoredLoop extends LoopSettings {
   /** The domain's name when the loop began: a domid reused by another domain is not its domain. */
   name: string;
-  intervalMs: number;
-  count?: number;
-  path?: string;
-  timeoutMs?: number;
   /** ISO time the loop began. */
   since: string;
   /** Quick restarts in a row (loops.ts drops a loop a dying daemon keeps restarting) and the last one's time. */
   restarts?: number;
   restartedAt?: string;
+}
+
+/** What of a `checkpoint.start` request a kept loop stores, and starts again with. */
+export type LoopSettings = Pick<CheckpointStartRequest, "domid" | "intervalMs" | "count" | "path" | "timeoutMs">;
+
+/** A request's loop settings, its optional fields only when set (the file has no nulls). */
+export function loopSettings(req: LoopSettings): LoopSettings {
+  return {
+    domid: req.domid, intervalMs: req.intervalMs,
+    ...(req.count === undefined ? {} : { count: req.count }), ...(req.path === undefined ? {} : { path: req.path }), ...(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs }),
+  };
+}
+
+/** The `checkpoint.start` request that starts a kept loop again. */
+export function startRequest(l: StoredLoop): CheckpointStartRequest {
+  return { op: "checkpoint.start", ...loopSettings(l) };
 }
 
 interface LoopFile {
@@ -43,8 +54,7 @@ function valid(e: unknown): StoredLoop | string {
   const req = parsed.request as CheckpointStartRequest;
   const quick = Number.isInteger(restarts) && typeof restartedAt === "string" && !Number.isNaN(Date.parse(restartedAt));
   return {
-    domid: req.domid, name, intervalMs: req.intervalMs, since: typeof since === "string" ? since : new Date(0).toISOString(),
-    ...(req.count === undefined ? {} : { count: req.count }), ...(req.path === undefined ? {} : { path: req.path }), ...(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs }),
+    ...loopSettings(req), name, since: typeof since === "string" ? since : new Date(0).toISOString(),
     ...(quick ? { restarts: restarts as number, restartedAt: restartedAt } : {}),
   };
 }

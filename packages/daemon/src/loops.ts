@@ -20,7 +20,7 @@ import {
   type LoopStatus,
 } from "./protocol";
 import type { Sessions } from "./sessions";
-import type { StoredLoop } from "./loop-store";
+import { loopSettings, type StoredLoop } from "./loop-store";
 
 /** Where a `checkpoint` request's progress frames go (the server writes them to the connection). */
 export type ProgressSink = (p: CheckpointProgress) => void;
@@ -62,8 +62,7 @@ export class Loops {
     if (name !== undefined && name !== "") {
       loop.kept = true;
       this.#ctx.loopStore.set({
-        domid: req.domid, name, intervalMs: req.intervalMs, since: kept?.since ?? loop.startedAt,
-        ...(req.count === undefined ? {} : { count: req.count }), ...(req.path === undefined ? {} : { path: req.path }), ...(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs }),
+        ...loopSettings(req), name, since: kept?.since ?? loop.startedAt,
         ...(kept?.restarts === undefined ? {} : { restarts: kept.restarts, restartedAt: kept.restartedAt }),
       });
     } else {
