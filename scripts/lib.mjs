@@ -1,5 +1,6 @@
 // Small helpers shared by the root scripts: timed stages and child processes with live output.
 import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 
 const t0 = Date.now();
 export const elapsed = () => ((Date.now() - t0) / 1000).toFixed(1);
@@ -87,4 +88,23 @@ export function labPlan(env = process.env) {
 /** `--stack S` for the lab CLI; nothing for bookworm, so that its command lines are the ones from before stacks. */
 export function labStackArgs(stack) {
   return stack === "bookworm" ? [] : ["--stack", stack];
+}
+
+/**
+ * The failed tests of a results file, each with the head of its first failure message: printed
+ * again at the end, where a CI log cut in the middle still shows them.
+ */
+export function failures(file) {
+  if (!existsSync(file)) return [];
+  const j = JSON.parse(readFileSync(file, "utf8"));
+  const out = [];
+  const head = (m) => String(m ?? "").replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => l.trim() !== "").slice(0, 12).join("\n      ");
+  for (const suite of Array.isArray(j.testResults) ? j.testResults : []) {
+    const where = String(suite.name ?? "").replace(`${process.cwd()}/`, "");
+    const failed = (suite.assertionResults ?? []).filter((a) => a.status === "failed");
+    for (const a of failed) out.push(`${where} › ${a.fullName}\n      ${head(a.failureMessages?.[0])}`);
+    // A suite that failed outside its tests (a beforeAll, a syntax error) has its message on the suite.
+    if (failed.length === 0 && suite.status === "failed") out.push(`${where}\n      ${head(suite.message)}`);
+  }
+  return out;
 }

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./bootstrap.mjs";
-import { killChildren, labPlan, labStackArgs, log, mustSh, sh, stage, stages } from "./lib.mjs";
+import { failures, killChildren, labPlan, labStackArgs, log, mustSh, sh, stage, stages } from "./lib.mjs";
 import { buildLabInputs } from "./lab-inputs.mjs";
 
 // The Debian releases of the labs, their guest kernels and patched hypervisor, and what the lab
@@ -211,6 +211,11 @@ for (const f of files) {
   totals.passed += c.passed;
   totals.failed += c.failed;
   totals.skipped += c.skipped;
+}
+const failedTests = files.flatMap(failures);
+if (failedTests.length > 0) {
+  console.log("\nfailed tests:");
+  for (const f of failedTests) console.log(`  ${f}`);
 }
 console.log("\nstage times:");
 for (const s of stages) console.log(`  ${s.ok ? "ok  " : "FAIL"} ${s.seconds.toFixed(1).padStart(7)}s  ${s.name}`);

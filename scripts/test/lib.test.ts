@@ -1,6 +1,6 @@
 // scripts/lib.mjs, run as npm test runs it: in a node process of its own (it is an ES module).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -35,6 +35,33 @@ describe("killChildren", () => {
       const left = alive(grandchild);
       if (left) process.kill(grandchild, "SIGKILL");
       expect(left).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("failures", () => {
+  test("names each failed test with the head of its message, and a suite that failed outside its tests", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fs-lib-"));
+    try {
+      const file = join(dir, "r.json");
+      const long = ["\u001b[1mexpect(received).toBe(expected)\u001b[22m", "", "Expected: 0", "Received: 1", ...Array.from({ length: 20 }, (_, i) => `    at line ${i}`)].join("\n");
+      writeFileSync(file, JSON.stringify({
+        numPassedTests: 1, numFailedTests: 1,
+        testResults: [
+          { name: `${process.cwd()}/packages/a/test/a.lab.test.ts`, status: "failed", assertionResults: [{ status: "passed", fullName: "a ok" }, { status: "failed", fullName: "a migrates", failureMessages: [long] }] },
+          { name: `${process.cwd()}/packages/b/test/b.lab.test.ts`, status: "failed", message: "beforeAll: lab not up", assertionResults: [] },
+          { name: `${process.cwd()}/packages/c/test/c.test.ts`, status: "passed", assertionResults: [{ status: "passed", fullName: "c" }] },
+        ],
+      }));
+      const script = `import { failures } from ${JSON.stringify(LIB)}; console.log(JSON.stringify([failures(${JSON.stringify(file)}), failures(${JSON.stringify(join(dir, "absent.json"))})]));`;
+      const [listed, absent] = JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", cwd: process.cwd(), timeout: 20_000 })) as [string[], string[]];
+      expect(absent).toEqual([]);
+      expect(listed).toHaveLength(2);
+      expect(listed[0]).toMatch(/^packages\/a\/test\/a\.lab\.test\.ts › a migrates\n {6}expect\(received\)\.toBe\(expected\)\n {6}Expected: 0\n {6}Received: 1\n/);
+      expect(listed[0]?.split("\n")).toHaveLength(13); // the name and 12 lines of the message, ANSI codes gone
+      expect(listed[1]).toBe("packages/b/test/b.lab.test.ts\n      beforeAll: lab not up");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -12,8 +12,8 @@ export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS]
                         [--checkpoint-count N] [--long-count N] [--long-seconds S]
                         [--toolstack N] [--remus-seconds S] [--stock] [--stack bookworm|trixie]
                         [--output FILE]
-Boots the nested Xen lab of --stack (bookworm: Xen 4.17 and Linux 6.1, the default; trixie: Xen
-4.20 and Linux 6.12), with the patched hypervisor and guest kernel when they build, creates a 128 MB
+Boots the nested Xen lab of --stack (trixie, Debian 13's Xen 4.20 and Linux 6.12, the default;
+bookworm: Xen 4.17 and Linux 6.1), with the patched hypervisor and guest kernel when they build, creates a 128 MB
 guest, runs \`fastsuspend bench-run\` in its dom0, then on the same guest two checkpoint loops of
 --checkpoint-count cycles at interval 0 (XS_RESUME auto, inline; default 1000, 0 skips) and
 one long loop of --long-count cycles (default 10000, 0 skips) stopped after --long-seconds
@@ -52,7 +52,8 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     toolstackRuns: int("toolstack", v.toolstack, 20, 0),
     remusSeconds: int("remus-seconds", v["remus-seconds"], 60, 0),
     stock: v.stock === true,
-    stack: stackArg(v.stack),
+    // Debian 13 is what an administrator installs today (issue 17); the lab's own default stays bookworm.
+    stack: v.stack === undefined ? "trixie" : stackArg(v.stack),
     output: v.output ?? "results/bench.json",
     ...(v.paths === undefined ? {} : { paths: v.paths }),
   };

@@ -23,8 +23,8 @@ describe("npm run bench arguments", () => {
     expect(() => parseBenchHostArgs(["--toolstack", "x"])).toThrow(/--toolstack must be an integer >= 0, got "x"/);
   });
 
-  it("boots bookworm's lab unless --stack names another, and refuses an unknown stack before it boots", () => {
-    expect(parseBenchHostArgs([])).toMatchObject({ stack: "bookworm" });
+  it("boots trixie's lab unless --stack names another, and refuses an unknown stack before it boots", () => {
+    expect(parseBenchHostArgs([])).toMatchObject({ stack: "trixie" });
     expect(parseBenchHostArgs(["--stack", "bookworm"])).toMatchObject({ stack: "bookworm" });
     expect(parseBenchHostArgs(["--stack", "trixie"])).toMatchObject({ stack: "trixie" });
     expect(parseBenchHostArgs(["--stack=trixie", "--stock"])).toMatchObject({ stack: "trixie", stock: true });
@@ -35,7 +35,7 @@ describe("npm run bench arguments", () => {
 
   it("has the seed's defaults", () => {
     expect(parseBenchHostArgs([])).toEqual({
-      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, remusSeconds: 60, stock: false, stack: "bookworm", output: "results/bench.json",
+      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, remusSeconds: 60, stock: false, stack: "trixie", output: "results/bench.json",
     });
     expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--output", "/tmp/x.json"])).toMatchObject({
       cycles: 7, stock: true, paths: "a,b", output: "/tmp/x.json",
