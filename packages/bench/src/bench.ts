@@ -11,6 +11,7 @@ import { summarizeGuestPhases } from "./guest-phases";
 import { pvhSection } from "./pvh";
 import { xlSaveRow } from "./toolstack";
 import { latencyCdfSvg } from "./plot";
+import { whyFailed } from "./why";
 
 const CLI = "/fastsuspend/packages/cli/dist/main.js";
 
@@ -91,7 +92,7 @@ async function guestView(l: Lab, guest: string, log: (line: string) => void): Pr
   try {
     return summarizeGuestPhases(await guestSuspends(l, guest));
   } catch (e) {
-    log(`guest's own suspend times unavailable: ${(e as Error).message.split("\n")[0] ?? ""}`);
+    log(`guest's own suspend times unavailable: ${whyFailed(e)}`);
     return undefined;
   }
 }
@@ -257,7 +258,7 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
     l = await Lab.up({ name: `bench-${process.pid}`, progress, stack: o.stack, hypervisor, guestKernel });
   } catch (e) {
     if (!hypervisor) throw e;
-    o.log(`the patched hypervisor did not boot (${(e as Error).message.split("\n")[0] ?? ""}); using Debian's`);
+    o.log(`the patched hypervisor did not boot (${whyFailed(e)}); using Debian's`);
     hvDesc = plan.debianHypervisor;
     l = await Lab.up({ name: `bench-${process.pid}`, progress, stack: o.stack, guestKernel });
   }
@@ -281,7 +282,7 @@ export async function benchOnLab(o: HostBenchOptions): Promise<number> {
       try {
         await f();
       } catch (e) {
-        o.log(`${what} failed, left out: ${(e as Error).message.split("\n")[0] ?? ""}`);
+        o.log(`${what} failed, left out: ${whyFailed(e)}`);
       }
     };
     if (kernel !== undefined) {

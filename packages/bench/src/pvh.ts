@@ -11,6 +11,7 @@ import { Lab, PVH_CPU, type Progress, type Stack } from "@fastsuspend/lab";
 
 import { xlRemusRow } from "./remus";
 import { runningState, toolstackGuest, xlRepeatedRow, xlState, type ToolstackKernel } from "./toolstack";
+import { whyFailed } from "./why";
 
 export interface PvhSectionOptions {
   labName: string;
@@ -52,7 +53,7 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
         try {
           out.toolstack.push(await f());
         } catch (e) {
-          o.log(`${what} on the ${k.desc} PVH guest failed, left out: ${(e as Error).message.split("\n")[0] ?? ""}`);
+          o.log(`${what} on the ${k.desc} PVH guest failed, left out: ${whyFailed(e)}`);
           // A guest that is no longer running fails every row after this one: say so once.
           const state = await xlState(l, k.name);
           if (!runningState(state)) throw new Error(`the guest is ${state === "" ? "gone" : `in state ${state}`} after ${what}`);
@@ -70,7 +71,7 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
           out.paths.push(...(await o.ourPaths(l, now, k.name)).map((p) => ({ ...p, name: `${p.name} (pvh)`, guestType: "pvh" as const })));
         }
       } catch (e) {
-        o.log(`the ${k.desc} PVH guest failed, its rows left out: ${(e as Error).message.split("\n")[0] ?? ""}`);
+        o.log(`the ${k.desc} PVH guest failed, its rows left out: ${whyFailed(e)}`);
       } finally {
         await l.destroyGuest(k.name).catch(() => undefined);
       }
