@@ -38,8 +38,14 @@ export interface Capabilities {
   shutdown: string | null;
   paused: boolean;
   guestChannel: GuestChannel;
-  /** control/feature-suspend = 1 (the guest handles control/shutdown=suspend). */
+  /** control/feature-suspend = 1: the guest said at boot that it handles control/shutdown=suspend. */
   featureSuspend: boolean;
+  /**
+   * The guest can be asked through control/shutdown: a PV guest, or an HVM/PVH one whose PV
+   * drivers are up (HVM_PARAM_CALLBACK_IRQ set, libxl's test). Not feature-suspend: the guest
+   * writes that node once, at boot, and a restored or migrated domain's xenstore has lost it.
+   */
+  pvControl: boolean;
   hvNotify: { available: boolean; detail: string };
   triggers: Trigger[];
   notifications: Notification[];
@@ -104,6 +110,19 @@ export async function readGuestChannel(
   }
 }
 
+/**
+ * An HVM/PVH guest's PV drivers are up: HVM_PARAM_CALLBACK_IRQ is set (libxl's
+ * libxl__domain_pvcontrol_available). Should Xen not answer (the domain going away), the guest's
+ * own word at boot, feature-suspend, is all there is.
+ */
+function pvDriversUp(xen: XenBinding, domid: number, featureSuspend: boolean): boolean {
+  try {
+    return xen.hvmCallbackIrq(domid) !== 0n;
+  } catch {
+    return featureSuspend;
+  }
+}
+
 export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, opts: DetectOptions = {}): Promise<Capabilities> {
   const info = readInfo(xen, domid);
   const base = {
@@ -120,6 +139,7 @@ export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, o
       ...base,
       guestChannel: { status: "absent" },
       featureSuspend: false,
+      pvControl: false,
       hvNotify: { available: false, detail: "not probed" },
       triggers: [],
       notifications: [],
@@ -129,17 +149,18 @@ export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, o
   const guestChannel = await readGuestChannel(xen, xs, domid, opts);
   const featureSuspend = (await xs.tryReadString(featureSuspendKey(domid))) === "1";
   const hvNotify = probeHvNotify(xen, domid);
+  const pvControl = !info.hvm || pvDriversUp(xen, domid, featureSuspend);
 
   const triggers: Trigger[] = [];
   if (guestChannel.status === "ok") triggers.push("evtchn");
-  // PV guests always have the xenstore control protocol; HVM only with PV drivers (which advertise).
-  if (!info.hvm || featureSuspend) triggers.push("xenstore");
+  // PV guests always have the xenstore control protocol; HVM only with PV drivers.
+  if (pvControl) triggers.push("xenstore");
   // xc_domain_shutdown(SUSPEND) is only right for HVM without PV drivers (libxl's rule).
-  if (info.hvm && !featureSuspend) triggers.push("shutdown");
+  if (!pvControl) triggers.push("shutdown");
 
   const notifications: Notification[] = [];
   if (hvNotify.available) notifications.push("virq");
   notifications.push("evtchn", "watch", "poll");
 
-  return { ...base, guestChannel, featureSuspend, hvNotify, triggers, notifications, paths: orderedPaths(triggers, notifications) };
+  return { ...base, guestChannel, featureSuspend, pvControl, hvNotify, triggers, notifications, paths: orderedPaths(triggers, notifications) };
 }

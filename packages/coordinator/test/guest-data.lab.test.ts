@@ -140,6 +140,10 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
           expect({ code: mig.code, stderr: mig.code === 0 ? "" : mig.stderr.slice(-1500) }).toEqual({ code: 0, stderr: "" });
           domid = Number((await lab.mustExec(`xl domid ${name}`)).trim());
           expect(await waitVbdConnected(lab, domid)).toBe("4");
+          // The migrated domain's xenstore has lost the guest's feature-suspend: the xenstore
+          // trigger must still be there (Xen's HVM_PARAM_CALLBACK_IRQ, as libxl decides).
+          const caps = JSON.parse(await lab.mustExec(`${CLI} info ${domid} --json --no-daemon`)) as { pvControl: boolean; paths: string[] };
+          expect({ pvControl: caps.pvControl, xenstoreWatch: caps.paths.includes("xenstore+watch"), shutdown: caps.paths.some((p) => p.startsWith("shutdown+")) }).toEqual({ pvControl: true, xenstoreWatch: true, shutdown: false });
           last = await writerPast(lab, name, afterRestore.acked + 10);
           expect(last.errors).toBe(0);
           expect(verifyRecords(await image(lab, img, name), last.acked)).toEqual([]);

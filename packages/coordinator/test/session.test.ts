@@ -106,6 +106,20 @@ describe("choosing a path", () => {
     expect(world.boundPorts()).toBe(0); // detect's verification bind was undone
   });
 
+  it("an HVM/PVH guest is asked through xenstore when its PV drivers are up, by Xen's word, not its feature-suspend node", async () => {
+    // A migrated or restored PVH guest: the new domain's xenstore has lost the feature-suspend the
+    // guest wrote at boot (session 12's bench: xenstore+watch "not available" after xl migrate).
+    const migrated = await world.addGuest({ channel: "ok", hvm: true, featureSuspend: false, pvDrivers: true });
+    const caps = await detect(world.binding(), world.xenstore, migrated.domid);
+    expect({ featureSuspend: caps.featureSuspend, pvControl: caps.pvControl, triggers: caps.triggers }).toEqual({ featureSuspend: false, pvControl: true, triggers: ["evtchn", "xenstore"] });
+    // HVM without PV drivers: xc_domain_shutdown(SUSPEND) only, whatever a node says.
+    const bare = await world.addGuest({ hvm: true, featureSuspend: true, pvDrivers: false });
+    expect((await detect(world.binding(), world.xenstore, bare.domid)).triggers).toEqual(["shutdown"]);
+    // PV: always xenstore (HVM_PARAM_CALLBACK_IRQ is EINVAL there and not asked).
+    const pv = await world.addGuest({ featureSuspend: false });
+    expect((await detect(world.binding(), world.xenstore, pv.domid)).triggers).toEqual(["xenstore"]);
+  });
+
   it("refuses dom0 (ECONTROLDOMAIN) and unknown domains (ENODOMAIN), each with its own code", async () => {
     const xen = world.binding();
     await expect(new SuspendSession(xen, world.xenstore, 0).open()).rejects.toMatchObject({ code: "ECONTROLDOMAIN", message: expect.stringMatching(/domain 0 is the control domain/) as unknown });

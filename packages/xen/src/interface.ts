@@ -147,6 +147,12 @@ export interface XenBinding {
   /** XEN_DOMCTL_subscribe: signal `domid`'s own `port` on suspend instead of VIRQ_DOM_EXC; 0 restores. */
   subscribeForSuspend(domid: number, port: number): void;
   /**
+   * xc_hvm_param_get(HVM_PARAM_CALLBACK_IRQ): non-zero once an HVM or PVH guest's PV drivers are
+   * up (Xen keeps it across save/restore and migration, unlike the guest's own xenstore nodes);
+   * libxl asks a guest through control/shutdown only then. EINVAL for a PV domain.
+   */
+  hvmCallbackIrq(domid: number): bigint;
+  /**
    * Raw domctl through libxencall: `payload` (<= domctlLayout.payloadSize bytes) is copied to the
    * start of xen_domctl.u; returns the whole union after the call.
    */

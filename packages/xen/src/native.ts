@@ -19,6 +19,7 @@ export interface NativeXenControl {
   resumeAsync(domid: number, fast: boolean): Promise<void>;
   allocUnbound(domid: number, remoteDomid: number): number;
   subscribeForSuspend(domid: number, port: number): void;
+  hvmCallbackIrq(domid: number): bigint;
   domctl(cmd: number, domid: number, payload: Buffer): Buffer;
   isClosed(): boolean;
   /** Deferred until in-flight resumeAsync calls finish. */

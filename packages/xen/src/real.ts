@@ -86,6 +86,9 @@ export class NativeXenBinding implements XenBinding {
   subscribeForSuspend(domid: number, port: number): void {
     this.#xc.subscribeForSuspend(domid, port);
   }
+  hvmCallbackIrq(domid: number): bigint {
+    return this.#xc.hvmCallbackIrq(domid);
+  }
   domctl(cmd: number, domid: number, payload: Buffer): Buffer {
     return this.#xc.domctl(cmd, domid, payload);
   }

@@ -29,6 +29,8 @@ export interface FakeGuestOptions {
   acksButHangs?: boolean;
   hvm?: boolean;
   featureSuspend?: boolean;
+  /** HVM only: its PV drivers are up (HVM_PARAM_CALLBACK_IRQ; default: as featureSuspend). */
+  pvDrivers?: boolean;
 }
 
 export interface FakeWorldGuest {
@@ -102,10 +104,12 @@ export class FakeWorld {
       acksButHangs: options.acksButHangs ?? false,
       hvm: options.hvm ?? false,
       featureSuspend: options.featureSuspend ?? true,
+      pvDrivers: options.pvDrivers ?? options.featureSuspend ?? true,
     };
     const guest = this.xen.createGuest({
       ...(options.domid === undefined ? {} : { domid: options.domid }),
       hvm: opts.hvm,
+      pvDrivers: opts.pvDrivers,
       respondsToSuspendRequest: false, // this world drives it from xenstore instead
     });
     const domid = guest.domid;

@@ -134,6 +134,7 @@ Napi::Function XenControl::Init(Napi::Env env) {
                          InstanceMethod<&XenControl::ResumeAsync>("resumeAsync"),
                          InstanceMethod<&XenControl::AllocUnbound>("allocUnbound"),
                          InstanceMethod<&XenControl::SubscribeForSuspend>("subscribeForSuspend"),
+                         InstanceMethod<&XenControl::HvmCallbackIrq>("hvmCallbackIrq"),
                          InstanceMethod<&XenControl::Domctl>("domctl"),
                          InstanceMethod<&XenControl::IsClosed>("isClosed"),
                          InstanceMethod<&XenControl::Close>("close"),
@@ -305,6 +306,24 @@ Napi::Value XenControl::SubscribeForSuspend(const Napi::CallbackInfo& info) {
                   Dom(domid) + ", port=" + std::to_string(port), err, TakeLastLog());
   }
   return env.Undefined();
+}
+
+// hvmCallbackIrq(domid) -> bigint: HVM_PARAM_CALLBACK_IRQ, which an HVM guest's PV drivers set
+// when they start and Xen keeps across save/restore and migration. libxl
+// (libxl__domain_pvcontrol_available, domain_suspend_callback_common) decides by it whether the
+// guest can be asked through xenstore's control/shutdown; EINVAL for a PV domain.
+Napi::Value XenControl::HvmCallbackIrq(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env, "xc_hvm_param_get");
+  uint32_t domid = ArgU32(info, 0, "domid", kMaxDomid);
+  uint64_t value = 0;
+  ClearLastLog();
+  if (xc_hvm_param_get(xch_, domid, HVM_PARAM_CALLBACK_IRQ, &value) < 0) {
+    const int err = errno;  // first: the arguments below are built in unspecified order
+    ThrowXenError(env, "xc_hvm_param_get", Dom(domid) + ", param=HVM_PARAM_CALLBACK_IRQ", err,
+                  TakeLastLog());
+  }
+  return Napi::BigInt::New(env, value);
 }
 
 // domctl(cmd, domid, payload: Buffer) -> Buffer (the whole union after the call).

@@ -33,6 +33,7 @@ class XenControl : public Napi::ObjectWrap<XenControl> {
   Napi::Value ResumeAsync(const Napi::CallbackInfo& info);
   Napi::Value AllocUnbound(const Napi::CallbackInfo& info);
   Napi::Value SubscribeForSuspend(const Napi::CallbackInfo& info);
+  Napi::Value HvmCallbackIrq(const Napi::CallbackInfo& info);
   Napi::Value Domctl(const Napi::CallbackInfo& info);
   Napi::Value IsClosed(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

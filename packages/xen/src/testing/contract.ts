@@ -126,6 +126,13 @@ export function describeXenContract(name: string, open: () => XenBinding, env: X
       expect(e.message).toMatch(/^xc_domain_getinfo\(dom=31999\): ESRCH/);
     });
 
+    it("hvmCallbackIrq: EINVAL for a PV domain (dom0 here), ESRCH for an unknown one, each naming the call", () => {
+      expect(xen.getInfo(self).hvm).toBe(false);
+      expectXenError(() => xen.hvmCallbackIrq(self), ["EINVAL"], "xc_hvm_param_get");
+      const e = expectXenError(() => xen.hvmCallbackIrq(NO_SUCH_DOMID), ["ESRCH"], "xc_hvm_param_get");
+      expect(e.args).toBe(`dom=${NO_SUCH_DOMID}, param=HVM_PARAM_CALLBACK_IRQ`);
+    });
+
     it("bind/notify/pending/unmask round trip between two local ports", async () => {
       const a = openHandle();
       const b = openHandle();

@@ -197,6 +197,15 @@ export class FakeXenBinding implements XenBinding {
     this.#hv.domain(domid, call, `dom=${domid}, port=${port}`).suspendEvtchn = port;
   }
 
+  hvmCallbackIrq(domid: number): bigint {
+    const call = "xc_hvm_param_get";
+    const args = `dom=${domid}, param=HVM_PARAM_CALLBACK_IRQ`;
+    this.#check(call);
+    const d = this.#hv.domain(domid, call, args);
+    if (!d.hvm) throw xenError(call, args, "EINVAL");
+    return d.callbackIrq;
+  }
+
   domctl(cmd: number, domid: number, payload: Buffer): Buffer {
     const call = "xencall1(domctl)";
     const args = `cmd=${cmd}, dom=${domid}`;

@@ -20,6 +20,8 @@ export interface FakeXenOptions {
 export interface CreateGuestOptions extends Partial<GuestBehaviour> {
   domid?: number;
   hvm?: boolean;
+  /** HVM only: whether its PV drivers are up (HVM_PARAM_CALLBACK_IRQ set; default true, as on PVH). */
+  pvDrivers?: boolean;
   nrPages?: number;
   vcpus?: number;
 }

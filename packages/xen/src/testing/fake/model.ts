@@ -30,6 +30,9 @@ export function fakeUuid(domid: number): string {
   return `00000000-0000-4000-8000-${domid.toString(16).padStart(12, "0")}`;
 }
 
+/** HVM_PARAM_CALLBACK_IRQ as Linux sets it: via type 2 (vector) in bits 56-63, vector 0xf3. */
+export const HVM_CALLBACK_VECTOR_0XF3 = (2n << 56n) | 0xf3n;
+
 export const MAX_PORTS = 4096; // 2-level ABI on 64-bit
 
 export class FakeDomain {
@@ -46,10 +49,13 @@ export class FakeDomain {
   nrPages: number;
   maxVcpuId: number;
   cpuTimeNs = 0;
+  /** HVM_PARAM_CALLBACK_IRQ (HVM only): what a guest's PV drivers set, here a vector callback. */
+  callbackIrq: bigint;
 
-  constructor(domid: number, opts: { hvm?: boolean; nrPages?: number; vcpus?: number } = {}) {
+  constructor(domid: number, opts: { hvm?: boolean; pvDrivers?: boolean; nrPages?: number; vcpus?: number } = {}) {
     this.domid = domid;
     this.hvm = opts.hvm ?? false;
+    this.callbackIrq = this.hvm && (opts.pvDrivers ?? true) ? HVM_CALLBACK_VECTOR_0XF3 : 0n;
     this.nrPages = opts.nrPages ?? 32768;
     this.maxVcpuId = (opts.vcpus ?? 1) - 1;
   }
