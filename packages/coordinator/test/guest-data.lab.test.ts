@@ -61,6 +61,10 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
     const only = process.env.FASTSUSPEND_GD_TYPES?.split(",");
     if (only !== undefined) types = types.filter((t) => only.includes(t));
     console.log(`virt_caps: ${caps.trim()}; guest types: ${types.join(", ")}; ${CHECKPOINTS} checkpoints per guest`);
+    // What the lab files before this one left in the shared dom0 (session 11's official CI failed
+    // here after daemon.lab; every local run had this file first, on a clean dom0).
+    const left = await lab.exec("xl list | tail -n +3; free -m | sed -n 2p; df -m /tmp | tail -1; pgrep -fl fastsuspendd; losetup -a; true");
+    console.log(`dom0 before this file (guests besides dom0, memory, /tmp, daemon, loop devices):\n${left.stdout.trim()}`);
     await lab.mustExec(`printf '#!/bin/sh\\nshift\\nexec sh -c "$*"\\n' >/tmp/fakessh && chmod +x /tmp/fakessh`);
   }, 2 * MINUTE);
 
