@@ -8,4 +8,6 @@ module.exports = {
   testMatch: ["<rootDir>/packages/*/test/**/*.lab.test.ts"],
   testPathIgnorePatterns: ["/node_modules/", "/dist/"],
   testTimeout: 600_000,
+  // One fixed order on every machine (they share the lab's dom0): scripts/lab-sequencer.cjs.
+  testSequencer: "<rootDir>/scripts/lab-sequencer.cjs",
 };
