@@ -77,15 +77,26 @@ const KERNEL_MESSAGE = /\[\s*\d+\.\d+\] /;
 
 /**
  * A probe line the kernel printed into: the tty hands the probe's line to the console in pieces,
- * and printk writes between them ("... xs_resume=38[   20.05] msg" then the line's rest on the
- * next line, seen in CI). Cut the kernel's message out and join the rest back; `take` marks the
- * next line used.
+ * and printk writes between them. Either the line's rest follows on the next line ("...
+ * xs_resume=38[   20.05] msg", then "1 thaw_processes=700", seen in CI), or the probe's line had
+ * ended where the kernel's message began (its last field glued to it, "thaw_processes=9491[
+ * 2164.91] msg", the next line the probe's next: seen in CI too). Cut the kernel's message out;
+ * join the next line when that makes a whole line; `take` marks the next line used.
  */
-function unsplit(line: string, next: string | undefined, take: () => void): string {
+function unsplitLine(line: string, next: string | undefined, take: () => void): GuestSuspend {
   const k = KERNEL_MESSAGE.exec(line);
-  if (k === null || k.index === 0 || next === undefined || next.startsWith("PHASES-")) return line;
-  take();
-  return line.slice(0, k.index) + next;
+  if (k === null || k.index === 0) return parsePhasesLine(line);
+  const head = line.slice(0, k.index);
+  if (next !== undefined && !next.startsWith("PHASES-") && !KERNEL_MESSAGE.test(next.slice(0, 16))) {
+    try {
+      const joined = parsePhasesLine(head + next);
+      take();
+      return joined;
+    } catch {
+      // not its rest: the line ended with the kernel's message
+    }
+  }
+  return parsePhasesLine(head);
 }
 
 /**
@@ -107,7 +118,7 @@ export function parsePhases(text: string, req?: string): GuestSuspend[] | undefi
   const out: GuestSuspend[] = [];
   for (let i = begin + 1; i < lines.length; i++) {
     const l = lines[i] ?? "";
-    if (l.startsWith("PHASES-CYC ")) out.push(parsePhasesLine(unsplit(l, lines[i + 1], () => i++)));
+    if (l.startsWith("PHASES-CYC ")) out.push(unsplitLine(l, lines[i + 1], () => i++));
     else if (l.startsWith("PHASES-BEGIN ")) return undefined; // cut off by a new block
     else if (l.startsWith("PHASES-END ")) {
       const e = fields(l);

@@ -93,6 +93,15 @@ describe("parsePhases", () => {
     // Without the kernel's timestamp it is still garbage, and said so.
     expect(() => parsePhases(`PHASES-BEGIN req=a seq=1\n${split}[oops\nPHASES-END req=a seq=1 count=1\n`, "a")).toThrow(/bad step xs_resume=38\[oops/);
   });
+  test("a line that ended where the kernel's message began (CI: \"thaw_processes=9491[ 2164.91] ...\", the probe's next line after it) keeps its fields", () => {
+    const whole = "PHASES-CYC src=1 cancelled=1 restored=0 request_us=100 suspend_us=1200 resume_us=900 total_us=2500 thaw_processes=9491";
+    const text = `PHASES-BEGIN req=a seq=1\n${whole}[ 2164.919004] hrtimer: interrupt took 10089521 ns\n${cyc}\nPHASES-END req=a seq=1 count=2\n`;
+    const r = parsePhases(text, "a");
+    expect(r?.map((s) => s.steps)).toEqual([{ thaw_processes: 9.491 }, { xs_resume: 9 }]);
+    // ... and when a line that is not the probe's follows (another kernel message), not joined either.
+    const next = `PHASES-BEGIN req=a seq=1\n${whole}[ 2164.919004] hrtimer: interrupt took 10089521 ns\n[ 2165.000001] blkfront: reconnect\n${cyc}\nPHASES-END req=a seq=1 count=2\n`;
+    expect(parsePhases(next, "a")?.map((s) => s.steps)).toEqual([{ thaw_processes: 9.491 }, { xs_resume: 9 }]);
+  });
   test("a lost line is an error, not a short answer", () => {
     expect(() => parsePhases(`PHASES-BEGIN req=a seq=1\n${cyc}\nPHASES-END req=a seq=1 count=2\n`, "a")).toThrow(/1 lines for count=2/);
   });
