@@ -91,12 +91,16 @@ export function labStackArgs(stack) {
 }
 
 /**
- * The failed tests of a results file, each with the head of its first failure message: printed
- * again at the end, where a CI log cut in the middle still shows them.
+ * One results file, read once: its counts, and its failed tests, each with the head of its first
+ * failure message (printed again at the end, where a CI log cut in the middle still shows them).
+ * Only Jest's (or the series check's) results count: dom0's results dir also holds benchmark
+ * numbers (daemon-load.json), whose missing fields once turned the totals into NaN.
  */
-export function failures(file) {
-  if (!existsSync(file)) return [];
+export function tally(file) {
+  const none = { passed: 0, failed: 0, skipped: 0, failures: [] };
+  if (!existsSync(file)) return none;
   const j = JSON.parse(readFileSync(file, "utf8"));
+  if (typeof j.numPassedTests !== "number" || typeof j.numFailedTests !== "number") return none;
   const out = [];
   const head = (m) => String(m ?? "").replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => l.trim() !== "").slice(0, 12).join("\n      ");
   for (const suite of Array.isArray(j.testResults) ? j.testResults : []) {
@@ -106,5 +110,10 @@ export function failures(file) {
     // A suite that failed outside its tests (a beforeAll, a syntax error) has its message on the suite.
     if (failed.length === 0 && suite.status === "failed") out.push(`${where}\n      ${head(suite.message)}`);
   }
-  return out;
+  return {
+    passed: j.numPassedTests,
+    failed: j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0),
+    skipped: (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0),
+    failures: out,
+  };
 }

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./bootstrap.mjs";
-import { failures, killChildren, labPlan, labStackArgs, log, mustSh, sh, stage, stages } from "./lib.mjs";
+import { killChildren, labPlan, labStackArgs, log, mustSh, sh, stage, stages, tally } from "./lib.mjs";
 import { buildLabInputs } from "./lab-inputs.mjs";
 
 // The Debian releases of the labs, their guest kernels and patched hypervisor, and what the lab
@@ -84,15 +84,6 @@ function labTestFiles(which) {
   const listed = JSON.parse(readFileSync("scripts/lab-tests.json", "utf8"))[which];
   log(`lab test files (${which}): ${listed.join(", ")} (FASTSUSPEND_LAB_TESTS=all runs every one)`);
   return listed;
-}
-
-function count(file) {
-  if (!existsSync(file)) return { passed: 0, failed: 0, skipped: 0 };
-  const j = JSON.parse(readFileSync(file, "utf8"));
-  // Only Jest's (or the series check's) results count; dom0's results dir also holds benchmark
-  // numbers (daemon-load.json), whose missing fields once turned the totals into NaN.
-  if (typeof j.numPassedTests !== "number" || typeof j.numFailedTests !== "number") return { passed: 0, failed: 0, skipped: 0 };
-  return { passed: j.numPassedTests, failed: j.numFailedTests + (j.numRuntimeErrorTestSuites ?? 0), skipped: j.numPendingTests + (j.numTodoTests ?? 0) };
 }
 
 /** Jest's exit code; a run that failed without writing its results (no tests found, a crash) is a broken stage. */
@@ -206,13 +197,14 @@ for (const n of labsBooted) {
   const dom0 = join(runs, n, "share", "results");
   if (existsSync(dom0)) for (const f of readdirSync(dom0)) if (f.endsWith(".json")) files.push(join(dom0, f));
 }
+const failedTests = [];
 for (const f of files) {
-  const c = count(f);
-  totals.passed += c.passed;
-  totals.failed += c.failed;
-  totals.skipped += c.skipped;
+  const t = tally(f);
+  totals.passed += t.passed;
+  totals.failed += t.failed;
+  totals.skipped += t.skipped;
+  failedTests.push(...t.failures);
 }
-const failedTests = files.flatMap(failures);
 if (failedTests.length > 0) {
   console.log("\nfailed tests:");
   for (const f of failedTests) console.log(`  ${f}`);
