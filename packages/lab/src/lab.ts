@@ -282,10 +282,29 @@ export class Lab {
       await this.mustExec(["xl", "create", cfgPath], { timeoutMs: timeoutMs ?? 120_000 });
     } catch (e) {
       await this.exec(["xl", "destroy", name]);
+      // xl's own message is often only "cannot (re-)build domain: -3"; what was left of Xen's
+      // memory and which domains held it says more (session 12's bench: PV guests failed to
+      // create after the long loops, exit 3 after ~12 s, and nothing said why).
+      const state = await this.memoryState().catch((err: unknown) => `dom0 state unknown (${String(err)})`);
+      if (e instanceof LabError) throw new LabError(e.message.split("\n")[0] ?? "xl create failed", e.fix, `${e.detail ?? ""}\n${state}`);
       throw e;
     }
     const r = await this.exec(["xl", "domid", name]);
     return r.code === 0 ? Number(r.stdout.trim()) : undefined;
+  }
+
+  /**
+   * One line: Xen's free memory, every domain with its memory and state (a dying domain shows as
+   * "(null)"), dom0's available memory and what its root filesystem (RAM) holds.
+   */
+  async memoryState(): Promise<string> {
+    const cmd = [
+      `printf 'Xen free %s MB; domains:' "$(xl info free_memory)"`,
+      `xl list | awk 'NR>1{printf " %s(%s, %s MB, %s)", $1, $2, $3, $5}'`,
+      `printf '; dom0 available %s MB' "$(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo)"`,
+      `printf '; dom0 rootfs %s MB used\\n' "$(du -smx / 2>/dev/null | awk '{print $1}')"`,
+    ].join("; ");
+    return (await this.mustExec(cmd, { timeoutMs: 30_000 })).trim();
   }
 
   async destroyGuest(name: string): Promise<void> {

@@ -28,7 +28,7 @@ describe("the shared lab (oxenstored)", () => {
     lab = await attachSharedLab();
   });
   afterAll(async () => {
-    await lab.exec("xl destroy lab-g1 2>/dev/null; true");
+    await lab.exec("xl destroy lab-g1 2>/dev/null; xl destroy lab-big 2>/dev/null; true");
     lab.disconnect();
   });
 
@@ -69,6 +69,17 @@ describe("the shared lab (oxenstored)", () => {
     expect(t2).toBeGreaterThanOrEqual(t1);
     await lab.destroyGuest("lab-g1");
     expect((await lab.exec("xl domid lab-g1")).code).not.toBe(0);
+  });
+
+  test("an xl create that fails says what held Xen's memory, and leaves no domain behind", async () => {
+    // More memory than the lab has (2 GB): libxl cannot build it.
+    const e = await lab.createGuest({ name: "lab-big", memoryMb: 4096 }).then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(Error);
+    const msg = (e as Error).message;
+    expect(msg.split("\n")[0]).toMatch(/^dom0: `xl create \/lab\/guests\/lab-big\.cfg` exited \d+$/);
+    expect(msg).toMatch(/Xen free \d+ MB; domains: Domain-0\(0, \d+ MB, [-rbpscd]{6}\)/);
+    expect(msg).toMatch(/dom0 available \d+ MB; dom0 rootfs \d+ MB used$/);
+    expect((await lab.exec("xl domid lab-big")).code).not.toBe(0);
   });
 });
 
