@@ -5,33 +5,46 @@
 import { existsSync } from "node:fs";
 import { labStackArgs, log, mustSh } from "./lib.mjs";
 
-async function built(script, args) {
-  const r = await mustSh("bash", [script, ...args], { capture: true });
+/**
+ * How the builds run: in the foreground, their progress on the terminal; or in the background
+ * (npm test builds the next stack's artefacts while a lab test run goes on), at nice 19 with
+ * their progress in a file: a TCG lab keeps about one of the two cores busy, the build takes
+ * what it leaves.
+ */
+export const runner = (background) => (cmd, args, opts = {}) =>
+  background === undefined ? mustSh(cmd, args, opts) : mustSh("nice", ["-n", "19", cmd, ...args], { ...opts, output: background.output });
+
+async function built(run, script, args) {
+  const r = await run("bash", [script, ...args], { capture: true });
   const last = r.out.trim().split("\n").pop();
   if (!last || !existsSync(last)) throw new Error(`${script} ${args.join(" ")} printed no artefact path`);
   return last;
 }
 
-/** Builds the lab's artefacts and inputs for `stack`; its facts (packages/lab/src/stack-facts.ts) come back with them. */
-export async function buildLabInputs(stack = "bookworm") {
+/**
+ * Builds the lab's artefacts and inputs for `stack`; its facts (packages/lab/src/stack-facts.ts)
+ * come back with them. `background: { output }` (a file descriptor) builds niced, progress there.
+ */
+export async function buildLabInputs(stack = "bookworm", { background } = {}) {
+  const run = runner(background);
   // From the lab's build, which has run by now: the scripts' arguments for this stack (none for
   // bookworm, whose commands are the ones from before stacks).
   const { stackFacts } = await import("../packages/lab/dist/stack-facts.js");
   const facts = stackFacts(stack);
   const env = {};
-  await mustSh("node", ["packages/lab/dist/cli.js", "build", ...labStackArgs(stack)], { capture: true });
+  await run("node", ["packages/lab/dist/cli.js", "build", ...labStackArgs(stack)], { capture: true });
   if (existsSync("kernel/build.sh")) {
-    env.FASTSUSPEND_GUEST_KERNEL_STOCK = await built("kernel/build.sh", [...facts.kernelBuildArgs, "--stock"]);
-    env.FASTSUSPEND_GUEST_KERNEL_PATCHED = await built("kernel/build.sh", [...facts.kernelBuildArgs]);
+    env.FASTSUSPEND_GUEST_KERNEL_STOCK = await built(run, "kernel/build.sh", [...facts.kernelBuildArgs, "--stock"]);
+    env.FASTSUSPEND_GUEST_KERNEL_PATCHED = await built(run, "kernel/build.sh", [...facts.kernelBuildArgs]);
   }
-  if (existsSync("hypervisor-patches/build.sh")) env.FASTSUSPEND_HYPERVISOR_PATCHED = await built("hypervisor-patches/build.sh", [...facts.hypervisorBuildArgs]);
+  if (existsSync("hypervisor-patches/build.sh")) env.FASTSUSPEND_HYPERVISOR_PATCHED = await built(run, "hypervisor-patches/build.sh", [...facts.hypervisorBuildArgs]);
   // The lab's QEMU with packages/lab/qemu-patches applied (issue 13: Debian's delivers an injected
   // interrupt a second time, with the PVH guest's interrupts masked, and the guest dies), unless
   // one is given (FASTSUSPEND_QEMU_BINARY) or FASTSUSPEND_QEMU_PATCHED=0 asks for Debian's. A
   // build that fails is said and Debian's is used: the PV labs do not need the fix.
   if (!process.env.FASTSUSPEND_QEMU_BINARY && process.env.FASTSUSPEND_QEMU_PATCHED !== "0") {
     try {
-      env.FASTSUSPEND_QEMU_BINARY = await built("packages/lab/tools/build-qemu.sh", []);
+      env.FASTSUSPEND_QEMU_BINARY = await built(run, "packages/lab/tools/build-qemu.sh", []);
     } catch (e) {
       log(`the patched QEMU did not build (${e.message}): the labs run Debian's, whose PVH guests can die of issue 13's double fault`);
     }

@@ -29,11 +29,13 @@ const children = new Set();
 /**
  * Runs a command with inherited stdio (or its stdout captured); resolves with its exit code. Each
  * child leads a process group of its own, so that killChildren reaches what it started too (npx
- * does not pass SIGTERM on to jest).
+ * does not pass SIGTERM on to jest). `opts.output`, a file descriptor, takes what would have gone
+ * to the terminal (a background build's progress, kept out of a lab test run's).
  */
 export function sh(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: opts.capture ? ["ignore", "pipe", "inherit"] : "inherit", env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd, detached: true });
+    const to = opts.output ?? "inherit";
+    const child = spawn(cmd, args, { stdio: [opts.capture ? "ignore" : "inherit", opts.capture ? "pipe" : to, to], env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd, detached: true });
     children.add(child);
     let out = "";
     if (opts.capture) child.stdout.on("data", (b) => (out += b));

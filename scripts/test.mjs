@@ -2,7 +2,7 @@
 // `npm test`: everything from a fresh clone. Bootstrap, build, lint, unit tests on the host, then
 // build the lab's artefacts (cached outside the repo), boot real Xen nested under QEMU and run the
 // integration tests there. Prints each stage's time and ends with `N passed, N failed`.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./bootstrap.mjs";
 import { killChildren, labPlan, labStackArgs, log, mustSh, sh, stage, stages, tally } from "./lib.mjs";
@@ -119,7 +119,7 @@ try {
 for (const [i, { stack, files }] of (failedStages > 0 ? [] : plan).entries()) {
   if (stopping) break;
   try {
-    await stackLabTests(stack, files, labNames(i, stack), labResults(i));
+    await stackLabTests(stack, files, labNames(i, stack), labResults(i), plan[i + 1]?.stack);
   } catch (e) {
     failedStages++;
     log(`stack ${stack} stopped: ${e.message}`);
@@ -151,10 +151,43 @@ async function checkSeries() {
   writeFileSync(join(results, "series.json"), JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: skipped }));
 }
 
-/** One stack: its artefacts, its two labs, its lab test files (`files` of scripts/lab-tests.json), results in OUT. */
-async function stackLabTests(stack, files, names, out) {
+/**
+ * The artefacts of stacks after the first, built in the background while the stack before runs its
+ * lab tests: from a cold cache they are two guest kernels and a hypervisor (~10 min on 2 cores),
+ * which would otherwise add to CI's time; a TCG lab test run keeps about one core busy.
+ */
+const ahead = new Map();
+function buildAhead(stack) {
+  const file = join(results, `artefacts-${stack}.log`);
+  const fd = openSync(file, "w");
+  const t0 = Date.now();
+  log(`building ${stack}'s lab artefacts in the background, at nice 19 (progress: ${file})`);
+  const built = buildLabInputs(stack, { background: { output: fd } }).then(
+    (inputs) => {
+      log(`${stack}'s lab artefacts built in the background in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+      return { inputs };
+    },
+    (error) => ({ error, file }),
+  );
+  ahead.set(stack, built.finally(() => closeSync(fd)));
+}
+
+/** A stack's artefacts: those built ahead, or (none, or that build failed) built now. */
+async function labInputs(stack) {
+  const early = await ahead.get(stack);
+  if (early === undefined) return buildLabInputs(stack);
+  if (early.error === undefined) return early.inputs;
+  log(`the background build of ${stack}'s artefacts failed (${early.error.message}; ${early.file}): building them again here`);
+  return buildLabInputs(stack);
+}
+
+/**
+ * One stack: its artefacts, its two labs, its lab test files (`files` of scripts/lab-tests.json),
+ * results in OUT; the next stack's artefacts are built while its lab tests run.
+ */
+async function stackLabTests(stack, files, names, out, nextStack) {
   const label = stackLabel(stack);
-  const inputs = await stage(`lab artefacts (${label}Xen, dom0, guest kernels, patched hypervisor)`, () => buildLabInputs(stack));
+  const inputs = await stage(`lab artefacts (${label}Xen, dom0, guest kernels, patched hypervisor)`, () => labInputs(stack));
   // The oxenstored lab boots the patched hypervisor, so that the hypervisor series' tests share it
   // (two labs instead of three; each idle TCG lab costs CPU) and everything else also runs on it,
   // while the cxenstored lab stays on Debian's Xen (the stock checks, and the fallback paths).
@@ -183,6 +216,7 @@ async function stackLabTests(stack, files, names, out) {
   // with the guest's interrupts masked, and PVH guests die of it under load (docs/results.md).
   const gdTypes = inputs.env.FASTSUSPEND_QEMU_BINARY || process.env.FASTSUSPEND_QEMU_BINARY ? "pv,pvh" : "pv";
   const labEnv = { FASTSUSPEND_GD_TYPES: process.env.FASTSUSPEND_GD_TYPES ?? gdTypes, FASTSUSPEND_QEMU_CPU: hvmCpu, FASTSUSPEND_LAB: names.ox, FASTSUSPEND_LAB_CX: names.cx, FASTSUSPEND_LAB_STOCK: names.cx, ...(patchedHv ? { FASTSUSPEND_LAB_HV: names.ox } : {}) };
+  if (nextStack !== undefined && !stopping) buildAhead(nextStack);
   // The lab tests read the stack from FASTSUSPEND_STACK (packages/lab/src/stack-facts.ts).
   await stage(`lab tests (${label}real Xen ${inputs.facts.xen} under QEMU)`, () =>
     jest("jest.lab.config.cjs", out, ["--runInBand", ...labTestFiles(files)], { ...labEnv, ...inputs.env, FASTSUSPEND_STACK: stack }),
