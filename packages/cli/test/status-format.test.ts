@@ -36,7 +36,7 @@ describe("formatStatus, all domains", () => {
 
 describe("formatStatus, one domain", () => {
   const caps = {
-    domid: 5, exists: true, isDom0: false, dying: false, hvm: false, paused: false, shutdown: null, featureSuspend: true, pvControl: true,
+    domid: 5, exists: true, isDom0: false, dying: false, hvm: false, paused: false, shutdown: null, featureSuspend: true, pvControl: true, pvControlDetail: "PV guest",
     guestChannel: { status: "ok", port: 9 }, hvNotify: { available: false, detail: "not patched" }, paths: ["evtchn+evtchn", "xenstore+watch"],
   };
 

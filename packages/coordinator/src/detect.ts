@@ -46,6 +46,8 @@ export interface Capabilities {
    * writes that node once, at boot, and a restored or migrated domain's xenstore has lost it.
    */
   pvControl: boolean;
+  /** Why pvControl is what it is, for `info` (e.g. Xen did not answer and feature-suspend decided). */
+  pvControlDetail: string;
   hvNotify: { available: boolean; detail: string };
   triggers: Trigger[];
   notifications: Notification[];
@@ -113,13 +115,14 @@ export async function readGuestChannel(
 /**
  * An HVM/PVH guest's PV drivers are up: HVM_PARAM_CALLBACK_IRQ is set (libxl's
  * libxl__domain_pvcontrol_available). Should Xen not answer (the domain going away), the guest's
- * own word at boot, feature-suspend, is all there is.
+ * own word at boot, feature-suspend, is all there is, and the detail says so.
  */
-function pvDriversUp(xen: XenBinding, domid: number, featureSuspend: boolean): boolean {
+function pvDriversUp(xen: XenBinding, domid: number, featureSuspend: boolean): { up: boolean; detail: string } {
   try {
-    return xen.hvmCallbackIrq(domid) !== 0n;
-  } catch {
-    return featureSuspend;
+    const irq = xen.hvmCallbackIrq(domid);
+    return irq !== 0n ? { up: true, detail: "HVM_PARAM_CALLBACK_IRQ is set" } : { up: false, detail: "HVM_PARAM_CALLBACK_IRQ is 0" };
+  } catch (err) {
+    return { up: featureSuspend, detail: `HVM_PARAM_CALLBACK_IRQ unreadable (${errorText(err)}): control/feature-suspend=${featureSuspend ? "1" : "absent"} decided` };
   }
 }
 
@@ -140,6 +143,7 @@ export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, o
       guestChannel: { status: "absent" },
       featureSuspend: false,
       pvControl: false,
+      pvControlDetail: "not probed",
       hvNotify: { available: false, detail: "not probed" },
       triggers: [],
       notifications: [],
@@ -149,7 +153,8 @@ export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, o
   const guestChannel = await readGuestChannel(xen, xs, domid, opts);
   const featureSuspend = (await xs.tryReadString(featureSuspendKey(domid))) === "1";
   const hvNotify = probeHvNotify(xen, domid);
-  const pvControl = !info.hvm || pvDriversUp(xen, domid, featureSuspend);
+  const drivers = info.hvm ? pvDriversUp(xen, domid, featureSuspend) : { up: true, detail: "PV guest" };
+  const pvControl = drivers.up;
 
   const triggers: Trigger[] = [];
   if (guestChannel.status === "ok") triggers.push("evtchn");
@@ -162,5 +167,5 @@ export async function detect(xen: XenBinding, xs: XenstoreLike, domid: number, o
   if (hvNotify.available) notifications.push("virq");
   notifications.push("evtchn", "watch", "poll");
 
-  return { ...base, guestChannel, featureSuspend, pvControl, hvNotify, triggers, notifications, paths: orderedPaths(triggers, notifications) };
+  return { ...base, guestChannel, featureSuspend, pvControl, pvControlDetail: drivers.detail, hvNotify, triggers, notifications, paths: orderedPaths(triggers, notifications) };
 }

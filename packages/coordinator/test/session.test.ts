@@ -1,7 +1,7 @@
 // The suspend state machine on the fake host: every path's happy cycle and every failure branch.
 import { EventEmitter } from "node:events";
 
-import { isXenError } from "@fastsuspend/xen";
+import { isXenError, xenError } from "@fastsuspend/xen";
 
 import { CoordinatorError, HV_NOTIFY_EV_ALL, SuspendSession, resolveXsResume, SuspendTimeoutError, CheckpointRunner, controlShutdownKey, detect, hvNotifyRegister, hvNotifyUnregister, installSignalGuard, type CycleTimings, type CycleVerdict, type PathName, type SessionOptions } from "../src";
 import { FakeWorld, type FakeGuestOptions, type FakeWorldGuest } from "../src/testing";
@@ -112,12 +112,26 @@ describe("choosing a path", () => {
     const migrated = await world.addGuest({ channel: "ok", hvm: true, featureSuspend: false, pvDrivers: true });
     const caps = await detect(world.binding(), world.xenstore, migrated.domid);
     expect({ featureSuspend: caps.featureSuspend, pvControl: caps.pvControl, triggers: caps.triggers }).toEqual({ featureSuspend: false, pvControl: true, triggers: ["evtchn", "xenstore"] });
+    expect(caps.pvControlDetail).toBe("HVM_PARAM_CALLBACK_IRQ is set");
     // HVM without PV drivers: xc_domain_shutdown(SUSPEND) only, whatever a node says.
     const bare = await world.addGuest({ hvm: true, featureSuspend: true, pvDrivers: false });
-    expect((await detect(world.binding(), world.xenstore, bare.domid)).triggers).toEqual(["shutdown"]);
+    const bareCaps = await detect(world.binding(), world.xenstore, bare.domid);
+    expect([bareCaps.triggers, bareCaps.pvControlDetail]).toEqual([["shutdown"], "HVM_PARAM_CALLBACK_IRQ is 0"]);
+    // Xen does not answer (the domain going away): the guest's feature-suspend decides, and says so.
+    const real = world.binding();
+    const silent = new Proxy(real, {
+      get: (t, k): unknown => {
+        if (k === "hvmCallbackIrq") return () => { throw xenError("xc_hvm_param_get", `${bare.domid}`, "ESRCH"); };
+        const v: unknown = Reflect.get(t, k, t);
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const fallback = await detect(silent, world.xenstore, bare.domid);
+    expect([fallback.pvControl, fallback.pvControlDetail]).toEqual([true, expect.stringMatching(/^HVM_PARAM_CALLBACK_IRQ unreadable \(.*ESRCH.*\): control\/feature-suspend=1 decided$/)]);
     // PV: always xenstore (HVM_PARAM_CALLBACK_IRQ is EINVAL there and not asked).
     const pv = await world.addGuest({ featureSuspend: false });
-    expect((await detect(world.binding(), world.xenstore, pv.domid)).triggers).toEqual(["xenstore"]);
+    const pvCaps = await detect(world.binding(), world.xenstore, pv.domid);
+    expect([pvCaps.triggers, pvCaps.pvControlDetail]).toEqual([["xenstore"], "PV guest"]);
   });
 
   it("refuses dom0 (ECONTROLDOMAIN) and unknown domains (ENODOMAIN), each with its own code", async () => {

@@ -209,7 +209,7 @@ describe("reasons", () => {
   it("a domain fell back when its guest has no usable suspend channel, or when its session failed over", () => {
     const caps = (status: Capabilities["guestChannel"]["status"], paths: string[]): Capabilities => ({
       domid: 3, exists: true, isDom0: false, dying: false, hvm: false, shutdown: null, paused: false,
-      guestChannel: { status }, featureSuspend: true, pvControl: true, hvNotify: { available: false, detail: "" },
+      guestChannel: { status }, featureSuspend: true, pvControl: true, pvControlDetail: "PV guest", hvNotify: { available: false, detail: "" },
       triggers: [], notifications: [], paths: paths as Capabilities["paths"],
     });
     expect(fallbackReason(caps("ok", ["evtchn+evtchn", "xenstore+evtchn"]), "evtchn+evtchn", undefined)).toBe("none");
