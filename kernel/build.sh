@@ -27,7 +27,8 @@
 #   apt-trixie/                 apt configuration, lists and archives (6.12)
 #   kernel/<sha256>/bzImage     built images, keyed by every input (below)
 #   kernel/<sha256>/config      the .config it was built with
-#   build/                      scratch trees (removed after a build)
+#   build/<base>/               the work tree (source farm + objects), kept
+#                               between builds (see "One work tree" below)
 #
 # The key is a sha256 over: the base, the source package name and version,
 # the --stock flag, build.sh itself, guest.config and, for a patched build,
@@ -300,25 +301,49 @@ flock 8
 pristine=$(ensure_source)
 flock -u 8
 
-scratch=$CACHE/build/$key.$$
-cleanup() { rm -rf "$scratch"; }
-trap cleanup EXIT
-rm -rf "$scratch"
+# One work tree per base, kept between builds: the stock and the patched
+# kernel share every object the series does not touch, so the second of
+# them recompiles a few files instead of the whole kernel (a small kernel
+# takes ~4 min on 2 cores; a cold CI builds four, two per base).  The source
+# tree is made anew each time as a hard-link farm of the pristine tree
+# (cheap: no data is copied); the build is out of tree (O=), so it never
+# writes into the source.  Every file the series touches now or touched in
+# the previous build of this tree gets a private copy with a new mtime, so
+# that make rebuilds what depends on it in either direction (patched after
+# stock, stock after patched); patching then cannot modify the pristine
+# tree through a shared link.  A build that did not finish leaves its tree
+# marked, and the next one starts from an empty object tree.
+scratch=$CACHE/build/$base
+stamp="$SRC_PKG $SRC_VER $pristine"
+if [[ ! -f $scratch/.done || $(cat "$scratch/.done") != "$stamp" ]]; then
+	log "no finished work tree for $base: building from scratch in $scratch"
+	rm -rf "$scratch"
+fi
 mkdir -p "$scratch/obj"
-# The scratch source tree is a hard-link farm of the pristine tree (cheap:
-# no data is copied).  The build is out of tree (O=), so it never writes into
-# the source; the files a patch touches are first replaced by private copies,
-# so patching cannot modify the pristine tree through a shared link.
+rm -f "$scratch/.done"
+rm -rf "$scratch/src"
 log "linking source tree into $scratch/src"
 cp -al "$pristine" "$scratch/src"
 cd "$scratch/src"
 
+# The files the series for this base touches (all of its patches).
+series_files() {
+	local p
+	while IFS= read -r p; do
+		sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$SERIES_DIR/$p"
+	done < <(series_patches)
+}
+touched=$scratch/.touched	# what differed from pristine in the last build
+{ cat "$touched" 2>/dev/null || true; series_files; } | sort -u >"$scratch/.touch-now"
+while IFS= read -r f; do
+	[[ -e $f ]] || continue
+	cp -p "$f" "$f.fs-unlink" && mv -f "$f.fs-unlink" "$f" && touch "$f"
+done <"$scratch/.touch-now"
+# Until this build finishes, the next one must treat all of them as changed.
+cp "$scratch/.touch-now" "$touched"
+
 if [[ $stock == 0 ]]; then
 	while IFS= read -r p; do
-		while IFS= read -r f; do
-			[[ -e $f ]] || continue
-			cp -p "$f" "$f.fs-unlink" && mv -f "$f.fs-unlink" "$f"
-		done < <(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$SERIES_DIR/$p")
 		log "applying $p"
 		# --fuzz=0: a patch that no longer applies exactly must fail,
 		# not be silently fuzzed into the wrong place.
@@ -373,5 +398,9 @@ cp .config "$dest.tmp/config"
 } >"$dest.tmp/info"
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
+# The tree now differs from pristine in the series' files (patched) or in
+# none (stock); the next build rebuilds those and its own.
+if [[ $stock == 0 ]]; then series_files | sort -u >"$touched"; else : >"$touched"; fi
+printf '%s\n' "$stamp" >"$scratch/.done"
 log "built $variant kernel $(mk kernelrelease), $(stat -c %s "$img") bytes"
 emit "$img"

@@ -211,7 +211,7 @@ async function stackLabTests(stack, files, names, out, nextStack) {
     await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.ox, "--xenstored", "oxenstored", ...gk, ...(patchedHv ? ["--hypervisor", patchedHv] : [])], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: hvmCpu } });
     await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.cx, "--xenstored", "cxenstored", ...gk], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" } });
   });
-  // guest-data on PV and PVH guests on the patched QEMU; on Debian's (its build failed, or
+  // guest-data on PV and PVH guests on the patched QEMU; on Debian's (asked for with
   // FASTSUSPEND_QEMU_PATCHED=0) PV only: Debian's delivers an injected interrupt a second time,
   // with the guest's interrupts masked, and PVH guests die of it under load (docs/results.md).
   const gdTypes = inputs.env.FASTSUSPEND_QEMU_BINARY || process.env.FASTSUSPEND_QEMU_BINARY ? "pv,pvh" : "pv";

@@ -8,8 +8,10 @@
 #   packages/lab/tools/build-qemu.sh            # build (or find) it; the path on the last line
 #   FASTSUSPEND_QEMU_BINARY=$(packages/lab/tools/build-qemu.sh | tail -n 1) npm test
 #
-# Needs apt (root): dpkg-dev, meson, libglib2.0-dev, libpixman-1-dev, libcap-ng-dev, libattr1-dev
-# (VirtFS: the lab shares its run directory with dom0 over 9p). About 8 min on 2 cores.
+# Needs apt (root): dpkg-dev, meson, ninja-build, pkg-config, libglib2.0-dev, libpixman-1-dev, libfdt-dev
+# (QEMU 7.2 needs libfdt for x86_64-softmmu and Debian's source has no dtc submodule), zlib1g-dev,
+# libcap-ng-dev, libattr1-dev (VirtFS: the lab shares its run directory with dom0 over 9p). About 8 min
+# on 2 cores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 patches=(); while read -r p; do patches+=("$here/../qemu-patches/$p"); done < <(grep -v "^#" "$here/../qemu-patches/series")
@@ -20,7 +22,7 @@ out=$cache/qemu/$hash
 if [ -x "$out/bin/qemu-system-x86_64" ]; then echo "$out/bin/qemu-system-x86_64"; exit 0; fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq > /dev/null
-apt-get install -y -qq dpkg-dev meson libglib2.0-dev libpixman-1-dev libcap-ng-dev libattr1-dev > /dev/null
+apt-get install -y -qq dpkg-dev meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libcap-ng-dev libattr1-dev > /dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
