@@ -329,7 +329,9 @@ cd "$scratch/src"
 # The files the series for this base touches (all of its patches).
 series_files() {
 	local p
+	[[ -f $SERIES_DIR/series ]] || return 0
 	while IFS= read -r p; do
+		[[ -f $SERIES_DIR/$p ]] || continue
 		sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$SERIES_DIR/$p"
 	done < <(series_patches)
 }
@@ -337,7 +339,8 @@ touched=$scratch/.touched	# what differed from pristine in the last build
 { cat "$touched" 2>/dev/null || true; series_files; } | sort -u >"$scratch/.touch-now"
 while IFS= read -r f; do
 	[[ -e $f ]] || continue
-	cp -p "$f" "$f.fs-unlink" && mv -f "$f.fs-unlink" "$f" && touch "$f"
+	{ cp -p "$f" "$f.fs-unlink" && mv -f "$f.fs-unlink" "$f" && touch "$f"; } ||
+		die "cannot make a private copy of $f"
 done <"$scratch/.touch-now"
 # Until this build finishes, the next one must treat all of them as changed.
 cp "$scratch/.touch-now" "$touched"

@@ -37,6 +37,13 @@ const lab = "packages/lab/dist/cli.js";
 let labsUp = [];
 const labsBooted = [];
 
+/**
+ * The artefacts of stacks after the first, built in the background while the stack before runs its
+ * lab tests (buildAhead): from a cold cache they are two guest kernels and a hypervisor (~10 min on
+ * 2 cores), which would otherwise add to CI's time; a TCG lab test run keeps about one core busy.
+ */
+const ahead = new Map();
+
 /** Set by SIGINT/SIGTERM: no further stack or lab is started. */
 let stopping = false;
 let downing = Promise.resolve();
@@ -151,12 +158,7 @@ async function checkSeries() {
   writeFileSync(join(results, "series.json"), JSON.stringify({ numPassedTests: passed, numFailedTests: failed, numPendingTests: skipped }));
 }
 
-/**
- * The artefacts of stacks after the first, built in the background while the stack before runs its
- * lab tests: from a cold cache they are two guest kernels and a hypervisor (~10 min on 2 cores),
- * which would otherwise add to CI's time; a TCG lab test run keeps about one core busy.
- */
-const ahead = new Map();
+/** Starts building `stack`'s artefacts in the background (see `ahead`). */
 function buildAhead(stack) {
   const file = join(results, `artefacts-${stack}.log`);
   const fd = openSync(file, "w");
@@ -175,6 +177,8 @@ function buildAhead(stack) {
 /** A stack's artefacts: those built ahead, or (none, or that build failed) built now. */
 async function labInputs(stack) {
   const early = await ahead.get(stack);
+  // A signal killed the background build: nothing new is started (its children would outlive us).
+  if (stopping) throw new Error("stopped by a signal");
   if (early === undefined) return buildLabInputs(stack);
   if (early.error === undefined) return early.inputs;
   log(`the background build of ${stack}'s artefacts failed (${early.error.message}; ${early.file}): building them again here`);

@@ -88,7 +88,7 @@ export function infoLines(caps: Capabilities, chosen: string): string[] {
     `guest suspend channel: ${ch.status}${ch.port !== undefined ? ` (port ${ch.port})` : ""}${ch.detail !== undefined ? `: ${ch.detail}` : ""}`,
     `control/feature-suspend: ${caps.featureSuspend ? "yes" : "no"}`,
     // HVM/PVH only: a PV guest always takes control/shutdown.
-    ...(caps.hvm ? [`PV drivers up: ${caps.pvControl ? "yes" : "no: asked through xc_domain_shutdown"} (${caps.pvControlDetail})`] : []),
+    ...(caps.hvm ? [`PV drivers up: ${caps.pvControl ? "yes" : "no: asked through xc_domain_shutdown"}${caps.pvControlDetail ? ` (${caps.pvControlDetail})` : ""}`] : []),
     `hypervisor suspend_notify: ${caps.hvNotify.available ? "yes" : "no"} (${caps.hvNotify.detail})`,
     `paths (fastest first): ${caps.paths.join(", ") || "none"}`,
     `would use: ${chosen}`,

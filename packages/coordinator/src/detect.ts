@@ -122,7 +122,7 @@ function pvDriversUp(xen: XenBinding, domid: number, featureSuspend: boolean): {
     const irq = xen.hvmCallbackIrq(domid);
     return irq !== 0n ? { up: true, detail: "HVM_PARAM_CALLBACK_IRQ is set" } : { up: false, detail: "HVM_PARAM_CALLBACK_IRQ is 0" };
   } catch (err) {
-    return { up: featureSuspend, detail: `HVM_PARAM_CALLBACK_IRQ unreadable (${errorText(err)}): control/feature-suspend=${featureSuspend ? "1" : "absent"} decided` };
+    return { up: featureSuspend, detail: `HVM_PARAM_CALLBACK_IRQ unreadable (${errorText(err)}): control/feature-suspend ${featureSuspend ? "= 1" : "not 1"} decided` };
   }
 }
 

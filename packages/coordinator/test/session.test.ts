@@ -127,7 +127,7 @@ describe("choosing a path", () => {
       },
     });
     const fallback = await detect(silent, world.xenstore, bare.domid);
-    expect([fallback.pvControl, fallback.pvControlDetail]).toEqual([true, expect.stringMatching(/^HVM_PARAM_CALLBACK_IRQ unreadable \(.*ESRCH.*\): control\/feature-suspend=1 decided$/)]);
+    expect([fallback.pvControl, fallback.pvControlDetail]).toEqual([true, expect.stringMatching(/^HVM_PARAM_CALLBACK_IRQ unreadable \(.*ESRCH.*\): control\/feature-suspend = 1 decided$/)]);
     // PV: always xenstore (HVM_PARAM_CALLBACK_IRQ is EINVAL there and not asked).
     const pv = await world.addGuest({ featureSuspend: false });
     const pvCaps = await detect(world.binding(), world.xenstore, pv.domid);

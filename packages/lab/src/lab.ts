@@ -285,9 +285,9 @@ export class Lab {
       // xl's own message is often only "cannot (re-)build domain: -3"; what was left of Xen's
       // memory and which domains held it says more (session 12's bench: PV guests failed to
       // create after the long loops, exit 3 after ~12 s, and nothing said why).
+      if (!(e instanceof LabError)) throw e;
       const state = await this.memoryState().catch((err: unknown) => `dom0 state unknown (${String(err)})`);
-      if (e instanceof LabError) throw new LabError(e.message.split("\n")[0] ?? "xl create failed", e.fix, `${e.detail ?? ""}\n${state}`);
-      throw e;
+      throw new LabError(e.message.split("\n")[0] ?? "xl create failed", e.fix, `${e.detail ?? ""}\n${state}`);
     }
     const r = await this.exec(["xl", "domid", name]);
     return r.code === 0 ? Number(r.stdout.trim()) : undefined;
