@@ -12,7 +12,7 @@ import { labStackArgs, log, mustSh } from "./lib.mjs";
  * what it leaves. nice alone is not enough: sh() starts each child in a session of its own, and
  * with the kernel's autogroups (sched_autogroup_enabled=1 here) each session gets an equal share
  * of the CPU whatever its tasks' nice values, so the session's autogroup is niced too (session 13:
- * without it, the background build took half the CPU from bookworm's lab tests for 14 minutes).
+ * without it, the background build competed as an equal with bookworm's lab tests for 14 minutes).
  */
 const BACKGROUND = 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 "$0" "$@"';
 export const runner = (background) => (cmd, args, opts = {}) =>
