@@ -43,8 +43,6 @@ const labsBooted = [];
  * 2 cores), which would otherwise add to CI's time; a TCG lab test run keeps about one core busy.
  */
 const ahead = new Map();
-/** The logs of the stacks run beside another (the signal handler says where they are). */
-const sideLogs = new Set();
 
 /** Set by SIGINT/SIGTERM: no further stack or lab is started. */
 let stopping = false;
@@ -54,22 +52,20 @@ let downing = Promise.resolve();
  * Takes the labs up now down (those of `only`, or all), one call at a time: the signal handler and
  * the ends of the two stacks, which run side by side, may race.
  */
-function downLabs(only, output = undefined) {
-  // One that failed does not stop the next: a failed `lab down` must not leave the chain rejected.
-  downing = downing.then(() => downLabsNow(only, output)).catch((e) => log(`taking labs down: ${e.message}`));
+function downLabs(only) {
+  downing = downing.then(() => downLabsNow(only));
   return downing;
 }
 
-/** `output`: a file descriptor for the lab commands' output instead of the terminal's. */
-async function downLabsNow(only, output) {
+async function downLabsNow(only) {
   const names = only === undefined ? labsUp : labsUp.filter((n) => only.includes(n));
   labsUp = labsUp.filter((n) => !names.includes(n));
   for (const n of names) {
     // What a failed lab test needs afterwards and the lab takes with it: Xen's log and the tail of
     // every guest console (a guest that crashed is destroyed by its test's cleanup).
-    const r = await sh("node", [lab, "consoles", "--name", n], { capture: true, output });
+    const r = await sh("node", [lab, "consoles", "--name", n], { capture: true });
     if (r.code === 0) writeFileSync(join(results, `${n}-consoles.txt`), r.out);
-    await sh("node", [lab, "down", "--name", n], { output });
+    await sh("node", [lab, "down", "--name", n]);
   }
 }
 for (const sig of ["SIGINT", "SIGTERM"]) {
@@ -79,7 +75,6 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
     // Every lab this run booted (`lab down` of a stopped one is harmless): one booting when the
     // signal came is not yet in labsUp.
     labsUp = [...new Set([...labsUp, ...labsBooted])];
-    for (const f of sideLogs) log(`a stack that ran beside wrote its output to ${f}`);
     void downLabs().finally(() => process.exit(130));
   });
 }
@@ -150,23 +145,14 @@ if (failedStages === 0 && plan.length > 0) await runStack(0, false);
 async function runStack(i, side) {
   const { stack, files } = plan[i];
   const names = labNames(i, stack);
-  let output;
-  if (side) {
-    output = openSync(stackLog(stack), "w");
-    sideLogs.add(stackLog(stack));
-  }
+  const output = side ? openSync(stackLog(stack), "w") : undefined;
   let next;
   const startNext = () => {
     if (next !== undefined || i + 1 >= plan.length || stopping) return;
     buildAhead(plan[i + 1].stack);
     if (!serial) {
       log(`stack ${plan[i + 1].stack} starts beside stack ${stack} (its output: ${stackLog(plan[i + 1].stack)})`);
-      // Caught here: an error outside its stages (its log file, taking its labs down) would
-      // otherwise be unhandled until this stack's tests end, and Node would exit with labs up.
-      next = runStack(i + 1, true).catch((e) => {
-        failedStages++;
-        log(`stack ${plan[i + 1].stack} broke: ${e.message}`);
-      });
+      next = runStack(i + 1, true);
     }
   };
   try {
@@ -175,17 +161,19 @@ async function runStack(i, side) {
     failedStages++;
     log(`stack ${stack} stopped: ${e.message}`);
   } finally {
-    await downLabs([names.ox, names.cx], output);
+    await downLabs([names.ox, names.cx]);
     if (output !== undefined) closeSync(output);
   }
-  if (next === undefined && i + 1 < plan.length && !stopping) next = runStack(i + 1, side);
-  if (next === undefined) return;
-  await next;
-  const nextStack = plan[i + 1].stack;
-  if (!sideLogs.has(stackLog(nextStack))) return;
-  log(`stack ${nextStack}'s output (${stackLog(nextStack)}):`);
-  process.stdout.write(readFileSync(stackLog(nextStack)));
-  log(`end of stack ${nextStack}'s output`);
+  if (side) return;
+  if (next !== undefined) {
+    await next;
+    const nextStack = plan[i + 1].stack;
+    log(`stack ${nextStack}'s output (${stackLog(nextStack)}):`);
+    process.stdout.write(readFileSync(stackLog(nextStack)));
+    log(`end of stack ${nextStack}'s output`);
+  } else if (i + 1 < plan.length && !stopping) {
+    await runStack(i + 1, false);
+  }
 }
 
 /** Where a stack run beside another writes its children's output. */
@@ -233,15 +221,14 @@ function buildAhead(stack) {
 }
 
 /** A stack's artefacts: those built ahead, or (none, or that build failed) built now. */
-async function labInputs(stack, output) {
+async function labInputs(stack) {
   const early = await ahead.get(stack);
   // A signal killed the background build: nothing new is started (its children would outlive us).
   if (stopping) throw new Error("stopped by a signal");
   if (early === undefined) return buildLabInputs(stack);
   if (early.error === undefined) return early.inputs;
   log(`the background build of ${stack}'s artefacts failed (${early.error.message}; ${early.file}): building them again here`);
-  // A stack beside another builds at nice 19 into its own log, as the first attempt did.
-  return buildLabInputs(stack, output === undefined ? {} : { background: { output } });
+  return buildLabInputs(stack);
 }
 
 /**
@@ -251,7 +238,7 @@ async function labInputs(stack, output) {
  */
 async function stackLabTests(stack, files, names, out, { output, startNext }) {
   const label = stackLabel(stack);
-  const inputs = await stage(`lab artefacts (${label}Xen, dom0, guest kernels, patched hypervisor)`, () => labInputs(stack, output));
+  const inputs = await stage(`lab artefacts (${label}Xen, dom0, guest kernels, patched hypervisor)`, () => labInputs(stack));
   // The oxenstored lab boots the patched hypervisor, so that the hypervisor series' tests share it
   // (two labs instead of three; each idle TCG lab costs CPU) and everything else also runs on it,
   // while the cxenstored lab stays on Debian's Xen (the stock checks, and the fallback paths).
