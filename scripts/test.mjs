@@ -48,18 +48,15 @@ const ahead = new Map();
 let stopping = false;
 let downing = Promise.resolve();
 
-/**
- * Takes the labs up now down (those of `only`, or all), one call at a time: the signal handler and
- * the ends of the two stacks, which run side by side, may race.
- */
-function downLabs(only) {
-  downing = downing.then(() => downLabsNow(only));
+/** Takes the labs up now down, one call at a time (the signal handler and a stack's end may race). */
+function downLabs() {
+  downing = downing.then(downLabsNow);
   return downing;
 }
 
-async function downLabsNow(only) {
-  const names = only === undefined ? labsUp : labsUp.filter((n) => only.includes(n));
-  labsUp = labsUp.filter((n) => !names.includes(n));
+async function downLabsNow() {
+  const names = labsUp;
+  labsUp = [];
   for (const n of names) {
     // What a failed lab test needs afterwards and the lab takes with it: Xen's log and the tail of
     // every guest console (a guest that crashed is destroyed by its test's cleanup).
@@ -96,12 +93,9 @@ function labTestFiles(which) {
   return listed;
 }
 
-/**
- * Jest's exit code; a run that failed without writing its results (no tests found, a crash) is a
- * broken stage. `output`: a file descriptor for its output instead of the terminal's.
- */
-async function jest(config, out, extra = [], env = {}, output = undefined) {
-  const code = await sh("npx", ["jest", "-c", config, "--ci", "--json", `--outputFile=${out}`, ...extra], { env, output });
+/** Jest's exit code; a run that failed without writing its results (no tests found, a crash) is a broken stage. */
+async function jest(config, out, extra = [], env = {}) {
+  const code = await sh("npx", ["jest", "-c", config, "--ci", "--json", `--outputFile=${out}`, ...extra], { env });
   if (code !== 0 && !existsSync(out)) throw new Error(`jest -c ${config} exited ${code} and wrote no results`);
   return code;
 }
@@ -127,58 +121,18 @@ try {
   failedStages++;
   log(`stopped: ${e.message}`);
 }
-// The stacks side by side: a stack's lab tests keep about one core busy (its oxenstored lab's
-// QEMU runs TCG single-threaded) and one after the other they took 107-117 min of CI's 90 on
-// session 13's machines. The second stack starts when the first begins its lab tests: its
-// artefacts (from a cold cache) built at nice 19, then its labs and tests; its output goes to
-// results/stack-<stack>.log, printed whole when it ends. FASTSUSPEND_STACKS_SERIAL=1 runs one
-// stack after the other (to time a stack alone). A stack that breaks is counted as a failure and
-// the next one still runs.
-const serial = process.env.FASTSUSPEND_STACKS_SERIAL === "1";
-if (failedStages === 0 && plan.length > 0) await runStack(0, false);
-
-/**
- * Runs the i-th stack (`side`: beside another, its children's output to its log file), then
- * waits for the stack after it: started beside this one when this one began its lab tests, or run
- * now (serial, or this stack broke before its lab tests).
- */
-async function runStack(i, side) {
-  const { stack, files } = plan[i];
-  const names = labNames(i, stack);
-  const output = side ? openSync(stackLog(stack), "w") : undefined;
-  let next;
-  const startNext = () => {
-    if (next !== undefined || i + 1 >= plan.length || stopping) return;
-    buildAhead(plan[i + 1].stack);
-    if (!serial) {
-      log(`stack ${plan[i + 1].stack} starts beside stack ${stack} (its output: ${stackLog(plan[i + 1].stack)})`);
-      next = runStack(i + 1, true);
-    }
-  };
+// One stack after the other (two labs each; four TCG labs at once would starve 2 cores). A stack
+// that breaks is counted as a failure and the next one still runs.
+for (const [i, { stack, files }] of (failedStages > 0 ? [] : plan).entries()) {
+  if (stopping) break;
   try {
-    await stackLabTests(stack, files, names, labResults(i), { output, startNext });
+    await stackLabTests(stack, files, labNames(i, stack), labResults(i), plan[i + 1]?.stack);
   } catch (e) {
     failedStages++;
     log(`stack ${stack} stopped: ${e.message}`);
   } finally {
-    await downLabs([names.ox, names.cx]);
-    if (output !== undefined) closeSync(output);
+    await downLabs();
   }
-  if (side) return;
-  if (next !== undefined) {
-    await next;
-    const nextStack = plan[i + 1].stack;
-    log(`stack ${nextStack}'s output (${stackLog(nextStack)}):`);
-    process.stdout.write(readFileSync(stackLog(nextStack)));
-    log(`end of stack ${nextStack}'s output`);
-  } else if (i + 1 < plan.length && !stopping) {
-    await runStack(i + 1, false);
-  }
-}
-
-/** Where a stack run beside another writes its children's output. */
-function stackLog(stack) {
-  return join(results, `stack-${stack}.log`);
 }
 
 /** Counted like tests: each series' check script is one check that could fail. */
@@ -233,10 +187,9 @@ async function labInputs(stack) {
 
 /**
  * One stack: its artefacts, its two labs, its lab test files (`files` of scripts/lab-tests.json),
- * results in OUT; `startNext` is called as its lab tests begin. `output`: a file descriptor for
- * its children's output instead of the terminal's.
+ * results in OUT; the next stack's artefacts are built while its lab tests run.
  */
-async function stackLabTests(stack, files, names, out, { output, startNext }) {
+async function stackLabTests(stack, files, names, out, nextStack) {
   const label = stackLabel(stack);
   const inputs = await stage(`lab artefacts (${label}Xen, dom0, guest kernels, patched hypervisor)`, () => labInputs(stack));
   // The oxenstored lab boots the patched hypervisor, so that the hypervisor series' tests share it
@@ -249,9 +202,7 @@ async function stackLabTests(stack, files, names, out, { output, startNext }) {
   // default for an SVM CPU): under multi-threaded TCG, PVH guests of such a lab die with a triple
   // fault within tens of xl remus checkpoints, under single-threaded TCG none did in 1231 xl remus
   // checkpoints and 10000 of our cycles (docs/results.md, session 9). FASTSUSPEND_QEMU_CPU=Nehalem
-  // gives the PV-only lab of earlier sessions. The cxenstored lab keeps the default CPU (PV only),
-  // on single-threaded TCG too: it idles through most files, and idle it took 33% of a core
-  // multi-threaded, 15% single-threaded (session 14), beside the other stack's labs.
+  // gives the PV-only lab of earlier sessions. The cxenstored lab keeps the default CPU (PV only).
   const hvmCpu = process.env.FASTSUSPEND_QEMU_CPU ?? "Opteron_G3,+svm,+npt,-rdtscp";
   await stage(`lab up (${label}${names.ox}: oxenstored, ${patchedHv ? "patched" : "Debian"} Xen, CPU ${hvmCpu}; ${names.cx}: cxenstored, Debian Xen)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
@@ -261,18 +212,18 @@ async function stackLabTests(stack, files, names, out, { output, startNext }) {
       labsUp.push(n);
       labsBooted.push(n);
     }
-    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.ox, "--xenstored", "oxenstored", ...gk, ...(patchedHv ? ["--hypervisor", patchedHv] : [])], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: hvmCpu }, output });
-    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.cx, "--xenstored", "cxenstored", ...gk], { env: { FASTSUSPEND_QEMU_TCG_THREAD: process.env.FASTSUSPEND_QEMU_TCG_THREAD ?? "single", ...inputs.env, FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" }, output });
+    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.ox, "--xenstored", "oxenstored", ...gk, ...(patchedHv ? ["--hypervisor", patchedHv] : [])], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: hvmCpu } });
+    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.cx, "--xenstored", "cxenstored", ...gk], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" } });
   });
   // guest-data on PV and PVH guests on the patched QEMU; on Debian's (asked for with
   // FASTSUSPEND_QEMU_PATCHED=0) PV only: Debian's delivers an injected interrupt a second time,
   // with the guest's interrupts masked, and PVH guests die of it under load (docs/results.md).
   const gdTypes = inputs.env.FASTSUSPEND_QEMU_BINARY || process.env.FASTSUSPEND_QEMU_BINARY ? "pv,pvh" : "pv";
   const labEnv = { FASTSUSPEND_GD_TYPES: process.env.FASTSUSPEND_GD_TYPES ?? gdTypes, FASTSUSPEND_QEMU_CPU: hvmCpu, FASTSUSPEND_LAB: names.ox, FASTSUSPEND_LAB_CX: names.cx, FASTSUSPEND_LAB_STOCK: names.cx, ...(patchedHv ? { FASTSUSPEND_LAB_HV: names.ox } : {}) };
-  startNext();
+  if (nextStack !== undefined && !stopping) buildAhead(nextStack);
   // The lab tests read the stack from FASTSUSPEND_STACK (packages/lab/src/stack-facts.ts).
   await stage(`lab tests (${label}real Xen ${inputs.facts.xen} under QEMU)`, () =>
-    jest("jest.lab.config.cjs", out, ["--runInBand", ...labTestFiles(files)], { ...labEnv, ...inputs.env, FASTSUSPEND_STACK: stack }, output),
+    jest("jest.lab.config.cjs", out, ["--runInBand", ...labTestFiles(files)], { ...labEnv, ...inputs.env, FASTSUSPEND_STACK: stack }),
   );
 }
 
