@@ -202,7 +202,9 @@ async function stackLabTests(stack, files, names, out, nextStack) {
   // default for an SVM CPU): under multi-threaded TCG, PVH guests of such a lab die with a triple
   // fault within tens of xl remus checkpoints, under single-threaded TCG none did in 1231 xl remus
   // checkpoints and 10000 of our cycles (docs/results.md, session 9). FASTSUSPEND_QEMU_CPU=Nehalem
-  // gives the PV-only lab of earlier sessions. The cxenstored lab keeps the default CPU (PV only).
+  // gives the PV-only lab of earlier sessions. The cxenstored lab keeps the default CPU (PV only),
+  // on single-threaded TCG: it idles through most files, and idle it took 33% of a core
+  // multi-threaded, 15% single-threaded (session 14), next to the busy lab's one.
   const hvmCpu = process.env.FASTSUSPEND_QEMU_CPU ?? "Opteron_G3,+svm,+npt,-rdtscp";
   await stage(`lab up (${label}${names.ox}: oxenstored, ${patchedHv ? "patched" : "Debian"} Xen, CPU ${hvmCpu}; ${names.cx}: cxenstored, Debian Xen)`, async () => {
     const guestKernel = inputs.env.FASTSUSPEND_GUEST_KERNEL_STOCK;
@@ -213,7 +215,7 @@ async function stackLabTests(stack, files, names, out, nextStack) {
       labsBooted.push(n);
     }
     await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.ox, "--xenstored", "oxenstored", ...gk, ...(patchedHv ? ["--hypervisor", patchedHv] : [])], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: hvmCpu } });
-    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.cx, "--xenstored", "cxenstored", ...gk], { env: { ...inputs.env, FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" } });
+    await mustSh("node", [lab, "up", ...labStackArgs(stack), "--name", names.cx, "--xenstored", "cxenstored", ...gk], { env: { FASTSUSPEND_QEMU_TCG_THREAD: process.env.FASTSUSPEND_QEMU_TCG_THREAD ?? "single", ...inputs.env, FASTSUSPEND_QEMU_CPU: process.env.FASTSUSPEND_QEMU_CPU ?? "Nehalem" } });
   });
   // guest-data on PV and PVH guests on the patched QEMU; on Debian's (asked for with
   // FASTSUSPEND_QEMU_PATCHED=0) PV only: Debian's delivers an injected interrupt a second time,
