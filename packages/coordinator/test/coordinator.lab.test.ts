@@ -58,14 +58,15 @@ describe("coordinator on real Xen", () => {
     }
   });
 
-  test("every available path completes its cycles with zero failures (100 per path on the patched guest, 25 on the stock one)", async () => {
+  test("every available path completes its cycles with zero failures (50 per path on the patched guest, 25 on the stock one)", async () => {
     for (const g of guests) {
       const file = `/tmp/coord-bench-${g.label}.json`;
       // The stock kernel lacks kernel/0004: its cancelled resume grows geometrically with the number
       // of suspends (upstream's periodic-tick bug, docs/guest-slowdown.md), and four paths of 100
       // cycles on one stock guest outran 12 minutes under TCG. This test is about every path
       // working; the stock guest's slowdown is measured in docs/guest-slowdown.md.
-      const cycles = g.patched ? 100 : 25;
+      // 50 on the patched guest (was 100): CI's 90 minutes hold this file on both stacks.
+      const cycles = g.patched ? 50 : 25;
       const r = await lab.exec(`${CLI} bench-run ${g.guest.domid} --cycles ${cycles} --interval 20 --xl-save 0 --timeout 10000 --output ${file}`, { timeoutMs: 12 * MINUTE });
       const json = JSON.parse(await lab.mustExec(`cat ${file}`)) as BenchJson;
       const summary = json.paths.map((p) => `${p.name}: ${p.ok}/${p.n} ${p.errors.join("; ")}`).join("\n");

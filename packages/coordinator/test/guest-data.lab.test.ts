@@ -6,7 +6,7 @@
 // xen_manage.fast_suspend=1, whose guest must advertise feature/fast-suspend and whose
 // trace must show no freezer. PV always; PVH too when the lab's CPU offers HVM (live migration
 // to localhost then as well: a PV guest cannot be live-migrated on a Xen without shadow paging).
-// Checkpoints per guest: 4000 with fast suspend (two batches), 2000 with the freezer. Session 13's
+// Checkpoints per guest: 2000 with fast suspend, 1000 with the freezer (one batch each). Session 13's
 // CI machines ran the full-suspend loops at ~12/s (session 11's: 35/s; the guest's own steps all
 // slower, its kernel the same bytes), and the file's 10000 per case took 48 min of CI's 90; the
 // long loops are the bench's (npm run bench: 10000 cycles on a full and on a fast guest).
@@ -21,8 +21,8 @@ import { prepareLoopVbd, waitVbdConnected } from "./vbd";
 const CLI = "node /fastsuspend/packages/cli/dist/main.js";
 const MINUTE = 60_000;
 const CHECKPOINTS: Record<"full" | "fast", number> = {
-  full: Number(process.env.FASTSUSPEND_DATA_CHECKPOINTS ?? "2000"),
-  fast: Number(process.env.FASTSUSPEND_DATA_CHECKPOINTS ?? "4000"),
+  full: Number(process.env.FASTSUSPEND_DATA_CHECKPOINTS ?? "1000"),
+  fast: Number(process.env.FASTSUSPEND_DATA_CHECKPOINTS ?? "2000"),
 };
 const BATCH = 2000;
 const IMAGE_MB = 32; // 65536 records: 10 ms apart, ten minutes of writing

@@ -361,11 +361,13 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     expect(caps.paths[0]).toBe("evtchn+virq");
   });
 
-  test("bench: six paths, 100 cycles each, same guest, same run", async () => {
+  test("bench: six paths, 50 cycles each, same guest, same run", async () => {
     const file = "/tmp/hv-bench.json";
+    // 50, not 100: a median of 50 tells the paths apart as well, and CI's 90 minutes hold the core
+    // suites twice (bookworm and trixie) on 2 cores (docs/lab.md, session 14).
     // bench-run's default: the seed's six paths, stock first (BENCH_PATHS in packages/cli).
     const paths = ["xenstore+watch", "xenstore+poll", "xenstore+evtchn", "evtchn+evtchn", "evtchn+virq", "xenstore+virq"];
-    const r = await L().exec(`${CLI} bench-run ${a.domid} --cycles 100 --interval 20 --xl-save 0 --timeout 20000 --output ${file}`, { timeoutMs: 30 * MINUTE });
+    const r = await L().exec(`${CLI} bench-run ${a.domid} --cycles 50 --interval 20 --xl-save 0 --timeout 20000 --output ${file}`, { timeoutMs: 30 * MINUTE });
     const json = JSON.parse(await L().mustExec(`cat ${file}`)) as { xen: string; xenstored: string; paths: BenchPath[] };
     const by = (n: string): BenchPath => {
       const p = json.paths.find((x) => x.name === n);
@@ -376,7 +378,7 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     const f = (x: number | null): string => (x === null ? "-" : x.toFixed(1));
     const base = by("xenstore+watch").totalMs.median;
     const table = [
-      `xen ${json.xen} (patched), ${json.xenstored}, patched guest kernel, domid ${a.domid}, 100 cycles per path, 20 ms apart`,
+      `xen ${json.xen} (patched), ${json.xenstored}, patched guest kernel, domid ${a.domid}, 50 cycles per path, 20 ms apart`,
       "",
       "| path | cycle median (ms) | p99 | min | suspend median | median vs xenstore+watch | ok | first error |",
       "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -389,7 +391,7 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
     console.log(table);
     if (process.env.FASTSUSPEND_RESULTS_DIR) writeFileSync(`${process.env.FASTSUSPEND_RESULTS_DIR}/hv-notify-bench.md`, `${table}\n`);
     expect(json.paths.map((p) => p.name)).toEqual(paths);
-    for (const p of json.paths) expect([p.name, p.ok, p.failed, p.errors]).toEqual([p.name, 100, 0, []]);
+    for (const p of json.paths) expect([p.name, p.ok, p.failed, p.errors]).toEqual([p.name, 50, 0, []]);
     expect(r.code).toBe(0);
     expectRunning(await xlState(L(), a.domid));
     // Nothing of ours left registered on the target.
