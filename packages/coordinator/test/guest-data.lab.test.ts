@@ -16,6 +16,8 @@ import { join } from "node:path";
 
 import { attachSharedLab, consoleLogs, guestSuspends, verifyRecords, writerStatus, type GuestSuspend, type Lab, type WriterStatus } from "@fastsuspend/lab";
 
+import { summarize } from "../src";
+
 import { prepareLoopVbd, waitVbdConnected } from "./vbd";
 
 const CLI = "node /fastsuspend/packages/cli/dist/main.js";
@@ -124,8 +126,10 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
           const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
           // Each traced step's median too: a slower cycle then says which step grew (session 13's
           // full-suspend cases ran at a third of session 11's rate and the totals did not say why).
-          const stepNames = [...new Set(seen.flatMap((s) => Object.keys(s.steps)))];
-          const stepMedians = stepNames.map((k) => `${k} ${med(seen.flatMap((s) => (k in s.steps ? [s.steps[k] as number] : []))).toFixed(2)}`).join(", ");
+          // As the bench's summarizeGuestPhases: a suspend whose guest clock stepped back is left out.
+          const timed = seen.filter((s) => !s.clockSteppedBack);
+          const stepNames = [...new Set(timed.flatMap((s) => Object.keys(s.steps)))];
+          const stepMedians = stepNames.map((k) => `${k} ${summarize(timed.flatMap((s) => (s.steps[k] === undefined ? [] : [s.steps[k]]))).median.toFixed(2)}`).join(", ");
           console.log(`${name}: ${loop1.ok} ok, ${loop1.failed} failed, ${loop1.cyclesPerSecond.toFixed(1)} cycles/s, cycle median per batch ${loop1.medians.map((m) => m.toFixed(1)).join(", ")} ms; writer ${JSON.stringify(afterLoop)}; guest saw ${seen.length} suspends, frozen ${seen.filter((s) => s.frozen).length}, its own suspend median ${med(seen.map((s) => s.suspendMs)).toFixed(2)} ms, resume median ${med(seen.map((s) => s.resumeMs)).toFixed(2)} ms; step medians (ms): ${stepMedians}`);
           expect({ code: r.code, ok: loop1.ok, failed: loop1.failed, errors: loop1.errors }).toEqual({ code: 0, ok: CHECKPOINTS[mode], failed: 0, errors: [] });
           expect(afterLoop.errors).toBe(0);

@@ -363,8 +363,8 @@ describe("XEN_DOMCTL_suspend_notify on the patched hypervisor", () => {
 
   test("bench: six paths, 50 cycles each, same guest, same run", async () => {
     const file = "/tmp/hv-bench.json";
-    // 50, not 100: a median of 50 tells the paths apart as well, and CI's 90 minutes hold the core
-    // suites twice (bookworm and trixie) on 2 cores (docs/lab.md, session 14).
+    // 50 cycles per path, not 100: CI's 90 minutes hold the core suites twice (bookworm and
+    // trixie) on 2 cores (docs/lab.md, session 14); every cycle of every path must still succeed.
     // bench-run's default: the seed's six paths, stock first (BENCH_PATHS in packages/cli).
     const paths = ["xenstore+watch", "xenstore+poll", "xenstore+evtchn", "evtchn+evtchn", "evtchn+virq", "xenstore+virq"];
     const r = await L().exec(`${CLI} bench-run ${a.domid} --cycles 50 --interval 20 --xl-save 0 --timeout 20000 --output ${file}`, { timeoutMs: 30 * MINUTE });
