@@ -14,7 +14,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { attachSharedLab, consoleLogs, guestSuspends, verifyRecords, writerStatus, type GuestSuspend, type Lab, type WriterStatus } from "@fastsuspend/lab";
+import { attachSharedLab, consoleLogs, guestSuspends, summarizeGuestSuspends, verifyRecords, writerStatus, type GuestSuspend, type Lab, type WriterStatus } from "@fastsuspend/lab";
 
 import { summarize } from "../src";
 
@@ -123,14 +123,11 @@ describe("data on a vbd through checkpoints, save/restore and migration, full an
           const afterLoop = await writerPast(lab, name, started.acked);
           const disk1 = await image(lab, img, name);
           const bad1 = verifyRecords(disk1, afterLoop.acked);
-          const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
           // Each traced step's median too: a slower cycle then says which step grew (session 13's
           // full-suspend cases ran at a third of session 11's rate and the totals did not say why).
-          // As the bench's summarizeGuestPhases: a suspend whose guest clock stepped back is left out.
-          const timed = seen.filter((s) => !s.clockSteppedBack);
-          const stepNames = [...new Set(timed.flatMap((s) => Object.keys(s.steps)))];
-          const stepMedians = stepNames.map((k) => `${k} ${summarize(timed.flatMap((s) => (s.steps[k] === undefined ? [] : [s.steps[k]]))).median.toFixed(2)}`).join(", ");
-          console.log(`${name}: ${loop1.ok} ok, ${loop1.failed} failed, ${loop1.cyclesPerSecond.toFixed(1)} cycles/s, cycle median per batch ${loop1.medians.map((m) => m.toFixed(1)).join(", ")} ms; writer ${JSON.stringify(afterLoop)}; guest saw ${seen.length} suspends, frozen ${seen.filter((s) => s.frozen).length}, its own suspend median ${med(seen.map((s) => s.suspendMs)).toFixed(2)} ms, resume median ${med(seen.map((s) => s.resumeMs)).toFixed(2)} ms; step medians (ms): ${stepMedians}`);
+          const own = summarizeGuestSuspends(seen, summarize);
+          const stepMedians = Object.entries(own?.steps ?? {}).map(([k, v]) => `${k} ${v.median.toFixed(2)}`).join(", ");
+          console.log(`${name}: ${loop1.ok} ok, ${loop1.failed} failed, ${loop1.cyclesPerSecond.toFixed(1)} cycles/s, cycle median per batch ${loop1.medians.map((m) => m.toFixed(1)).join(", ")} ms; writer ${JSON.stringify(afterLoop)}; guest saw ${seen.length} suspends, frozen ${seen.filter((s) => s.frozen).length}, its own suspend median ${own?.suspend.median.toFixed(2)} ms, resume median ${own?.resume.median.toFixed(2)} ms (clock stepped back in ${own?.clockSteppedBack ?? 0}); step medians (ms): ${stepMedians}`);
           expect({ code: r.code, ok: loop1.ok, failed: loop1.failed, errors: loop1.errors }).toEqual({ code: 0, ok: CHECKPOINTS[mode], failed: 0, errors: [] });
           expect(afterLoop.errors).toBe(0);
           expect(afterLoop.acked).toBeGreaterThan(started.acked);

@@ -7,7 +7,7 @@ export { stderrProgress, type Progress } from "./progress";
 export { attachSharedLab, runJestInDom0, type Dom0JestResult } from "./testing";
 export { consoleLogs } from "./console";
 export { blackout, parseBlackout, type BlackoutReport, type BlackoutGap, type BlackoutHist, type BlackoutOptions } from "./blackout";
-export { guestSuspends, parsePhases, parsePhasesLine, type GuestSuspend } from "./phases";
+export { guestSuspends, parsePhases, parsePhasesLine, summarizeGuestSuspends, type GuestSuspend, type GuestSuspendSummaries } from "./phases";
 export { writerStatus, parseWriterStatus, verifyRecords, badRecord, WRITER_RECORD_BYTES, type WriterStatus } from "./writer";
 export { STACKS, DEFAULT_STACK, parseStack, type Stack, type OtherStack } from "./pins";
 export { buildStackArtefacts, stackAddon, type StackArtefacts } from "./stack-artefacts";

@@ -142,3 +142,40 @@ export async function guestSuspends(lab: Lab, guest: string | number, opts: { ti
     parse: parsePhases,
   });
 }
+
+/** A run's suspends, each figure summarised by the summary the caller passes. */
+export interface GuestSuspendSummaries<S> {
+  /** Suspends summarised. */
+  n: number;
+  /** Suspends left out because the guest's clock stepped back inside them. */
+  clockSteppedBack?: number;
+  suspend: S;
+  resume: S;
+  /** Only when some suspend traced its request. */
+  request?: S;
+  /** Each traced step, over the suspends that took it (an error path may skip one). */
+  steps: Record<string, S>;
+}
+
+/**
+ * Summarises the suspends a run traced, leaving out those whose clock stepped back (their times
+ * are not usable); undefined when none was traced (a kernel without patch 0005, or the probe off).
+ * The summary is the caller's, so that the bench and the lab tests use the project's one (the
+ * coordinator's `summarize`, which this package cannot import: the coordinator's tests import it).
+ */
+export function summarizeGuestSuspends<S>(all: readonly GuestSuspend[], summarize: (samples: readonly number[]) => S): GuestSuspendSummaries<S> | undefined {
+  if (all.length === 0) return undefined;
+  const timed = all.filter((s) => !s.clockSteppedBack);
+  const names = [...new Set(timed.flatMap((s) => Object.keys(s.steps)))];
+  const steps: Record<string, S> = {};
+  for (const k of names) steps[k] = summarize(timed.flatMap((s) => (s.steps[k] === undefined ? [] : [s.steps[k]])));
+  const requests = timed.flatMap((s) => (s.requestMs === undefined ? [] : [s.requestMs]));
+  return {
+    n: timed.length,
+    ...(timed.length < all.length ? { clockSteppedBack: all.length - timed.length } : {}),
+    suspend: summarize(timed.map((s) => s.suspendMs)),
+    resume: summarize(timed.map((s) => s.resumeMs)),
+    ...(requests.length > 0 ? { request: summarize(requests) } : {}),
+    steps,
+  };
+}
