@@ -9,7 +9,7 @@ export const HV_NOTIFY_OP = { register: 1, unregister: 2, query: 3 } as const;
 export const HV_NOTIFY_EV = { suspend: 0x1, shutdown: 0x2, crash: 0x4, dying: 0x8 } as const;
 export const HV_NOTIFY_EV_ALL = 0xf;
 
-/** Do not raise VIRQ_DOM_EXC when our notification was delivered (starves libxl: off by default). */
+/** Do not raise VIRQ_DOM_EXC when our notification was delivered: only while the suspend is ours (it would starve a libxl waiting for @releaseDomain). */
 export const HV_NOTIFY_F_NO_DOM_EXC = 0x1;
 
 export const HV_NOTIFY_MAX_REGS = 8;

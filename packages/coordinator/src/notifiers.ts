@@ -3,7 +3,7 @@
 import { isXenError, type EvtchnHandle, type XenBinding } from "@fastsuspend/xen";
 
 import { sleep } from "./clock";
-import { HV_NOTIFY_EV_ALL, hvNotifyRegister, hvNotifyUnregister } from "./hv-notify";
+import { HV_NOTIFY_EV, HV_NOTIFY_EV_ALL, HV_NOTIFY_F_NO_DOM_EXC, hvNotifyRegister, hvNotifyUnregister } from "./hv-notify";
 import { rememberNotifyPort, rememberedNotifyPort } from "./notify-port";
 import type { Notification } from "./paths";
 import type { XenstoreLike, XsWatchLike } from "./xs";
@@ -245,63 +245,94 @@ export class SubscribeNotifier implements Notifier {
   }
 }
 
-/** The hypervisor series' per-domain, multi-subscriber notification (XEN_DOMCTL_suspend_notify). */
+/** A registration of ours and the local port bound to it. */
+interface HvBinding {
+  xenPort: number;
+  cookie: bigint;
+  local: number;
+}
+
+/**
+ * The hypervisor series' per-domain, multi-subscriber notification (XEN_DOMCTL_suspend_notify).
+ *
+ * Two registrations. The session's, for every event and without flags, is what wake() waits on;
+ * VIRQ_DOM_EXC is raised as on stock Xen. The quiet one, for suspends only with F_NO_DOM_EXC, is
+ * bound only while the suspend is ours (from arm() to release() with hold "operation", the whole
+ * session with hold "session", when nobody else can suspend the domain): it holds back
+ * VIRQ_DOM_EXC for our own suspends, and only for those. Without it each of our cycles raised the
+ * global VIRQ: xenstored fired @releaseDomain, and Xen 4.20's xenconsoled answers each by asking
+ * Xen for 32751 domains' info (4.17's asked one at a time); at 20-60 cycles a second it fell
+ * behind by thousands, and `xl create` of a new guest then failed (libxl's 10 s wait for the
+ * console's tty; session 15's bench and lab, issue 14). A crash, a poweroff and a dying domain
+ * still raise it (the quiet registration's mask is suspend only; Xen never holds back "dying").
+ */
 export class HvNotifyNotifier implements Notifier {
   readonly kind = "virq" as const;
   readonly #ctx: NotifierContext;
-  #xenPort = 0;
-  #cookie = 0n;
-  #local = -1;
+  #session: HvBinding | undefined;
+  #quiet: HvBinding | undefined;
 
   constructor(ctx: NotifierContext) {
     this.#ctx = ctx;
   }
 
   async open(): Promise<void> {
+    this.#session = this.#register(HV_NOTIFY_EV_ALL, 0);
+    await swallowBindEvent(this.#ctx.evtchn(), this.#session.local);
+    if (this.#ctx.hold === "session") this.#quiet = this.#register(HV_NOTIFY_EV.suspend, HV_NOTIFY_F_NO_DOM_EXC);
+  }
+
+  /** REGISTER and bind; a registration that could not be bound is removed before the error is thrown. */
+  #register(mask: number, flags: number): HvBinding {
     const { xen, domid } = this.#ctx;
-    const h = this.#ctx.evtchn();
-    ({ port: this.#xenPort, cookie: this.#cookie } = hvNotifyRegister(xen, domid, HV_NOTIFY_EV_ALL, 0));
+    const { port: xenPort, cookie } = hvNotifyRegister(xen, domid, mask, flags);
     try {
-      this.#local = h.bindInterdomain(CONTROL_DOMID, this.#xenPort);
+      return { xenPort, cookie, local: this.#ctx.evtchn().bindInterdomain(CONTROL_DOMID, xenPort) };
     } catch (err) {
       // A registration that was never bound outlives this process (Xen drops a registration
       // when its binding closes, and there is none): remove it before giving up.
-      const port = this.#xenPort;
-      this.#xenPort = 0;
-      attempt([], `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port, this.#cookie); }, ["ENOENT", "ESRCH"]);
+      attempt([], `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, xenPort, cookie); }, ["ENOENT", "ESRCH"]);
       throw err;
     }
-    await swallowBindEvent(h, this.#local);
   }
 
-  /** Registrations are per registrant: one of ours never stands in libxl's way. */
-  arm(): void {}
+  /** UNREGISTER and unbind (its events, the bind's included, go with the port); never throws. */
+  #unregister(b: HvBinding | undefined): string[] {
+    const problems: string[] = [];
+    if (b === undefined) return problems;
+    const { xen, domid } = this.#ctx;
+    // ENOENT/ESRCH: the domain died and Xen already removed the registration.
+    attempt(problems, `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, b.xenPort, b.cookie); }, ["ENOENT", "ESRCH"]);
+    attempt(problems, `unbind port ${b.local}`, () => { this.#ctx.evtchn().unbind(b.local); }, ["ENOTCONN", "EBADF"]);
+    return problems;
+  }
+
+  /** With hold "operation": the quiet registration, for this suspend only. */
+  arm(): void {
+    if (this.#ctx.hold === "operation" && this.#quiet === undefined) this.#quiet = this.#register(HV_NOTIFY_EV.suspend, HV_NOTIFY_F_NO_DOM_EXC);
+  }
+
+  /** With hold "operation": a suspend another tool asks for after ours raises VIRQ_DOM_EXC again. */
   release(): string[] {
-    return [];
+    if (this.#ctx.hold !== "operation") return [];
+    const problems = this.#unregister(this.#quiet);
+    this.#quiet = undefined;
+    return problems;
   }
 
   drain(): void {
-    if (this.#local >= 0 && this.#ctx.evtchn().clearLatched(this.#local)) this.#ctx.evtchn().unmask(this.#local);
+    const local = this.#session?.local;
+    if (local !== undefined && this.#ctx.evtchn().clearLatched(local)) this.#ctx.evtchn().unmask(local);
   }
 
   wake(ms: number, signal?: AbortSignal): Promise<void> {
-    return waitPort(this.#ctx.evtchn(), this.#local, ms, signal);
+    return waitPort(this.#ctx.evtchn(), this.#session?.local ?? -1, ms, signal);
   }
 
   close(): Promise<string[]> {
-    const problems: string[] = [];
-    const { xen, domid } = this.#ctx;
-    if (this.#xenPort !== 0) {
-      const port = this.#xenPort;
-      // ENOENT/ESRCH: the domain died and Xen already removed the registration.
-      attempt(problems, `unregister suspend_notify dom${domid}`, () => { hvNotifyUnregister(xen, domid, port, this.#cookie); }, ["ENOENT", "ESRCH"]);
-    }
-    this.#xenPort = 0;
-    if (this.#local >= 0) {
-      const local = this.#local;
-      attempt(problems, `unbind port ${local}`, () => { this.#ctx.evtchn().unbind(local); }, ["ENOTCONN", "EBADF"]);
-    }
-    this.#local = -1;
+    const problems = [...this.#unregister(this.#quiet), ...this.#unregister(this.#session)];
+    this.#quiet = undefined;
+    this.#session = undefined;
     return Promise.resolve(problems);
   }
 }

@@ -10,7 +10,7 @@ import { FakeXen, type FakeGuest, type FakeXenBinding } from "@fastsuspend/xen/t
 import { XenstoreClient } from "@fastsuspend/xenstore";
 import { FakeXenstored } from "@fastsuspend/xenstore/testing";
 
-import { HV_NOTIFY_EV, HV_NOTIFY_OFF_COOKIE, HV_NOTIFY_OP, XEN_DOMCTL_suspend_notify } from "../hv-notify";
+import { HV_NOTIFY_EV, HV_NOTIFY_F_NO_DOM_EXC, HV_NOTIFY_OFF_COOKIE, HV_NOTIFY_OP, XEN_DOMCTL_suspend_notify } from "../hv-notify";
 import { controlShutdownKey, featureSuspendKey, suspendChannelKey, type XenstoreLike } from "../xs";
 
 export type FakeChannelKind = "ok" | "empty" | "absent" | "garbage" | "stale";
@@ -262,13 +262,9 @@ export class FakeWorld {
           fail("EOPNOTSUPP");
       }
     });
-    const shutdown = hv.shutdownDomain.bind(hv);
-    hv.shutdownDomain = (d, reason) => {
-      const was = d.shutdown || d.dying;
-      shutdown(d, reason);
-      if (was) return;
+    hv.notifyShutdown = (d, reason) => {
       const ev = reason === 2 ? HV_NOTIFY_EV.suspend : reason === 3 ? HV_NOTIFY_EV.crash : HV_NOTIFY_EV.shutdown;
-      this.#hvSignal(d.domid, ev);
+      return this.#hvSignal(d.domid, ev);
     };
     const destroy = hv.destroyDomain.bind(hv);
     hv.destroyDomain = (domid) => {
@@ -279,12 +275,18 @@ export class FakeWorld {
     };
   }
 
-  #hvSignal(domid: number, ev: number): void {
+  /** Signals the registrations on `domid` for `ev`; true when one with F_NO_DOM_EXC was delivered (bound). */
+  #hvSignal(domid: number, ev: number): boolean {
+    let suppress = false;
     for (const r of this.#hvRegs) {
       if (r.target !== domid || (r.mask & ev) === 0) continue;
       const c = this.xen.hv.domains.get(0)?.channels.get(r.port);
-      if (c?.state === "interdomain") this.xen.hv.setPending(c.remoteDom, c.remotePort);
+      if (c?.state !== "interdomain") continue;
+      this.xen.hv.setPending(c.remoteDom, c.remotePort);
+      // Never for a dying domain: xenstored relies on VIRQ_DOM_EXC to release it.
+      if ((r.flags & HV_NOTIFY_F_NO_DOM_EXC) !== 0 && ev !== HV_NOTIFY_EV.dying) suppress = true;
     }
+    return suppress;
   }
 
   /** suspend_notify registrations on `domid` (leak checks). */

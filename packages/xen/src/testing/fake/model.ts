@@ -93,6 +93,11 @@ export class FakeHypervisor {
   /** Times VIRQ_DOM_EXC was raised (what makes xenstored fire @releaseDomain). */
   domExcRaised = 0;
   readonly domExcListeners = new Set<(count: number) => void>();
+  /**
+   * The hypervisor series (XEN_DOMCTL_suspend_notify), installed by a test world: its registrants
+   * are notified first on a shutdown, and true holds back VIRQ_DOM_EXC (F_NO_DOM_EXC delivered).
+   */
+  notifyShutdown?: (d: FakeDomain, reason: number) => boolean;
 
   domain(domid: number, call: string, args = `dom=${domid}`): FakeDomain {
     const d = this.domains.get(domid);
@@ -210,16 +215,18 @@ export class FakeHypervisor {
 
   /**
    * domain_shutdown + __domain_finalise_shutdown: on suspend with a subscribed port, Xen sends on
-   * the domain's own port (reaching whoever bound its other end) *instead of* VIRQ_DOM_EXC.
+   * the domain's own port (reaching whoever bound its other end) *instead of* VIRQ_DOM_EXC; with
+   * the hypervisor series, its registrants first, and a delivered F_NO_DOM_EXC one holds it back.
    */
   shutdownDomain(d: FakeDomain, reason: number): void {
     if (d.dying || d.shutdown) return;
     d.shutdown = true;
     d.shutdownReason = reason;
+    const suppressDomExc = this.notifyShutdown?.(d, reason) ?? false;
     if (reason === SHUTDOWN_REASONS.suspend && d.suspendEvtchn !== 0) {
       const c = d.channels.get(d.suspendEvtchn);
       if (c?.state === "interdomain") this.setPending(c.remoteDom, c.remotePort);
-    } else {
+    } else if (!suppressDomExc) {
       this.sendGlobalVirq(VIRQ_DOM_EXC);
     }
   }
