@@ -279,7 +279,19 @@ export class HvNotifyNotifier implements Notifier {
   async open(): Promise<void> {
     this.#session = this.#register(HV_NOTIFY_EV_ALL, 0);
     await swallowBindEvent(this.#ctx.evtchn(), this.#session.local);
-    if (this.#ctx.hold === "session") this.#quiet = this.#register(HV_NOTIFY_EV.suspend, HV_NOTIFY_F_NO_DOM_EXC);
+    if (this.#ctx.hold === "session") this.#quietOn();
+  }
+
+  /**
+   * Best effort: with no slot left (8 per target, EBUSY) or no port, our suspends raise
+   * VIRQ_DOM_EXC as on stock Xen; slower for xenstored and xenconsoled, not wrong.
+   */
+  #quietOn(): void {
+    try {
+      this.#quiet = this.#register(HV_NOTIFY_EV.suspend, HV_NOTIFY_F_NO_DOM_EXC);
+    } catch (err) {
+      if (!isXenError(err, "EBUSY") && !isXenError(err, "ENOSPC")) throw err;
+    }
   }
 
   /** REGISTER and bind; a registration that could not be bound is removed before the error is thrown. */
@@ -309,7 +321,7 @@ export class HvNotifyNotifier implements Notifier {
 
   /** With hold "operation": the quiet registration, for this suspend only. */
   arm(): void {
-    if (this.#ctx.hold === "operation" && this.#quiet === undefined) this.#quiet = this.#register(HV_NOTIFY_EV.suspend, HV_NOTIFY_F_NO_DOM_EXC);
+    if (this.#ctx.hold === "operation" && this.#quiet === undefined) this.#quietOn();
   }
 
   /** With hold "operation": a suspend another tool asks for after ours raises VIRQ_DOM_EXC again. */

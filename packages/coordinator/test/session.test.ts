@@ -102,6 +102,20 @@ describe("VIRQ_DOM_EXC on the virq paths", () => {
     expect(world.xen.hv.domExcRaised).toBe(before + 1);
   });
 
+  it.each(["session", "operation"] as const)("hold %s: with one slot left (7 other registrations), the session still works, raising VIRQ_DOM_EXC as on stock Xen", async (hold) => {
+    world.installHvNotify();
+    const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+virq", hold });
+    const other = world.binding();
+    for (let i = 0; i < 7; i++) hvNotifyRegister(other, domid, HV_NOTIFY_EV_ALL, 0);
+    await s.open();
+    const before = world.xen.hv.domExcRaised;
+    await s.cycle();
+    expect(world.xen.hv.domExcRaised).toBe(before + 1);
+    expect(world.hvRegistrations(domid)).toBe(8);
+    expect((await s.close()).problems).toEqual([]);
+    expect(world.hvRegistrations(domid)).toBe(7);
+  });
+
   it("close() leaves neither registration behind", async () => {
     world.installHvNotify();
     const { s, domid } = await setup({ channel: "ok" }, { path: "evtchn+virq" });
