@@ -257,8 +257,9 @@ interface HvBinding {
  *
  * Two registrations. The session's, for every event and without flags, is what wake() waits on;
  * VIRQ_DOM_EXC is raised as on stock Xen. The quiet one, for suspends only with F_NO_DOM_EXC, is
- * bound only while the suspend is ours (from arm() to release() with hold "operation", the whole
- * session with hold "session", when nobody else can suspend the domain): it holds back
+ * bound only while the suspend is ours (from arm() to release(), whatever the hold: with hold
+ * "session" a stock guest's `xl save` does not take our suspend lock, and waits for
+ * @releaseDomain, so a registration bound for the whole session would hide its suspend): it holds back
  * VIRQ_DOM_EXC for our own suspends, and only for those. Without it each of our cycles raised the
  * global VIRQ: xenstored fired @releaseDomain, and Xen 4.20's xenconsoled answers each by asking
  * Xen for 32751 domains' info (4.17's asked one at a time); at 20-60 cycles a second it fell
@@ -279,7 +280,6 @@ export class HvNotifyNotifier implements Notifier {
   async open(): Promise<void> {
     this.#session = this.#register(HV_NOTIFY_EV_ALL, 0);
     await swallowBindEvent(this.#ctx.evtchn(), this.#session.local);
-    if (this.#ctx.hold === "session") this.#quietOn();
   }
 
   /**
@@ -319,14 +319,13 @@ export class HvNotifyNotifier implements Notifier {
     return problems;
   }
 
-  /** With hold "operation": the quiet registration, for this suspend only. */
+  /** The quiet registration, for this suspend only (whatever the hold). */
   arm(): void {
-    if (this.#ctx.hold === "operation" && this.#quiet === undefined) this.#quietOn();
+    if (this.#quiet === undefined) this.#quietOn();
   }
 
-  /** With hold "operation": a suspend another tool asks for after ours raises VIRQ_DOM_EXC again. */
+  /** A suspend another tool asks for after ours raises VIRQ_DOM_EXC again. */
   release(): string[] {
-    if (this.#ctx.hold !== "operation") return [];
     const problems = this.#unregister(this.#quiet);
     this.#quiet = undefined;
     return problems;
