@@ -9,31 +9,57 @@ import { blackout, guestSuspends, type BlackoutGap, type GuestType, type Lab } f
 import { summarizeGuestPhases } from "./guest-phases";
 import { xlRunError, xlRunOk, xlTimed, type XlRun } from "./xl-timed";
 
-/** Each run's blackout: the probe's gaps that began inside the run (± slack), summed. */
-export function blackoutPerRun(runs: readonly XlRun[], gaps: readonly BlackoutGap[], slackMs = 100): number[] {
-  return runs.map((r) => gaps.filter((g) => g.atRealMs >= r.startRealMs - slackMs && g.atRealMs <= r.endRealMs + slackMs).reduce((s, g) => s + g.bootMs, 0));
+/** What the guest's probe saw of one xl run. */
+export interface RunGaps {
+  /** The gap over libxl's "guest has suspended" mark: the guest's downtime; undefined when none spans it. */
+  blackout?: number;
+  /** The run's other gaps, summed: user space starved while xl ran but the guest was not suspended. */
+  stalls: number;
 }
 
-/** `blackouts[i]` is run i's blackout, undefined when the guest's probe could not say (left out). */
-export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: string, runs: readonly XlRun[], blackouts: readonly (number | undefined)[]): ToolstackResult {
+/**
+ * Each run's blackout: the probe's longest gap that spans libxl's first "guest has suspended" mark
+ * (± slackMs: the two clocks differ a little, and xl prints the line after the fact); the run's
+ * other gaps (begun inside the run, ± slack) are its stalls. Not one sum: `xl migrate` lets the
+ * guest run through its pre-copy rounds, and in this TCG lab user space is starved then (log-dirty
+ * faults, dom0 copying on the same cores): session 15's migrate rows summed those gaps into a
+ * "downtime" of 14.3 s when libxl took 1.7 s from "suspended" to its exit.
+ */
+export function gapsPerRun(runs: readonly XlRun[], gaps: readonly BlackoutGap[], slackMs = 100): RunGaps[] {
+  return runs.map((r) => {
+    const inRun = gaps.filter((g) => g.atRealMs >= r.startRealMs - slackMs && g.atRealMs <= r.endRealMs + slackMs);
+    const susp = suspendedMark(r);
+    const at = susp === undefined ? undefined : r.startRealMs + susp;
+    const over = at === undefined ? [] : gaps.filter((g) => g.atRealMs <= at + slackMs && g.atRealMs + g.bootMs >= at - slackMs);
+    const down = over.reduce<BlackoutGap | undefined>((a, g) => (a === undefined || g.bootMs > a.bootMs ? g : a), undefined);
+    const stalls = inRun.filter((g) => g !== down).reduce((sum, g) => sum + g.bootMs, 0);
+    return down === undefined ? { stalls } : { blackout: down.bootMs, stalls };
+  });
+}
+
+/** libxl's first "guest has suspended" of a run, after its first request (save -c and migrate have one each). */
+const suspendedMark = (r: XlRun): number | undefined => r.suspended.find((t) => t >= (r.requests[0] ?? 0));
+
+/** `gaps[i]` is what the probe saw of run i, undefined when it could not say (left out). */
+export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: string, runs: readonly XlRun[], gaps: readonly (RunGaps | undefined)[]): ToolstackResult {
   const ok = runs.filter(xlRunOk);
-  // libxl's first request and first "suspended" of a run (save -c and migrate have one each).
   const request = (r: XlRun): number | undefined => r.requests[0];
-  const suspended = (r: XlRun): number | undefined => r.suspended.find((t) => t >= (r.requests[0] ?? 0));
   const phase = (from: (r: XlRun) => number | undefined, to: (r: XlRun) => number | undefined): number[] =>
     ok.flatMap((r) => {
       const a = from(r);
       const b = to(r);
       return a === undefined || b === undefined ? [] : [b - a];
     });
+  const seen = runs.flatMap((r, i) => {
+    const g = gaps[i];
+    return xlRunOk(r) && g !== undefined ? [g] : [];
+  });
   return {
     tool, guestKernel, hypervisor, n: runs.length, ok: ok.length, failed: runs.length - ok.length,
-    blackoutMs: summarize(runs.flatMap((r, i) => {
-      const b = blackouts[i];
-      return xlRunOk(r) && b !== undefined ? [b] : [];
-    })),
+    blackoutMs: summarize(seen.flatMap((g) => (g.blackout === undefined ? [] : [g.blackout]))),
+    stallsMs: summarize(seen.map((g) => g.stalls)),
     totalMs: summarize(ok.map((r) => r.ms)),
-    phases: { setupMs: summarize(phase(() => 0, request)), suspendMs: summarize(phase(request, suspended)), saveAndResumeMs: summarize(phase(suspended, (r) => r.ms)) },
+    phases: { setupMs: summarize(phase(() => 0, request)), suspendMs: summarize(phase(request, suspendedMark)), saveAndResumeMs: summarize(phase(suspendedMark, (r) => r.ms)) },
     errors: runs.flatMap((r) => xlRunError(r) ?? []).slice(0, 3),
   };
 }
@@ -94,7 +120,7 @@ export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: Gues
 export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
   // The probe is asked after each run (which clears its table): each run's gaps, however many runs.
   const runs: XlRun[] = [];
-  const blackouts: (number | undefined)[] = [];
+  const seen: (RunGaps | undefined)[] = [];
   let dropped = 0;
   const probeErrors: string[] = [];
   for (let i = 0; i < o.runs; i++) {
@@ -112,12 +138,12 @@ export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: strin
       continue;
     }
     dropped += report.dropped;
-    blackouts[i] = blackoutPerRun([run], report.gaps)[0];
+    seen[i] = gapsPerRun([run], report.gaps)[0];
   }
   const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
-  const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, blackouts);
+  const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, seen);
   const row = { ...summary, errors: [...summary.errors, ...probeErrors, ...droppedGaps(dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
-  o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms`);
+  o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms, stalls median ${(row.stallsMs?.median ?? 0).toFixed(1)} ms`);
   return guestMs === undefined ? row : { ...row, guestMs };
 }
 

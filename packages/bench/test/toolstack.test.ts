@@ -1,4 +1,4 @@
-import { blackoutPerRun, droppedGaps, summarizeXlRuns } from "../src/toolstack";
+import { droppedGaps, gapsPerRun, summarizeXlRuns } from "../src/toolstack";
 import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
 const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320]): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended });
@@ -10,19 +10,33 @@ describe("the toolstack table's pieces", () => {
     expect(parseXlRuns(out).map((r) => r.code)).toEqual([0, 1]);
   });
 
-  test("a gap counts for the run it fell in (with slack), and gaps within one run add up", () => {
-    const runs = [run(10_000, 1000), run(20_000, 1000)];
-    expect(blackoutPerRun(runs, [gap(10_500, 30), gap(10_600, 5), gap(15_000, 99), gap(21_050, 40)])).toEqual([35, 40]);
-    expect(blackoutPerRun(runs, [gap(9_950, 12)], 100)).toEqual([12, 0]);
-    expect(blackoutPerRun(runs, [gap(9_850, 12)], 100)).toEqual([0, 0]);
+  test("a run's blackout is the gap over libxl's suspended mark; its other gaps are stalls, not downtime (session 15's migrate rows summed them)", () => {
+    // xl migrate: request 9000 ms after start, suspended 100 ms later (at real time 19_100).
+    const migrate = run(10_000, 12_000, 0, [9000], [9100]);
+    const precopy = [gap(11_000, 500), gap(15_000, 800)];
+    const down = gap(18_900, 1500);
+    expect(gapsPerRun([migrate], [...precopy, down, gap(21_000, 10)])).toEqual([{ blackout: 1500, stalls: 1310 }]);
+    // Gaps of another run are neither.
+    expect(gapsPerRun([migrate], [gap(5_000, 3000), down, gap(30_000, 40)])).toEqual([{ blackout: 1500, stalls: 0 }]);
+  });
+
+  test("the suspension gap may miss the mark by the slack, not more; a run without the mark has no blackout", () => {
+    const r = run(10_000, 1000, 0, [300], [320]); // suspended at 10_320
+    expect(gapsPerRun([r], [gap(10_200, 70)], 100)).toEqual([{ blackout: 70, stalls: 0 }]); // ends 50 ms before
+    expect(gapsPerRun([r], [gap(10_100, 70)], 100)).toEqual([{ stalls: 70 }]); // ends 150 ms before
+    expect(gapsPerRun([r], [gap(10_400, 70)], 100)).toEqual([{ blackout: 70, stalls: 0 }]); // begins 80 ms after
+    expect(gapsPerRun([run(10_000, 1000, 3, [], [])], [gap(10_300, 70)])).toEqual([{ stalls: 70 }]);
+    // Of two gaps over the mark, the longer is the blackout.
+    expect(gapsPerRun([r], [gap(10_250, 40), gap(10_300, 900)], 100)).toEqual([{ blackout: 900, stalls: 40 }]);
   });
 
   test("summarizeXlRuns: phases from libxl's marks, failures apart", () => {
     const runs = [run(0, 1000, 0, [400], [430]), run(5000, 1200, 0, [500], [520]), run(9000, 50, 3, [], [])];
-    const t = summarizeXlRuns("xl save -c", "patched 6.1", "patched 4.17.5", runs, [20, 30, 0]);
+    const t = summarizeXlRuns("xl save -c", "patched 6.1", "patched 4.17.5", runs, [{ blackout: 20, stalls: 5 }, { blackout: 30, stalls: 0 }, { stalls: 0 }]);
     expect(t).toMatchObject({ n: 3, ok: 2, failed: 1 });
     expect(t.totalMs).toMatchObject({ n: 2, min: 1000, max: 1200 });
     expect(t.blackoutMs).toMatchObject({ n: 2, min: 20, max: 30 });
+    expect(t.stallsMs).toMatchObject({ n: 2, min: 0, max: 5 });
     expect(t.phases.setupMs).toMatchObject({ min: 400, max: 500 });
     expect(t.phases.suspendMs).toMatchObject({ min: 20, max: 30 });
     expect(t.phases.saveAndResumeMs).toMatchObject({ min: 570, max: 680 });
@@ -31,11 +45,12 @@ describe("the toolstack table's pieces", () => {
 
   test("summarizeXlRuns: a run whose probe did not answer has no blackout, and the others keep theirs (review 11: they shifted)", () => {
     const runs = [run(0, 1000), run(5000, 1000), run(9000, 1000)];
-    const blackouts: (number | undefined)[] = [];
-    blackouts[0] = 100;
-    blackouts[2] = 300;
-    const t = summarizeXlRuns("xl migrate", "patched 6.1", "patched 4.17.5", runs, blackouts);
+    const seen: ({ blackout?: number; stalls: number } | undefined)[] = [];
+    seen[0] = { blackout: 100, stalls: 0 };
+    seen[2] = { blackout: 300, stalls: 7 };
+    const t = summarizeXlRuns("xl migrate", "patched 6.1", "patched 4.17.5", runs, seen);
     expect(t.blackoutMs).toMatchObject({ n: 2, min: 100, max: 300 });
+    expect(t.stallsMs).toMatchObject({ n: 2, min: 0, max: 7 });
   });
 
   test("a row says when the guest's probe dropped gaps (a full table: the figures are incomplete)", () => {

@@ -95,8 +95,16 @@ export interface ToolstackResult {
   n: number;
   ok: number;
   failed: number;
-  /** The guest's user-space blackout per run (its blackout probe's gaps inside the run, summed). */
+  /**
+   * The guest's user-space blackout per run: its blackout probe's gap over libxl's "guest has
+   * suspended" (for `xl remus`, per checkpoint: the longest gap in its period).
+   */
   blackoutMs: Summary;
+  /**
+   * The probe's other gaps per run, summed (not `xl remus`): user space starved while the guest was
+   * not suspended, e.g. during `xl migrate`'s pre-copy rounds in the TCG lab. Absent in older runs.
+   */
+  stallsMs?: Summary;
   totalMs: Summary;
   /** libxl's phases: xl start → suspend request issued, request → guest suspended, suspended → xl exits (memory copy, resume). */
   phases: { setupMs: Summary; suspendMs: Summary; saveAndResumeMs: Summary };

@@ -565,6 +565,16 @@ describe("formatTable", () => {
     expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: rows })).toContain("vs stock: blackout 0.20x, rate 3.20x");
   });
 
+  it("says a row's stalls apart from its blackout, and only when there were any", () => {
+    const row: ToolstackResult = {
+      tool: "xl migrate", guestKernel: "patched 6.12", hypervisor: "h", guestType: "pvh", n: 2, ok: 2, failed: 0, blackoutMs: summarize([1500, 1700]),
+      stallsMs: summarize([9000, 11000]), totalMs: summarize([20000]), phases: { setupMs: summarize([1]), suspendMs: summarize([2]), saveAndResumeMs: summarize([3]) }, errors: [],
+    };
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: [row] })).toContain("guest blackout med 1600.0 (p99 1700.0), stalled outside it med 10000.0 (max 11000.0); libxl");
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: [{ ...row, stallsMs: summarize([0, 0]) }] })).not.toContain("stalled");
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: [{ ...row, stallsMs: undefined }] })).not.toContain("stalled");
+  });
+
   it("says when the baseline is missing and shows '-' for empty stats", () => {
     const empty = { ...path("xenstore+poll", 10), ok: 0, failed: 3, totalMs: summarize([]), errors: ["boom"] };
     const text = formatTable({ paths: [empty], xlSaveCMs: null }, "xenstore+watch");
