@@ -137,6 +137,7 @@ describe(`guest suspend event channel (patched Linux ${facts.linux}) on real Xen
 
   test("100 cooperative suspend/resume cycles through the channel keep the same port", async () => {
     const before = await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`);
+    const layoutLines = await lab.mustExec(`grep -c 'Grant tables using' /var/log/xen/console/guest-${PATCHED_NAME}.log`);
     await guestSuspends(lab, PATCHED_NAME); // empties the guest's trace: what follows is these 100
     const r = await lab.exec(`${CLI} checkpoint ${patched.domid} --interval 0 --count 100 --path evtchn+evtchn --timeout 20000 --json`, { timeoutMs: 12 * MINUTE });
     const stats = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { ok: number; failed: number; path: string; totalMs: Summary; errors: string[] };
@@ -145,6 +146,8 @@ describe(`guest suspend event channel (patched Linux ${facts.linux}) on real Xen
     expect(await readKey(lab, patched.domid)).toBe(port);
     // No re-advertisement happened: checkpoints are cancelled suspends.
     expect(await lab.mustExec(`grep -c 'Suspend event channel' /var/log/xen/console/guest-${PATCHED_NAME}.log`)).toBe(before);
+    // Nor a grant table layout line per checkpoint (kernel patch 0008; one each before it).
+    expect(await lab.mustExec(`grep -c 'Grant tables using' /var/log/xen/console/guest-${PATCHED_NAME}.log`)).toBe(layoutLines);
     expectRunning(await xlState(lab, patched.domid));
     // The guest's own account (patch 0005's tracepoints): the same 100, each asked for on the
     // channel, cancelled, and timed step by step from its side.
