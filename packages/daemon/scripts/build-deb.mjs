@@ -37,11 +37,13 @@ const lib = "usr/lib/fastsuspend";
 // What `fastsuspend` and `fastsuspendd` require at run time (the lab and the host-side bench are not shipped).
 const PACKAGES = ["xen", "xenstore", "coordinator", "daemon", "cli"];
 // Left out of each dist/: source maps, declarations, tests, the fakes and contract suites
-// (testing/), the coordinator's lab probes, and a bench/ folder a build from before the benchmarks
-// moved to packages/bench may have left behind.
+// (testing/), the coordinator's lab probes, a bench/ folder a build from before the benchmarks
+// moved to packages/bench may have left behind, and a test/ folder that `tsc -p tsconfig.json`
+// (the typecheck config, which includes test/) emits when run by hand (session 16: its empty
+// directory reached the package).
 function shipped(file) {
   if (file.endsWith(".map") || file.endsWith(".d.ts") || /\.test\.js$/.test(file)) return false;
-  return !/[\\/](lab-probes|testing|bench)([\\/]|$)/.test(file);
+  return !/[\\/](lab-probes|testing|bench|test)([\\/]|$)/.test(file);
 }
 
 function die(msg) {
