@@ -1,4 +1,4 @@
-import { droppedGaps, gapsPerRun, summarizeXlRuns } from "../src/toolstack";
+import { droppedGaps, gapsPerRun, summarizeXlRuns, type RunGaps } from "../src/toolstack";
 import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
 const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320]): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended });
@@ -45,7 +45,7 @@ describe("the toolstack table's pieces", () => {
 
   test("summarizeXlRuns: a run whose probe did not answer has no blackout, and the others keep theirs (review 11: they shifted)", () => {
     const runs = [run(0, 1000), run(5000, 1000), run(9000, 1000)];
-    const seen: ({ blackout?: number; stalls: number } | undefined)[] = [];
+    const seen: (RunGaps | undefined)[] = [];
     seen[0] = { blackout: 100, stalls: 0 };
     seen[2] = { blackout: 300, stalls: 7 };
     const t = summarizeXlRuns("xl migrate", "patched 6.1", "patched 4.17.5", runs, seen);
