@@ -1,16 +1,17 @@
 // `npm run bench -- [--cycles N] [--interval MS] [--paths a,b] [--xl-save N] [--checkpoint-count N]
 //                   [--long-count N] [--long-seconds S] [--toolstack N] [--remus-seconds S] [--stock]
-//                   [--stack bookworm|trixie] [--output FILE]`
+//                   [--toolstack-hypervisors debian,patched] [--stack bookworm|trixie] [--output FILE]`
 import { parseArgs } from "node:util";
 
 import { UsageError } from "@fastsuspend/cli";
 import { STACKS, parseStack, type Stack } from "@fastsuspend/lab";
 
-import type { HostBenchOptions } from "./bench";
+import type { HostBenchOptions, ToolstackHypervisor } from "./bench";
 
 export const BENCH_USAGE = `usage: npm run bench -- [--cycles N] [--interval MS] [--paths a,b,...] [--xl-save N]
                         [--checkpoint-count N] [--long-count N] [--long-seconds S]
-                        [--toolstack N] [--remus-seconds S] [--stock] [--stack bookworm|trixie]
+                        [--toolstack N] [--remus-seconds S] [--stock]
+                        [--toolstack-hypervisors debian,patched] [--stack bookworm|trixie]
                         [--output FILE]
 Boots the nested Xen lab of --stack (trixie, Debian 13's Xen 4.20 and Linux 6.12, the default;
 bookworm: Xen 4.17 and Linux 6.1), with the patched hypervisor and guest kernel when they build, creates a 128 MB
@@ -19,10 +20,11 @@ guest, runs \`fastsuspend bench-run\` in its dom0, then on the same guest two ch
 one long loop of --long-count cycles (default 10000, 0 skips) stopped after --long-seconds
 (default 600) if it has not finished; then stock \`xl save -c\` --toolstack times (default 20, 0
 skips) on a stock-kernel and a patched-kernel guest, timed by dom0 and by the guest's blackout
-probe. Then, unless --toolstack is 0, a second lab whose CPU runs PVH guests: on a stock-kernel and
-a patched-kernel PVH guest, --toolstack times \`xl save -c\`, \`xl remus -b\` at 25 and 100 ms for
---remus-seconds each (default 60, 0 skips), --toolstack times \`xl migrate\` to localhost, and our
-paths on the patched one. Prints the table, writes FILE (default results/bench.json) and a latency
+probe. Then, unless --toolstack is 0, a lab whose CPU runs PVH guests, once per hypervisor of
+--toolstack-hypervisors (default debian,patched: Debian's Xen, then the patched one when it
+builds): on a stock-kernel, a patched-kernel and a fast-suspend PVH guest, --toolstack times
+\`xl save -c\`, \`xl remus -b\` at 25 and 100 ms for --remus-seconds each (default 60, 0 skips),
+--toolstack times \`xl migrate\` to localhost; our paths on the patched guest of the last lab. Prints the table, writes FILE (default results/bench.json) and a latency
 plot beside it.`;
 
 export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptions, "log"> {
@@ -31,7 +33,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     options: {
       cycles: { type: "string" }, interval: { type: "string" }, paths: { type: "string" }, "xl-save": { type: "string" },
       "checkpoint-count": { type: "string" }, "long-count": { type: "string" }, "long-seconds": { type: "string" }, toolstack: { type: "string" },
-      "remus-seconds": { type: "string" }, stock: { type: "boolean" }, stack: { type: "string" }, output: { type: "string" },
+      "remus-seconds": { type: "string" }, "toolstack-hypervisors": { type: "string" }, stock: { type: "boolean" }, stack: { type: "string" }, output: { type: "string" },
     },
     strict: true,
   });
@@ -51,6 +53,7 @@ export function parseBenchHostArgs(argv: readonly string[]): Omit<HostBenchOptio
     longSeconds: int("long-seconds", v["long-seconds"], 600, 1),
     toolstackRuns: int("toolstack", v.toolstack, 20, 0),
     remusSeconds: int("remus-seconds", v["remus-seconds"], 60, 0),
+    toolstackHypervisors: hypervisorsArg(v["toolstack-hypervisors"]),
     stock: v.stock === true,
     // Debian 13 is what an administrator installs today (issue 17); the lab's own default stays bookworm.
     stack: v.stack === undefined ? "trixie" : stackArg(v.stack),
@@ -65,4 +68,19 @@ function stackArg(s: string | undefined): Stack {
   } catch (e) {
     throw new UsageError(`bench: --stack: ${(e as Error).message}; use --stack ${STACKS.join(" or --stack ")}`);
   }
+}
+
+const TOOLSTACK_HYPERVISORS: readonly ToolstackHypervisor[] = ["debian", "patched"];
+
+/** Which hypervisors the PVH toolstack rows run on, in the order given; each at most once. */
+function hypervisorsArg(s: string | undefined): ToolstackHypervisor[] {
+  if (s === undefined) return [...TOOLSTACK_HYPERVISORS];
+  const list = s.split(",").map((x) => x.trim());
+  for (const h of list) {
+    if (!(TOOLSTACK_HYPERVISORS as readonly string[]).includes(h)) {
+      throw new UsageError(`bench: --toolstack-hypervisors: unknown hypervisor "${h}"; use debian, patched or both, as debian,patched`);
+    }
+  }
+  if (new Set(list).size !== list.length) throw new UsageError(`bench: --toolstack-hypervisors: "${s}" names a hypervisor twice`);
+  return list as ToolstackHypervisor[];
 }

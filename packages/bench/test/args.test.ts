@@ -23,6 +23,14 @@ describe("npm run bench arguments", () => {
     expect(() => parseBenchHostArgs(["--toolstack", "x"])).toThrow(/--toolstack must be an integer >= 0, got "x"/);
   });
 
+  it("runs the PVH toolstack rows on Debian's Xen and the patched one unless told which (issue 14)", () => {
+    expect(parseBenchHostArgs(["--toolstack-hypervisors", "patched"])).toMatchObject({ toolstackHypervisors: ["patched"] });
+    expect(parseBenchHostArgs(["--toolstack-hypervisors", "patched,debian"])).toMatchObject({ toolstackHypervisors: ["patched", "debian"] });
+    expect(() => parseBenchHostArgs(["--toolstack-hypervisors", "stock"])).toThrow(/--toolstack-hypervisors: unknown hypervisor "stock"; use debian, patched or both/);
+    expect(() => parseBenchHostArgs(["--toolstack-hypervisors", ""])).toThrow(UsageError);
+    expect(() => parseBenchHostArgs(["--toolstack-hypervisors", "debian,debian"])).toThrow(/names a hypervisor twice/);
+  });
+
   it("boots trixie's lab unless --stack names another, and refuses an unknown stack before it boots", () => {
     expect(parseBenchHostArgs([])).toMatchObject({ stack: "trixie" });
     expect(parseBenchHostArgs(["--stack", "bookworm"])).toMatchObject({ stack: "bookworm" });
@@ -35,7 +43,7 @@ describe("npm run bench arguments", () => {
 
   it("has the seed's defaults", () => {
     expect(parseBenchHostArgs([])).toEqual({
-      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, remusSeconds: 60, stock: false, stack: "trixie", output: "results/bench.json",
+      cycles: 100, intervalMs: 20, xlSave: 5, checkpointCount: 1000, longCount: 10000, longSeconds: 600, toolstackRuns: 20, remusSeconds: 60, toolstackHypervisors: ["debian", "patched"], stock: false, stack: "trixie", output: "results/bench.json",
     });
     expect(parseBenchHostArgs(["--cycles", "7", "--stock", "--paths", "a,b", "--output", "/tmp/x.json"])).toMatchObject({
       cycles: 7, stock: true, paths: "a,b", output: "/tmp/x.json",

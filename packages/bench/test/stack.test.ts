@@ -2,7 +2,7 @@
 // JSON says which stack it was. bookworm's must be what the bench did before stacks.
 import type { BenchResult } from "@fastsuspend/cli";
 
-import { benchJson, benchStackPlan } from "../src/bench";
+import { benchJson, benchStackPlan, pvhHypervisors } from "../src/bench";
 
 describe("the bench's stack", () => {
   it("builds and names bookworm's artefacts as before stacks", () => {
@@ -10,6 +10,17 @@ describe("the bench's stack", () => {
       kernelArgs: [], stockKernelArgs: ["--stock"], hypervisorArgs: [],
       patchedHypervisor: "patched 4.17.5 (suspend notify)", debianHypervisor: "Debian 4.17.7", linux: "6.1",
     });
+  });
+
+  it("runs a PVH lab per hypervisor asked, in order, and says when the patched one cannot be had", () => {
+    const said: string[] = [];
+    const log = (l: string): void => { said.push(l); };
+    expect(pvhHypervisors(["debian", "patched"], "/c/xen", true, log)).toEqual([undefined, "/c/xen"]);
+    expect(pvhHypervisors(["patched", "debian"], "/c/xen", true, log)).toEqual(["/c/xen", undefined]);
+    expect(said).toEqual([]);
+    expect(pvhHypervisors(["debian", "patched"], undefined, false, log)).toEqual([undefined]);
+    expect(pvhHypervisors(["patched"], "/c/xen", false, log)).toEqual([]);
+    expect(said).toEqual(["no PVH rows on the patched hypervisor: it was not built", "no PVH rows on the patched hypervisor: it did not boot"]);
   });
 
   it("builds trixie's guest kernels on 6.12 and its hypervisor on 4.20", () => {

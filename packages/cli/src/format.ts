@@ -23,13 +23,13 @@ function guestLine(what: string, g: GuestPhasesMs): string {
 }
 
 /**
- * A toolstack row against the stock kernel's row of the same tool and guest type in the same run
- * (issue 14's targets): the patched guest's median blackout as a fraction of the stock guest's,
+ * A toolstack row against the stock kernel's row of the same tool, guest type and hypervisor in the
+ * same run (issue 14's targets): the patched guest's median blackout as a fraction of the stock guest's,
  * and, for xl remus, its checkpoint rate as a multiple of it.
  */
 export function vsStock(t: ToolstackResult, rows: readonly ToolstackResult[]): string {
   if (t.guestKernel.startsWith("stock")) return "";
-  const stock = rows.find((r) => r.tool === t.tool && (r.guestType ?? "pv") === (t.guestType ?? "pv") && r.guestKernel.startsWith("stock"));
+  const stock = rows.find((r) => r.tool === t.tool && (r.guestType ?? "pv") === (t.guestType ?? "pv") && r.hypervisor === t.hypervisor && r.guestKernel.startsWith("stock"));
   if (stock === undefined) return "";
   const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : "-");
   const rate = t.perSecond !== undefined && stock.perSecond !== undefined ? `, rate ${ratio(t.perSecond, stock.perSecond)}` : "";
@@ -89,8 +89,12 @@ export function formatTable(result: Pick<BenchResult, "paths" | "xlSaveCMs"> & P
   for (const p of guest) if (p.guestMs) lines.push(guestLine(p.name, p.guestMs));
   if (x?.guestMs) lines.push(guestLine("xl save -c", x.guestMs));
   for (const c of result.checkpointLoops ?? []) lines.push(...checkpointLoopLines(c));
-  if ((result.toolstack ?? []).length > 0) lines.push("stock xl, measured by the guest (medians in ms):");
-  for (const t of result.toolstack ?? []) lines.push(toolstackLine(t, result.toolstack));
+  // One block per hypervisor, in the order the run measured them.
+  const toolstack = result.toolstack ?? [];
+  for (const hv of [...new Set(toolstack.map((t) => t.hypervisor))]) {
+    lines.push(`stock xl on ${hv === "" ? "an unnamed hypervisor" : hv}, measured by the guest (medians in ms):`);
+    for (const t of toolstack) if (t.hypervisor === hv) lines.push(toolstackLine(t, toolstack));
+  }
   for (const p of result.paths) if (p.failed > 0) lines.push(`${p.name}: ${p.failed} failed: ${p.errors[0] ?? ""}`);
   return lines.join("\n");
 }

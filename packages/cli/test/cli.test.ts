@@ -565,6 +565,22 @@ describe("formatTable", () => {
     expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: rows })).toContain("vs stock: blackout 0.20x, rate 3.20x");
   });
 
+  it("sets a row against the stock row on its own hypervisor, and prints one block per hypervisor", () => {
+    const row = (guestKernel: string, hypervisor: string, blackout: number): ToolstackResult => ({
+      tool: "xl migrate", guestKernel, hypervisor, guestType: "pvh", n: 3, ok: 3, failed: 0, blackoutMs: summarize([blackout]), totalMs: summarize([100]),
+      phases: { setupMs: summarize([1]), suspendMs: summarize([2]), saveAndResumeMs: summarize([3]) }, errors: [],
+    });
+    const rows = [row("stock 6.12", "Debian 4.20", 100), row("patched 6.12", "Debian 4.20", 50), row("stock 6.12", "patched 4.20", 400), row("patched 6.12", "patched 4.20", 100)];
+    expect(vsStock(rows[1] as ToolstackResult, rows)).toBe("; vs stock: blackout 0.50x");
+    expect(vsStock(rows[3] as ToolstackResult, rows)).toBe("; vs stock: blackout 0.25x");
+    const text = formatTable({ paths: [], xlSaveCMs: null, toolstack: rows }).split("\n");
+    const debian = text.indexOf("stock xl on Debian 4.20, measured by the guest (medians in ms):");
+    const patched = text.indexOf("stock xl on patched 4.20, measured by the guest (medians in ms):");
+    expect(debian).toBeGreaterThanOrEqual(0);
+    expect(patched).toBe(debian + 3);
+    expect(text[patched + 2]).toContain("0.25x");
+  });
+
   it("says a row's stalls apart from its blackout, and only when there were any", () => {
     const row: ToolstackResult = {
       tool: "xl migrate", guestKernel: "patched 6.12", hypervisor: "h", guestType: "pvh", n: 2, ok: 2, failed: 0, blackoutMs: summarize([1500, 1700]),
