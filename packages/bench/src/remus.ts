@@ -6,7 +6,7 @@ import type { ToolstackResult } from "@fastsuspend/cli";
 import { blackout, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
 
 import { droppedGaps, runningState, xlState, type ToolstackKernel, type ToolstackOptions } from "./toolstack";
-import { xlRunError, xlTimed, type XlRun } from "./xl-timed";
+import { firstMark, xlRunError, xlTimed, type XlRun } from "./xl-timed";
 
 /** libxl's request -> suspended for each checkpoint that got both lines, in order. */
 export function requestToSuspended(run: XlRun): number[] {
@@ -50,10 +50,16 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
   const toSuspended = requestToSuspended(run);
   const first = run.requests[0];
   const last = run.requests.at(-1);
-  const resumed = run.requests.slice(1).flatMap((req, i) => {
-    const s = run.suspended.find((x) => x >= (run.requests[i] ?? 0) && x < req);
-    return s === undefined ? [] : [req - s];
+  // Each checkpoint's marks up to the next request: suspended, then its dirty pages sent.
+  const marks = run.requests.slice(1).map((req, i) => {
+    const suspended = firstMark(run.suspended, run.requests[i], req);
+    return { req, suspended, memory: firstMark(run.memoryDone, suspended, req) };
   });
+  const between = (f: (m: (typeof marks)[number]) => [number | undefined, number | undefined]): number[] =>
+    marks.flatMap((m) => {
+      const [a, b] = f(m);
+      return a === undefined || b === undefined ? [] : [b - a];
+    });
   const error = xlRunError(run);
   return {
     tool, guestKernel: kernel, hypervisor, guestType,
@@ -65,7 +71,11 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
       setupMs: summarize(first === undefined ? [] : [first]),
       suspendMs: summarize(toSuspended),
       // Suspended -> the next request: memory copy, resume, the interval.
-      saveAndResumeMs: summarize(resumed),
+      saveAndResumeMs: summarize(between((m) => [m.suspended, m.req])),
+      // Suspended -> the dirty pages sent; then -> the next request: the checkpoint's records, the
+      // resume, xl's callbacks and the interval.
+      memoryMs: summarize(between((m) => [m.suspended, m.memory])),
+      afterMemoryMs: summarize(between((m) => [m.memory, m.req])),
     },
     perSecond: first === undefined || last === undefined || last === first ? 0 : ((run.requests.length - 1) * 1000) / (last - first),
     errors: error === undefined ? [] : [error],

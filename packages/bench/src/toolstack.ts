@@ -7,7 +7,7 @@ import { summarize } from "@fastsuspend/coordinator";
 import type { ToolstackResult } from "@fastsuspend/cli";
 import { blackout, guestSuspends, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
 import { summarizeGuestPhases } from "./guest-phases";
-import { xlRunError, xlRunOk, xlTimed, type XlRun } from "./xl-timed";
+import { firstMark, xlRunError, xlRunOk, xlTimed, type XlRun } from "./xl-timed";
 
 /** What the guest's probe saw of one xl run. */
 export interface RunGaps {
@@ -40,6 +40,9 @@ export function gapsPerRun(runs: readonly XlRun[], gaps: readonly BlackoutGap[],
 /** libxl's first "guest has suspended" of a run, after its first request (save -c and migrate have one each). */
 const suspendedMark = (r: XlRun): number | undefined => r.suspended.find((t) => t >= (r.requests[0] ?? 0));
 
+/** The save helper's end of memory after the suspended mark (the last round of a migration). */
+const memoryMark = (r: XlRun): number | undefined => firstMark(r.memoryDone, suspendedMark(r));
+
 /** `gaps[i]` is what the probe saw of run i, undefined when it could not say (left out). */
 export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: string, runs: readonly XlRun[], gaps: readonly (RunGaps | undefined)[]): ToolstackResult {
   const ok = runs.filter(xlRunOk);
@@ -59,7 +62,10 @@ export function summarizeXlRuns(tool: string, guestKernel: string, hypervisor: s
     blackoutMs: summarize(seen.flatMap((g) => (g.blackout === undefined ? [] : [g.blackout]))),
     stallsMs: summarize(seen.map((g) => g.stalls)),
     totalMs: summarize(ok.map((r) => r.ms)),
-    phases: { setupMs: summarize(phase(() => 0, request)), suspendMs: summarize(phase(request, suspendedMark)), saveAndResumeMs: summarize(phase(suspendedMark, (r) => r.ms)) },
+    phases: {
+      setupMs: summarize(phase(() => 0, request)), suspendMs: summarize(phase(request, suspendedMark)), saveAndResumeMs: summarize(phase(suspendedMark, (r) => r.ms)),
+      memoryMs: summarize(phase(suspendedMark, memoryMark)), afterMemoryMs: summarize(phase(memoryMark, (r) => r.ms)),
+    },
     errors: runs.flatMap((r) => xlRunError(r) ?? []).slice(0, 3),
   };
 }

@@ -1,6 +1,7 @@
 // Timing real xl runs from dom0 (issue 14): one script for every toolstack row. It runs
 // `xl -vvv ARGS` (save -c, migrate, remus), timestamps libxl's debug lines as they arrive (`xl -T`
-// stamps whole seconds only): each "issuing ... suspend request" and each "guest has suspended";
+// stamps whole seconds only): each "issuing ... suspend request", each "guest has suspended", and
+// each progress line of the save helper at 100% (a pass over memory sent in full);
 // a run given a duration is stopped with SIGTERM when it is over (xl remus runs until stopped).
 // One JSON line per run. The script goes to dom0 as /lab/xl-timed.js.
 import { writeFileSync } from "node:fs";
@@ -23,6 +24,12 @@ export interface XlRun {
   requests: number[];
   /** libxl saw the guest suspended. */
   suspended: number[];
+  /**
+   * The save helper's progress reached 100%: a pass over memory sent. The first one after a
+   * "suspended" mark is the end of that suspend's memory (libxc's send_dirty_pages(); a live
+   * migration's earlier rounds come before the mark).
+   */
+  memoryDone: number[];
   /** The end of xl's stderr, for a run that did not end well. */
   tail?: string;
 }
@@ -35,7 +42,7 @@ function once() {
   return new Promise((done) => {
     const t0 = process.hrtime.bigint();
     const now = () => Number(process.hrtime.bigint() - t0) / 1e6;
-    const run = { startRealMs: Date.now(), requests: [], suspended: [] };
+    const run = { startRealMs: Date.now(), requests: [], suspended: [], memoryDone: [] };
     const p = spawn("xl", ["-vvv", ...xlArgs], { stdio: ["ignore", "ignore", "pipe"] });
     const stop = Number(secs) > 0 ? setTimeout(() => { run.stoppedAtMs = now(); p.kill("SIGTERM"); }, Number(secs) * 1000) : undefined;
     let buf = "", tail = "";
@@ -44,11 +51,13 @@ function once() {
       buf += d;
       tail = (tail + d).slice(-600);
       let i;
-      while ((i = buf.indexOf("\\n")) >= 0) {
+      // A progress line may end in a carriage return (xentoollog's stdio logger on a terminal).
+      while ((i = buf.search(/[\\r\\n]/)) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         if (/issuing .* suspend request/.test(line)) run.requests.push(t);
         else if (/guest has suspended/.test(line)) run.suspended.push(t);
+        else if (/xc: progress: .*100%/.test(line)) run.memoryDone.push(t);
       }
     });
     p.on("close", (code, signal) => {
@@ -60,6 +69,11 @@ function once() {
 }
 (async () => { for (let i = 0; i < Number(runs); i++) { await once(); await new Promise((r) => setTimeout(r, 500)); } })();
 `;
+
+/** The first of `marks` in [from, before): the mark that belongs to the step begun at `from`. */
+export function firstMark(marks: readonly number[], from: number | undefined, before = Number.POSITIVE_INFINITY): number | undefined {
+  return from === undefined ? undefined : marks.find((t) => t >= from && t < before);
+}
 
 /** The runs' JSON lines from the script's output. */
 export function parseXlRuns(stdout: string): XlRun[] {

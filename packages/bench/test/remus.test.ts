@@ -8,7 +8,7 @@ const gap = (atRealMs: number, bootMs: number): BlackoutGap => ({ atBootMs: 0, a
 // Stopped by the script after 10 s, and ended by that SIGTERM: the normal end of a blackhole run.
 const run = (over: Partial<XlRun> = {}): XlRun => ({
   startRealMs: 10_000, endRealMs: 20_000, ms: 10_000, code: null, signal: "SIGTERM", stoppedAtMs: 9_990,
-  requests: [100, 200, 300, 400], suspended: [110, 215, 330], tail: "", ...over,
+  requests: [100, 200, 300, 400], suspended: [110, 215, 330], memoryDone: [], tail: "", ...over,
 });
 
 describe("xl remus rows", () => {
@@ -43,6 +43,15 @@ describe("xl remus rows", () => {
     // Suspended -> next request: 200-110, 300-215, 400-330.
     expect(r.phases.saveAndResumeMs).toMatchObject({ n: 3, min: 70, max: 90 });
     expect(r.perSecond).toBeCloseTo(10, 5);
+  });
+
+  it("splits suspended -> next request where the checkpoint's dirty pages were sent; a mark of another checkpoint is not taken", () => {
+    // Checkpoint 1: memory at 118; checkpoint 2: none before its next request (the 305 belongs to the third,
+    // but comes before its suspended line at 330, so it is no one's); checkpoint 3: memory at 340.
+    const r = summarizeRemus("t", "k", "h", "pvh", run({ memoryDone: [118, 305, 340, 410] }), []);
+    expect(r.phases.memoryMs).toMatchObject({ n: 2, min: 8, max: 10 });
+    expect(r.phases.afterMemoryMs).toMatchObject({ n: 2, min: 60, max: 82 });
+    expect(summarizeRemus("t", "k", "h", "pvh", run(), []).phases.memoryMs).toMatchObject({ n: 0 });
   });
 
   it("says when xl remus ended other than by the script's SIGTERM", () => {

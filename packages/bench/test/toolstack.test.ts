@@ -1,7 +1,7 @@
 import { droppedGaps, gapsPerRun, summarizeXlRuns, type RunGaps } from "../src/toolstack";
 import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
-const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320]): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended });
+const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320], memoryDone: number[] = []): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended, memoryDone });
 const gap = (atRealMs: number, bootMs: number) => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
 
 describe("the toolstack table's pieces", () => {
@@ -41,6 +41,15 @@ describe("the toolstack table's pieces", () => {
     expect(t.phases.suspendMs).toMatchObject({ min: 20, max: 30 });
     expect(t.phases.saveAndResumeMs).toMatchObject({ min: 570, max: 680 });
     expect(t.errors).toEqual(["xl exited 3: "]);
+  });
+
+  test("summarizeXlRuns: the memory sent after the suspended mark splits suspended -> exit; a live migration's earlier rounds do not", () => {
+    // A migration: two pre-copy rounds at 100% before the request, the last round 300 ms after suspended.
+    const runs = [run(0, 2000, 0, [1000], [1010], [400, 800, 1310]), run(5000, 2000, 0, [1000], [1020], [1420]), run(9000, 2000, 0, [1000], [1010], [])];
+    const t = summarizeXlRuns("xl migrate", "patched 6.12", "Debian 4.20.4", runs, []);
+    expect(t.phases.memoryMs).toMatchObject({ n: 2, min: 300, max: 400 });
+    expect(t.phases.afterMemoryMs).toMatchObject({ n: 2, min: 580, max: 690 });
+    expect(t.phases.saveAndResumeMs).toMatchObject({ n: 3 });
   });
 
   test("summarizeXlRuns: a run whose probe did not answer has no blackout, and the others keep theirs (review 11: they shifted)", () => {

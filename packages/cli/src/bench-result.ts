@@ -106,8 +106,13 @@ export interface ToolstackResult {
    */
   stallsMs?: Summary;
   totalMs: Summary;
-  /** libxl's phases: xl start → suspend request issued, request → guest suspended, suspended → xl exits (memory copy, resume). */
-  phases: { setupMs: Summary; suspendMs: Summary; saveAndResumeMs: Summary };
+  /**
+   * libxl's phases: xl start → suspend request issued, request → guest suspended, suspended → xl
+   * exits (memory copy, resume; under remus: → the next request). Split in two where the save
+   * helper's progress marks the memory sent: suspended → memory sent (memoryMs), memory sent → xl
+   * exits or the next request (afterMemoryMs: the stream's records, the resume, callbacks).
+   */
+  phases: { setupMs: Summary; suspendMs: Summary; saveAndResumeMs: Summary; memoryMs?: Summary; afterMemoryMs?: Summary };
   /** The guest's own suspend and resume (a kernel with patch 0005 only). */
   guestMs?: GuestPhasesMs;
   /** `xl remus`: checkpoints per second over its run. */

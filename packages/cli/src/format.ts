@@ -39,13 +39,20 @@ export function vsStock(t: ToolstackResult, rows: readonly ToolstackResult[]): s
 /** The run's other gaps, when there were any: said apart from the blackout, never added to it. */
 const stalls = (t: ToolstackResult): string => (t.stallsMs !== undefined && t.stallsMs.max > 0 ? `, stalled outside it med ${fmt(t.stallsMs.median)} (max ${fmt(t.stallsMs.max)})` : "");
 
+/** Where the save helper marked the memory sent: the time after "suspended" split in two. */
+function memorySplit(t: ToolstackResult, then: string): string {
+  const m = t.phases.memoryMs;
+  const a = t.phases.afterMemoryMs;
+  return m === undefined || a === undefined || m.n === 0 ? "" : ` (memory sent ${fmt(m.median)}, then ${fmt(a.median)} to ${then})`;
+}
+
 /** A toolstack row: what a user of stock xl sees on this guest kernel. */
 function toolstackLine(t: ToolstackResult, rows: readonly ToolstackResult[] = []): string {
   const g = t.guestMs === undefined ? "" : `; guest's own suspend ${fmt(t.guestMs.suspend.median)}, resume ${fmt(t.guestMs.resume.median)}`;
   if (t.perSecond !== undefined) {
-    return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.n} checkpoints (${fmt(t.perSecond)}/s, ${t.failed} without a suspended line), blackout per checkpoint med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request -> suspended med ${fmt(t.phases.suspendMs.median)}, suspended -> next request med ${fmt(t.phases.saveAndResumeMs.median)}${vsStock(t, rows)}${t.errors.length > 0 ? `; ${t.errors.join("; ")}` : ""}`;
+    return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.n} checkpoints (${fmt(t.perSecond)}/s, ${t.failed} without a suspended line), blackout per checkpoint med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)}); libxl: request -> suspended med ${fmt(t.phases.suspendMs.median)}, suspended -> next request med ${fmt(t.phases.saveAndResumeMs.median)}${memorySplit(t, "the next request")}${vsStock(t, rows)}${t.errors.length > 0 ? `; ${t.errors.join("; ")}` : ""}`;
   }
-  return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)})${stalls(t)}; libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${g}${vsStock(t, rows)}`;
+  return `  ${t.tool}, ${t.guestKernel} ${t.guestType ?? "pv"} guest: ${t.ok}/${t.n} ok, total med ${fmt(t.totalMs.median)} (p99 ${fmt(t.totalMs.p99)}), guest blackout med ${fmt(t.blackoutMs.median)} (p99 ${fmt(t.blackoutMs.p99)})${stalls(t)}; libxl: request ${fmt(t.phases.setupMs.median)} after start, guest suspended ${fmt(t.phases.suspendMs.median)} later, then ${fmt(t.phases.saveAndResumeMs.median)} to exit${memorySplit(t, "exit")}${g}${vsStock(t, rows)}`;
 }
 
 /** A checkpoint loop: its rate, its drift per block of cycles, and whether its budget stopped it. */

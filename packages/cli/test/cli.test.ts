@@ -581,6 +581,17 @@ describe("formatTable", () => {
     expect(text[patched + 2]).toContain("0.25x");
   });
 
+  it("splits suspended -> exit where the save helper sent the memory, when it did", () => {
+    const row: ToolstackResult = {
+      tool: "xl save -c", guestKernel: "patched 6.12", hypervisor: "h", guestType: "pvh", n: 2, ok: 2, failed: 0, blackoutMs: summarize([1500]), totalMs: summarize([2000]),
+      phases: { setupMs: summarize([1]), suspendMs: summarize([2]), saveAndResumeMs: summarize([900]), memoryMs: summarize([700]), afterMemoryMs: summarize([200]) }, errors: [],
+    };
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: [row] })).toContain("then 900.0 to exit (memory sent 700.0, then 200.0 to exit)");
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: [{ ...row, phases: { ...row.phases, memoryMs: summarize([]) } }] })).not.toContain("memory sent");
+    const remus = { ...row, tool: "xl remus -b -i 25", perSecond: 10 };
+    expect(formatTable({ paths: [], xlSaveCMs: null, toolstack: [remus] })).toContain("suspended -> next request med 900.0 (memory sent 700.0, then 200.0 to the next request)");
+  });
+
   it("says a row's stalls apart from its blackout, and only when there were any", () => {
     const row: ToolstackResult = {
       tool: "xl migrate", guestKernel: "patched 6.12", hypervisor: "h", guestType: "pvh", n: 2, ok: 2, failed: 0, blackoutMs: summarize([1500, 1700]),
