@@ -7,6 +7,9 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 T=/sys/kernel/tracing
 BLK=$(sed -n 's/.*fsblk=\([0-9]*\).*/\1/p' /proc/cmdline); BLK=${BLK:-100}
+# The function that ends a cycle (one call per suspend): a fast suspend (xen_manage.fast_suspend=1)
+# thaws no processes, so it needs another, e.g. fsanchor=stop_machine.
+ANCHOR=$(sed -n 's/.*fsanchor=\([A-Za-z0-9_]*\).*/\1/p' /proc/cmdline); ANCHOR=${ANCHOR:-thaw_processes}
 FUNCS=$(sed -n 's/.*fsfuncs=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 [ -n "$FUNCS" ] || FUNCS="freeze_processes freeze_kernel_threads dpm_suspend_start xs_suspend dpm_suspend_end xen_arch_suspend stop_machine syscore_suspend gnttab_suspend xen_manage_runstate_time xen_arch_pre_suspend xen_arch_post_suspend gnttab_resume syscore_resume xen_arch_resume dpm_resume_start xs_suspend_cancel dpm_resume_end thaw_processes timekeeping_resume timekeeping_suspend tick_resume dpm_resume dpm_complete dpm_resume_noirq dpm_resume_early tick_resume_local tick_setup_periodic tick_suspend_local tick_suspend"
 if [ -d $T ]; then
@@ -40,7 +43,7 @@ chmod +x /bin/fsstats
 echo "FASTSUSPEND-GUEST-READY $(uname -r)"
 /bin/fsstats 0
 if [ -d $T ]; then
-  cat $T/trace_pipe | awk -v B=$BLK '
+  cat $T/trace_pipe | awk -v B=$BLK -v A=$ANCHOR '
   function flush(   k) { printf "FSDBG blk=%d", blk; for (k in n) printf " %s=%.0f/%.0f", k, s[k]/n[k], mx[k]; printf "\n"; fflush(); delete n; delete s; delete mx; system("/bin/fsstats " blk); }
   {
     if (!match($0, /[0-9.]+ us/)) next
@@ -50,7 +53,7 @@ if [ -d $T ]; then
     else if (match($0, /[A-Za-z0-9_.]+\(\);/)) nm = substr($0, RSTART, RLENGTH - 3)
     if (nm == "") next
     n[nm]++; s[nm] += d; if (d > mx[nm]) mx[nm] = d
-    if (nm == "thaw_processes") { c++; if (c % B == 0) { blk = c / B; flush() } }
+    if (nm == A) { c++; if (c % B == 0) { blk = c / B; flush() } }
   }' &
 fi
 ( while :; do sleep 30; /bin/fsstats "t$(cut -d. -f1 /proc/uptime)"; done ) &

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Does a guest's checkpoint cycle stay flat over a long loop? (docs/guest-slowdown.md)
 #
-#   packages/lab/tools/drift.sh OUTDIR COUNT SECONDS TAG:TYPE:KERNEL [TAG:TYPE:KERNEL ...]
+#   packages/lab/tools/drift.sh OUTDIR COUNT SECONDS TAG:TYPE:KERNEL[:EXTRA] [...]
 #
 # Boots one nested lab (patched hypervisor from hypervisor-patches/build.sh, an SVM CPU model so
 # that PVH guests run beside PV ones), then for each guest in turn: create it (128 MB, 1 vCPU,
@@ -10,19 +10,29 @@
 # debug kernel, kernel/debug.config: per-block ftrace means of the suspend/resume steps and the
 # jiffies lag) and Xen's log, destroy it. One lab, one guest after the other: compare kernels as
 # ratios within one run. Takes about SECONDS + 80 s per guest; run nothing else meanwhile.
+# EXTRA: more boot arguments, '+' for a space (xen_manage.fast_suspend=1+fsanchor=stop_machine).
+# FASTSUSPEND_STACK=trixie: Xen 4.20 and Linux 6.12 (bookworm's 4.17 and 6.1 when unset).
 set -u
-[ $# -ge 4 ] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 4 ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 OUT=$1 COUNT=$2 FOR=$3; shift 3
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
 export FASTSUSPEND_QEMU_CPU=${FASTSUSPEND_QEMU_CPU:-"Opteron_G3,+svm,+npt,-rdtscp"}
 LAB="node $REPO/packages/lab/dist/cli.js"
 NAME=drift-$$
-HV=$(bash "$REPO/hypervisor-patches/build.sh" | tail -n 1)
-STOCK=$(bash "$REPO/kernel/build.sh" --stock | tail -n 1)
+STACK=${FASTSUSPEND_STACK:-bookworm}
+case $STACK in
+bookworm) HV_BASE=() K_BASE=() ;;
+trixie) HV_BASE=(--base 4.20) K_BASE=(--base 6.12) ;;
+*) echo "FASTSUSPEND_STACK: unknown stack $STACK (bookworm or trixie)" >&2; exit 2 ;;
+esac
+HV=$(bash "$REPO/hypervisor-patches/build.sh" "${HV_BASE[@]}" | tail -n 1)
+STOCK=$(bash "$REPO/kernel/build.sh" "${K_BASE[@]}" --stock | tail -n 1)
+# Debian's QEMU delivers an injected interrupt twice and PVH guests die of it (issue 13).
+export FASTSUSPEND_QEMU_BINARY=${FASTSUSPEND_QEMU_BINARY:-$(bash "$REPO/packages/lab/tools/build-qemu.sh" | tail -n 1)}
 T0=$SECONDS
 mkdir -p "$OUT"
 trap '$LAB down --name $NAME > /dev/null 2>&1' EXIT
-$LAB up --name $NAME --xenstored oxenstored --guest-kernel "$STOCK" --hypervisor "$HV" > "$OUT/up.log" 2>&1 || { tail "$OUT/up.log"; exit 1; }
+$LAB up --name $NAME --stack "$STACK" --xenstored oxenstored --guest-kernel "$STOCK" --hypervisor "$HV" > "$OUT/up.log" 2>&1 || { tail "$OUT/up.log"; exit 1; }
 echo "lab up after $((SECONDS - T0)) s"
 SH=${FASTSUSPEND_CACHE:-$HOME/.cache/fastsuspend}/runs/$NAME/share
 ov=$(mktemp -d)
@@ -31,7 +41,7 @@ cp "$REPO/packages/lab/assets/guest-trace-init.sh" "$ov/init" && chmod +x "$ov/i
 rm -rf "$ov"
 mkdir -p "$SH/guests"
 for spec in "$@"; do
-	IFS=: read -r TAG TYPE K <<< "$spec"
+	IFS=: read -r TAG TYPE K EXTRA <<< "$spec"
 	D_OUT=$OUT/$TAG
 	mkdir -p "$D_OUT"
 	cp "$K" "$SH/k-$TAG"
@@ -42,7 +52,7 @@ kernel = "/lab/k-$TAG"
 ramdisk = "/lab/guest-initrd-trace.gz"
 memory = 128
 vcpus = 1
-extra = "console=hvc0 fsblk=250"
+extra = "console=hvc0 fsblk=250 ${EXTRA//+/ }"
 on_crash = "preserve"
 on_poweroff = "destroy"
 on_reboot = "destroy"
