@@ -124,6 +124,9 @@ export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: Gues
  * each run's blackout from the guest's probe: one row of the toolstack table.
  */
 export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
+  // The guest's own suspends of this row only: those of the rows before it (xl remus's hundreds)
+  // are drained first, not counted here.
+  await guestSuspends(l, kernel.name).catch(() => []);
   // The probe is asked after each run (which clears its table): each run's gaps, however many runs.
   const runs: XlRun[] = [];
   const seen: (RunGaps | undefined)[] = [];
