@@ -5,7 +5,7 @@ import { summarize } from "@fastsuspend/coordinator";
 import type { ToolstackResult } from "@fastsuspend/cli";
 import { blackout, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
 
-import { droppedGaps, runningState, xlState, type ToolstackKernel, type ToolstackOptions } from "./toolstack";
+import { counted, droppedGaps, runningState, xlState, type ToolstackKernel, type ToolstackOptions } from "./toolstack";
 import { firstMark, xlRunError, xlTimed, type XlRun } from "./xl-timed";
 
 /** libxl's request -> suspended for each checkpoint that got both lines, in order. */
@@ -44,12 +44,60 @@ export function blackoutPerCheckpoint(run: XlRun, gaps: readonly BlackoutGap[], 
   });
 }
 
-/** The row for one remus run: n checkpoints issued, ok those libxl saw suspended, blackout per checkpoint. */
+/** One `xl remus` run of a row: libxl's marks, the probe's gaps in it, and whether xl left the guest suspended. */
+export interface RemusRound {
+  run: XlRun;
+  gaps: readonly BlackoutGap[];
+  leftSuspended: boolean;
+}
+
+/**
+ * The row for a guest's remus runs (one, or several taken in turns with the other guests'): n
+ * checkpoints issued, ok those libxl saw suspended, blackout per checkpoint, and the rate over the
+ * time the runs checkpointed (each from its first request to its last).
+ */
+export function summarizeRemusRounds(tool: string, kernel: string, hypervisor: string, guestType: GuestType, rounds: readonly RemusRound[]): ToolstackResult {
+  const each = rounds.map((r) => remusSamples(r));
+  const all = (k: Series): number[] => each.flatMap((e) => e[k]);
+  const spanMs = each.reduce((t, e) => t + e.spanMs, 0);
+  const gaps = each.reduce((t, e) => t + e.intervals, 0);
+  const first = rounds[0]?.run.requests[0];
+  return {
+    tool, guestKernel: kernel, hypervisor, guestType,
+    n: rounds.reduce((t, r) => t + r.run.requests.length, 0), ok: all("toSuspended").length,
+    failed: rounds.reduce((t, r) => t + r.run.requests.length, 0) - all("toSuspended").length,
+    blackoutMs: summarize(all("blackouts")),
+    // Checkpoint period: one request to the next.
+    totalMs: summarize(all("periods")),
+    phases: {
+      setupMs: summarize(first === undefined ? [] : [first]),
+      suspendMs: summarize(all("toSuspended")),
+      // Suspended -> the next request: memory copy, resume, the interval.
+      saveAndResumeMs: summarize(all("saveAndResume")),
+      // Suspended -> the dirty pages sent; then -> the next request: the checkpoint's records, the
+      // resume, xl's callbacks and the interval.
+      memoryMs: summarize(all("memory")),
+      afterMemoryMs: summarize(all("afterMemory")),
+    },
+    perSecond: spanMs > 0 ? (gaps * 1000) / spanMs : 0,
+    errors: rounds.flatMap((r) => xlRunError(r.run) ?? []),
+  };
+}
+
+/** The row for one remus run. */
 export function summarizeRemus(tool: string, kernel: string, hypervisor: string, guestType: GuestType, run: XlRun, gaps: readonly BlackoutGap[], leftSuspended = false): ToolstackResult {
-  const periods = run.requests.slice(1).map((t, i) => t - (run.requests[i] ?? t));
-  const toSuspended = requestToSuspended(run);
-  const first = run.requests[0];
-  const last = run.requests.at(-1);
+  return summarizeRemusRounds(tool, kernel, hypervisor, guestType, [{ run, gaps, leftSuspended }]);
+}
+
+type Series = "periods" | "toSuspended" | "blackouts" | "saveAndResume" | "memory" | "afterMemory";
+
+type RemusRunSamples = Record<Series, number[]> & {
+  /** First request to last, and the checkpoint intervals in it. */
+  spanMs: number;
+  intervals: number;
+};
+
+function remusSamples({ run, gaps, leftSuspended }: RemusRound): RemusRunSamples {
   // Each checkpoint's marks up to the next request: suspended, then its dirty pages sent.
   const marks = run.requests.slice(1).map((req, i) => {
     const suspended = firstMark(run.suspended, run.requests[i], req);
@@ -60,47 +108,62 @@ export function summarizeRemus(tool: string, kernel: string, hypervisor: string,
       const [a, b] = f(m);
       return a === undefined || b === undefined ? [] : [b - a];
     });
-  const error = xlRunError(run);
+  const first = run.requests[0];
+  const last = run.requests.at(-1);
   return {
-    tool, guestKernel: kernel, hypervisor, guestType,
-    n: run.requests.length, ok: toSuspended.length, failed: run.requests.length - toSuspended.length,
-    blackoutMs: summarize(blackoutPerCheckpoint(run, gaps, { leftSuspended })),
-    // Checkpoint period: one request to the next.
-    totalMs: summarize(periods),
-    phases: {
-      setupMs: summarize(first === undefined ? [] : [first]),
-      suspendMs: summarize(toSuspended),
-      // Suspended -> the next request: memory copy, resume, the interval.
-      saveAndResumeMs: summarize(between((m) => [m.suspended, m.req])),
-      // Suspended -> the dirty pages sent; then -> the next request: the checkpoint's records, the
-      // resume, xl's callbacks and the interval.
-      memoryMs: summarize(between((m) => [m.suspended, m.memory])),
-      afterMemoryMs: summarize(between((m) => [m.memory, m.req])),
-    },
-    perSecond: first === undefined || last === undefined || last === first ? 0 : ((run.requests.length - 1) * 1000) / (last - first),
-    errors: error === undefined ? [] : [error],
+    periods: run.requests.slice(1).map((t, i) => t - (run.requests[i] ?? t)),
+    toSuspended: requestToSuspended(run),
+    blackouts: blackoutPerCheckpoint(run, gaps, { leftSuspended }),
+    saveAndResume: between((m) => [m.suspended, m.req]),
+    memory: between((m) => [m.suspended, m.memory]),
+    afterMemory: between((m) => [m.memory, m.req]),
+    spanMs: first === undefined || last === undefined ? 0 : last - first,
+    intervals: Math.max(0, run.requests.length - 1),
   };
 }
 
+/** What a guest's `xl remus` runs of one row gave so far. */
+export interface RemusSamples {
+  rounds: RemusRound[];
+  errors: string[];
+  dropped: number;
+}
+
+export const noRemusSamples = (): RemusSamples => ({ rounds: [], errors: [], dropped: 0 });
+
 /**
- * `xl remus -b -i intervalMs` on the guest for `seconds`. A guest libxl leaves suspended when it
- * is stopped is resumed with `fastsuspend resume` (said in the row's errors: a user would have to).
+ * One `xl remus -b -i intervalMs` run on the guest for `seconds`, added to `into`. A guest libxl
+ * leaves suspended when it is stopped is resumed with `fastsuspend resume` (said in the row's
+ * errors: a user would have to).
  */
-export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: GuestType, intervalMs: number, seconds: number, o: ToolstackOptions): Promise<ToolstackResult> {
-  await blackout(l, kernel.name); // clears the probe's table: the row sees this run's gaps only
+export async function xlRemusRun(l: Lab, kernel: ToolstackKernel, intervalMs: number, seconds: number, into: RemusSamples): Promise<void> {
+  await blackout(l, kernel.name); // clears the probe's table: the run sees its own gaps only
   const runs = await xlTimed(l, 1, seconds, ["remus", "-F", "-b", "-n", "-d", "-i", String(intervalMs), kernel.name, "dummy"], (seconds + 120) * 1000);
   const run = runs[0] as XlRun;
   // Stopped in the middle of a checkpoint, xl leaves the guest suspended (libxl's; docs/results.md):
   // resumed first, as a user would have to, so that its probe can answer.
-  const errors: string[] = [];
   const state = await xlState(l, kernel.name);
   if (state.includes("s")) {
     const res = await l.exec(["node", "/fastsuspend/packages/cli/dist/main.js", "resume", kernel.name, "--no-daemon"]);
-    errors.push(`xl remus left the guest suspended (${state}); fastsuspend resume: exit ${res.code}`);
-  } else if (!runningState(state)) errors.push(`guest state after xl remus: ${state || "gone"}`);
+    into.errors.push(`xl remus left the guest suspended (${state}); fastsuspend resume: exit ${res.code}`);
+  } else if (!runningState(state)) into.errors.push(`guest state after xl remus: ${state || "gone"}`);
   const report = await blackout(l, kernel.name);
-  const row = summarizeRemus(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, run, report.gaps, state.includes("s"));
-  row.errors.push(...errors, ...droppedGaps(report.dropped));
-  o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${seconds} s: ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
+  into.rounds.push({ run, gaps: report.gaps, leftSuspended: state.includes("s") });
+  into.dropped += report.dropped;
+}
+
+/** The row of a guest's `xl remus -b -i intervalMs` runs, said in the log. */
+export function remusRow(kernel: ToolstackKernel, guestType: GuestType, intervalMs: number, s: RemusSamples, o: ToolstackOptions): ToolstackResult {
+  const row = summarizeRemusRounds(`xl remus -b -i ${intervalMs}`, kernel.desc, o.hypervisor, guestType, s.rounds);
+  row.errors = counted([...row.errors, ...s.errors, ...droppedGaps(s.dropped)]);
+  const secs = s.rounds.reduce((t, r) => t + (r.run.stoppedAtMs ?? r.run.ms), 0) / 1000;
+  o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${secs.toFixed(0)} s in ${s.rounds.length} run(s): ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
   return row;
+}
+
+/** `xl remus -b -i intervalMs` on the guest for `seconds`, in one run: its row. */
+export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: GuestType, intervalMs: number, seconds: number, o: ToolstackOptions): Promise<ToolstackResult> {
+  const s = noRemusSamples();
+  await xlRemusRun(l, kernel, intervalMs, seconds, s);
+  return remusRow(kernel, guestType, intervalMs, s, o);
 }

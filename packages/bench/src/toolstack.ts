@@ -5,7 +5,7 @@
 // probe (patched kernel only) its own suspend and resume.
 import { summarize } from "@fastsuspend/coordinator";
 import type { ToolstackResult } from "@fastsuspend/cli";
-import { blackout, guestSuspends, type BlackoutGap, type GuestType, type Lab } from "@fastsuspend/lab";
+import { blackout, guestSuspends, type BlackoutGap, type GuestSuspend, type GuestType, type Lab } from "@fastsuspend/lab";
 import { summarizeGuestPhases } from "./guest-phases";
 import { firstMark, xlRunError, xlRunOk, xlTimed, type XlRun } from "./xl-timed";
 
@@ -103,6 +103,13 @@ export async function xlState(l: Lab, name: string): Promise<string> {
 /** Running or blocked, nothing else: neither paused, suspended, crashed nor dying. */
 export const runningState = (state: string): boolean => /^[r-][b-]-{4}$/.test(state);
 
+/** A row's errors, each said once, with how many times when more than once. */
+export function counted(errors: readonly string[]): string[] {
+  const n = new Map<string, number>();
+  for (const e of errors) n.set(e, (n.get(e) ?? 0) + 1);
+  return [...n].map(([e, k]) => (k > 1 ? `${e} (x${k})` : e));
+}
+
 /** What a report's dropped gaps mean for a row, or nothing when none were dropped. */
 export function droppedGaps(dropped: number): string[] {
   return dropped > 0 ? [`the guest's probe dropped ${dropped} gaps (its table was full): blackout figures incomplete`] : [];
@@ -119,41 +126,64 @@ export async function toolstackGuest(l: Lab, kernel: ToolstackKernel, type: Gues
   return g.domid;
 }
 
+/** What a guest's runs of one repeated xl row gave so far. */
+export interface RepeatedSamples {
+  runs: XlRun[];
+  /** `seen[i]`: what the probe saw of runs[i], undefined when it could not say. */
+  seen: (RunGaps | undefined)[];
+  dropped: number;
+  probeErrors: string[];
+  /** The guest's own suspends (its phases probe), drained after each batch of runs. */
+  suspends: GuestSuspend[];
+}
+
+export const noRepeatedSamples = (): RepeatedSamples => ({ runs: [], seen: [], dropped: 0, probeErrors: [], suspends: [] });
+
 /**
- * `xl -vvv ARGS` x runs on the guest (ARGS name it, by name: a migration changes its domid),
- * each run's blackout from the guest's probe: one row of the toolstack table.
+ * `xl -vvv ARGS` x runs on the guest (ARGS name it, by name: a migration changes its domid), each
+ * run's blackout from the guest's probe, added to `into`. False when the guest is no longer running.
  */
-export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
-  // The guest's own suspends of this row only: those of the rows before it (xl remus's hundreds)
+export async function xlRepeatedRuns(l: Lab, kernel: ToolstackKernel, xlArgs: string[], runs: number, into: RepeatedSamples): Promise<boolean> {
+  // The guest's own suspends of this batch only: those of other rows' runs (xl remus's hundreds)
   // are drained first, not counted here.
   await guestSuspends(l, kernel.name).catch(() => []);
   // The probe is asked after each run (which clears its table): each run's gaps, however many runs.
-  const runs: XlRun[] = [];
-  const seen: (RunGaps | undefined)[] = [];
-  let dropped = 0;
-  const probeErrors: string[] = [];
-  for (let i = 0; i < o.runs; i++) {
+  for (let i = 0; i < runs; i++) {
     const run = (await xlTimed(l, 1, 0, xlArgs, 120_000))[0] as XlRun;
-    runs.push(run);
+    into.runs.push(run);
+    const at = into.runs.length - 1;
     // A probe that does not answer (a guest a failed migration left behind, a console timeout)
     // costs this run's blackout, not the runs measured before it; a guest no longer running ends
     // the row.
     const report = await blackout(l, kernel.name).catch((err: unknown) => {
-      probeErrors.push(`run ${i + 1}: the guest's probe did not answer: ${err instanceof Error ? err.message : String(err)}`);
+      into.probeErrors.push(`run ${at + 1}: the guest's probe did not answer: ${err instanceof Error ? err.message : String(err)}`);
       return undefined;
     });
     if (report === undefined) {
-      if (!runningState(await xlState(l, kernel.name))) break;
+      if (!runningState(await xlState(l, kernel.name))) return false;
       continue;
     }
-    dropped += report.dropped;
-    seen[i] = gapsPerRun([run], report.gaps)[0];
+    into.dropped += report.dropped;
+    into.seen[at] = gapsPerRun([run], report.gaps)[0];
   }
-  const guestMs = await guestSuspends(l, kernel.name).then(summarizeGuestPhases, () => undefined);
-  const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, runs, seen);
-  const row = { ...summary, errors: [...summary.errors, ...probeErrors, ...droppedGaps(dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
+  into.suspends.push(...(await guestSuspends(l, kernel.name).catch(() => [])));
+  return true;
+}
+
+/** The row of a guest's repeated xl runs, said in the log. */
+export function repeatedRow(kernel: ToolstackKernel, tool: string, s: RepeatedSamples, o: ToolstackOptions & { guestType?: GuestType }): ToolstackResult {
+  const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, s.runs, s.seen);
+  const row: ToolstackResult = { ...summary, errors: [...summary.errors, ...s.probeErrors, ...droppedGaps(s.dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
   o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms, stalls median ${(row.stallsMs?.median ?? 0).toFixed(1)} ms`);
+  const guestMs = summarizeGuestPhases(s.suspends);
   return guestMs === undefined ? row : { ...row, guestMs };
+}
+
+/** `xl -vvv ARGS` x o.runs on the guest, in one batch: one row of the toolstack table. */
+export async function xlRepeatedRow(l: Lab, kernel: ToolstackKernel, tool: string, xlArgs: string[], o: ToolstackOptions & { guestType?: GuestType }): Promise<ToolstackResult> {
+  const s = noRepeatedSamples();
+  await xlRepeatedRuns(l, kernel, xlArgs, o.runs, s);
+  return repeatedRow(kernel, tool, s, o);
 }
 
 /**

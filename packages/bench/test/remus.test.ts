@@ -1,7 +1,7 @@
 // xl remus rows: libxl's lines paired per checkpoint, the guest's gaps in the run, the rate.
 import type { BlackoutGap } from "@fastsuspend/lab";
 
-import { blackoutPerCheckpoint, requestToSuspended, summarizeRemus } from "../src/remus";
+import { blackoutPerCheckpoint, requestToSuspended, summarizeRemus, summarizeRemusRounds } from "../src/remus";
 import type { XlRun } from "../src/xl-timed";
 
 const gap = (atRealMs: number, bootMs: number): BlackoutGap => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
@@ -52,6 +52,20 @@ describe("xl remus rows", () => {
     expect(r.phases.memoryMs).toMatchObject({ n: 2, min: 8, max: 10 });
     expect(r.phases.afterMemoryMs).toMatchObject({ n: 2, min: 60, max: 82 });
     expect(summarizeRemus("t", "k", "h", "pvh", run(), []).phases.memoryMs).toMatchObject({ n: 0 });
+  });
+
+  it("merges a guest's runs taken in turns: samples pooled, the rate over the time each run checkpointed, not the pauses between runs", () => {
+    // Two runs 10 s apart: 4 requests 100 ms apart in each (3 intervals of 100 ms each).
+    const a = { run: run(), gaps: [gap(10_100, 12), gap(10_185, 14), gap(10_300, 40)], leftSuspended: false };
+    const b = { run: run({ startRealMs: 30_000, endRealMs: 40_000 }), gaps: [gap(30_100, 20), gap(30_300, 60)], leftSuspended: true };
+    const r = summarizeRemusRounds("xl remus -b -i 100", "k", "h", "pvh", [a, b]);
+    expect(r).toMatchObject({ n: 8, ok: 6, failed: 2, errors: [] });
+    expect(r.perSecond).toBeCloseTo(10, 5);
+    expect(r.totalMs).toMatchObject({ n: 6, median: 100 });
+    // The second run left the guest suspended: its last checkpoint has no blackout.
+    expect(r.blackoutMs.n).toBe(3 + 2);
+    expect(r.blackoutMs.max).toBe(60);
+    expect(summarizeRemusRounds("t", "k", "h", "pvh", []).perSecond).toBe(0);
   });
 
   it("says when xl remus ended other than by the script's SIGTERM", () => {

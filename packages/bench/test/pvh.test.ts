@@ -1,0 +1,19 @@
+// The PVH section's turns: every guest's share of a row per round, the order rotated, so that a
+// host whose speed drifts over minutes does not favour the guest measured first.
+import { PVH_ROUNDS, rotated, shareOf } from "../src/pvh";
+
+describe("the PVH section's rounds", () => {
+  it("splits a row's runs or seconds over the rounds, the first rounds taking the remainder, the sum kept", () => {
+    expect([0, 1, 2].map((r) => shareOf(20, 3, r))).toEqual([7, 7, 6]);
+    expect([0, 1, 2].map((r) => shareOf(60, 3, r))).toEqual([20, 20, 20]);
+    expect([0, 1, 2].map((r) => shareOf(2, 3, r))).toEqual([1, 1, 0]);
+    for (const total of [0, 1, 5, 20, 61]) expect([...Array(PVH_ROUNDS).keys()].reduce((t, r) => t + shareOf(total, PVH_ROUNDS, r), 0)).toBe(total);
+  });
+
+  it("rotates the guests so that each goes first in one round", () => {
+    const g = ["stock", "patched", "fast"];
+    expect([0, 1, 2].map((r) => rotated(g, r)[0])).toEqual(["stock", "patched", "fast"]);
+    expect(rotated(g, 1)).toEqual(["patched", "fast", "stock"]);
+    expect(rotated([], 2)).toEqual([]);
+  });
+});
