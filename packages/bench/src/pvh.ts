@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { Lab, PVH_CPU, blackout, type Progress, type Stack } from "@fastsuspend/lab";
 
 import { noRemusSamples, remusRow, xlRemusRun } from "./remus";
-import { noRepeatedSamples, repeatedRow, runningState, toolstackGuest, xlRepeatedRuns, xlState, type ToolstackKernel } from "./toolstack";
+import { noRepeatedSamples, pausedState, repeatedRow, runningState, toolstackGuest, xlRepeatedRuns, xlState, type ToolstackKernel } from "./toolstack";
 import { whyFailed } from "./why";
 
 export interface PvhSectionOptions {
@@ -100,8 +100,9 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
           });
           if (ok) continue;
           // A guest that is no longer running fails every row after this one: it leaves the section.
+          // One its turn paused again after a failure is not that guest.
           const state = await xlState(l, k.name);
-          if (runningState(state)) continue;
+          if (runningState(state) || pausedState(state)) continue;
           o.log(`the ${k.desc} PVH guest is ${state === "" ? "gone" : `in state ${state}`} after ${task.what}: its rows from here on left out`);
           rows.delete(k);
           live.splice(live.indexOf(k), 1);

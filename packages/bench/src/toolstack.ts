@@ -103,6 +103,9 @@ export async function xlState(l: Lab, name: string): Promise<string> {
 /** Running or blocked, nothing else: neither paused, suspended, crashed nor dying. */
 export const runningState = (state: string): boolean => /^[r-][b-]-{4}$/.test(state);
 
+/** Paused and nothing worse: a guest waiting its turn, neither suspended, crashed nor dying. */
+export const pausedState = (state: string): boolean => /^[r-][b-]p-{3}$/.test(state);
+
 /** A row's errors, each said once, with how many times when more than once. */
 export function counted(errors: readonly string[]): string[] {
   const n = new Map<string, number>();

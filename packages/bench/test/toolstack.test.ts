@@ -1,4 +1,4 @@
-import { droppedGaps, gapsPerRun, summarizeXlRuns, type RunGaps } from "../src/toolstack";
+import { droppedGaps, gapsPerRun, pausedState, runningState, summarizeXlRuns, type RunGaps } from "../src/toolstack";
 import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
 const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320], memoryDone: number[] = []): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended, memoryDone });
@@ -60,6 +60,13 @@ describe("the toolstack table's pieces", () => {
     const t = summarizeXlRuns("xl migrate", "patched 6.1", "patched 4.17.5", runs, seen);
     expect(t.blackoutMs).toMatchObject({ n: 2, min: 100, max: 300 });
     expect(t.stallsMs).toMatchObject({ n: 2, min: 0, max: 7 });
+  });
+
+  test("a paused guest (waiting its PVH turn) is neither running nor lost; suspended, crashed or dying ones are lost", () => {
+    expect(pausedState("--p---")).toBe(true);
+    expect(pausedState("-bp---")).toBe(true);
+    expect(runningState("--p---")).toBe(false);
+    for (const s of ["-b----", "r-----", "---ss-", "--ps--", "----c-", "--p--d", ""]) expect(pausedState(s)).toBe(false);
   });
 
   test("a row says when the guest's probe dropped gaps (a full table: the figures are incomplete)", () => {
