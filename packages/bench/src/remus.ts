@@ -160,10 +160,3 @@ export function remusRow(kernel: ToolstackKernel, guestType: GuestType, interval
   o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${secs.toFixed(0)} s in ${s.rounds.length} run(s): ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
   return row;
 }
-
-/** `xl remus -b -i intervalMs` on the guest for `seconds`, in one run: its row. */
-export async function xlRemusRow(l: Lab, kernel: ToolstackKernel, guestType: GuestType, intervalMs: number, seconds: number, o: ToolstackOptions): Promise<ToolstackResult> {
-  const s = noRemusSamples();
-  await xlRemusRun(l, kernel, intervalMs, seconds, s);
-  return remusRow(kernel, guestType, intervalMs, s, o);
-}
