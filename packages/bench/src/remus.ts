@@ -26,21 +26,34 @@ export function requestToSuspended(run: XlRun): number[] {
  * checkpoint's period (its request to the next one's, both moved `slackMs` earlier: the probe's
  * last clock read comes before the request reaches the guest, and the two clocks differ a little).
  * The longest, not the sum: a period also holds the probe's noise (its floor), never a second
- * suspend. A checkpoint with no gap in its period gets none (the count says so), nor does the last
- * one of a run that left the guest suspended.
+ * suspend. A checkpoint with no gap in its period gets none (the count says so). Nor does one
+ * whose gap was still open when the script stopped xl: remus did not end that blackout, the stop
+ * did (libxl's teardown, or the resume by hand of a guest xl left suspended: 2.2-2.4 s in
+ * session 10's rows, 3.1-3.7 s in session 17's).
  */
 export function blackoutPerCheckpoint(run: XlRun, gaps: readonly BlackoutGap[], o: { leftSuspended?: boolean; slackMs?: number } = {}): number[] {
+  return checkpointGaps(run, gaps, o).flatMap((c) => (c.gap === undefined || c.cutByStop ? [] : [c.gap.bootMs]));
+}
+
+/** A checkpoint's longest gap, and whether that gap was still open when the script stopped xl. */
+export interface CheckpointGap {
+  gap?: BlackoutGap;
+  cutByStop: boolean;
+}
+
+export function checkpointGaps(run: XlRun, gaps: readonly BlackoutGap[], o: { leftSuspended?: boolean; slackMs?: number } = {}): CheckpointGap[] {
   const slackMs = o.slackMs ?? 20;
   const at = (t: number): number => run.startRealMs + t - slackMs;
-  return run.requests.flatMap((req, i) => {
+  const stopAt = run.stoppedAtMs === undefined ? Number.POSITIVE_INFINITY : run.startRealMs + run.stoppedAtMs;
+  return run.requests.map((req, i) => {
     const from = at(req);
     const next = run.requests[i + 1];
-    // The last checkpoint of a run xl left the guest suspended in has no period of its own: its gap
-    // runs until the guest is resumed by hand (2.2-2.4 s in session 10's rows).
-    if (next === undefined && o.leftSuspended === true) return [];
     const to = next === undefined ? run.endRealMs + slackMs : at(next);
-    const inPeriod = gaps.filter((g) => g.atRealMs >= from && g.atRealMs < to).map((g) => g.bootMs);
-    return inPeriod.length === 0 ? [] : [Math.max(...inPeriod)];
+    const inPeriod = gaps.filter((g) => g.atRealMs >= from && g.atRealMs < to);
+    const gap = inPeriod.reduce<BlackoutGap | undefined>((m, g) => (m === undefined || g.bootMs > m.bootMs ? g : m), undefined);
+    // The last checkpoint of a run xl left the guest suspended in has no end of its own.
+    const cutByStop = gap !== undefined && ((next === undefined && o.leftSuspended === true) || gap.atRealMs + gap.bootMs > stopAt);
+    return gap === undefined ? { cutByStop: false } : { gap, cutByStop };
   });
 }
 
@@ -158,5 +171,23 @@ export function remusRow(kernel: ToolstackKernel, guestType: GuestType, interval
   row.errors = counted([...row.errors, ...s.errors, ...droppedGaps(s.dropped)]);
   const secs = s.rounds.reduce((t, r) => t + (r.run.stoppedAtMs ?? r.run.ms), 0) / 1000;
   o.log(`${row.tool} on ${kernel.desc} ${guestType} for ${secs.toFixed(0)} s in ${s.rounds.length} run(s): ${row.n} checkpoints (${(row.perSecond ?? 0).toFixed(1)}/s), blackout median ${row.blackoutMs.median.toFixed(1)} ms (p99 ${row.blackoutMs.p99.toFixed(1)}), request -> suspended median ${row.phases.suspendMs.median.toFixed(1)} ms${row.errors.length > 0 ? `; ${row.errors.join("; ")}` : ""}`);
+  for (const [i, r] of s.rounds.entries()) o.log(`  run ${i + 1}: ${remusRunEdges(r)}`);
   return row;
+}
+
+/**
+ * Where a run's longest blackouts fell, for the log: the first checkpoint's (after the full copy
+ * of memory), the longest counted one and its place, the gaps the stop ended (left out).
+ */
+export function remusRunEdges(r: RemusRound): string {
+  const cps = checkpointGaps(r.run, r.gaps, { leftSuspended: r.leftSuspended });
+  const ms = (g: BlackoutGap | undefined): string => (g === undefined ? "none" : `${g.bootMs.toFixed(1)} ms`);
+  let longest: number | undefined;
+  for (const [i, c] of cps.entries()) {
+    if (c.gap === undefined || c.cutByStop) continue;
+    if (longest === undefined || c.gap.bootMs > (cps[longest]?.gap?.bootMs ?? 0)) longest = i;
+  }
+  const cut = cps.filter((c) => c.cutByStop).map((c) => ms(c.gap));
+  return `${cps.length} checkpoints; first ${ms(cps[0]?.gap)}; longest ${longest === undefined ? "none" : `${ms(cps[longest]?.gap)} (#${longest + 1})`}` +
+    (cut.length > 0 ? `; left out, ended by the stop: ${cut.join(", ")}` : "");
 }

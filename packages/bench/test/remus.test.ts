@@ -1,7 +1,7 @@
 // xl remus rows: libxl's lines paired per checkpoint, the guest's gaps in the run, the rate.
 import type { BlackoutGap } from "@fastsuspend/lab";
 
-import { blackoutPerCheckpoint, requestToSuspended, summarizeRemus, summarizeRemusRounds } from "../src/remus";
+import { blackoutPerCheckpoint, remusRunEdges, requestToSuspended, summarizeRemus, summarizeRemusRounds } from "../src/remus";
 import type { XlRun } from "../src/xl-timed";
 
 const gap = (atRealMs: number, bootMs: number): BlackoutGap => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
@@ -32,6 +32,16 @@ describe("xl remus rows", () => {
     const gaps = [gap(10_100, 12), gap(10_185, 14), gap(10_300, 40), gap(10_500, 2300)];
     expect(blackoutPerCheckpoint(run(), gaps, { leftSuspended: true })).toEqual([12, 14, 40]);
     expect(blackoutPerCheckpoint(run(), gaps)).toEqual([12, 14, 40, 2300]);
+  });
+
+  it("leaves out a checkpoint whose gap was still open when the script stopped xl: the stop ended it, not remus", () => {
+    // Stopped at 19_990 (dom0's clock): the last gap began at 19_900 and lasted 3.1 s.
+    const gaps = [gap(10_100, 12), gap(10_185, 14), gap(10_300, 40), gap(19_900, 3100)];
+    expect(blackoutPerCheckpoint(run(), gaps)).toEqual([12, 14, 40]);
+    expect(remusRunEdges({ run: run(), gaps, leftSuspended: false })).toBe("4 checkpoints; first 12.0 ms; longest 40.0 ms (#3); left out, ended by the stop: 3100.0 ms");
+    // One that closed before the stop is the checkpoint's.
+    expect(blackoutPerCheckpoint(run(), [...gaps.slice(0, 3), gap(19_900, 60)])).toEqual([12, 14, 40, 60]);
+    expect(remusRunEdges({ run: run({ requests: [] }), gaps: [], leftSuspended: false })).toBe("0 checkpoints; first none; longest none");
   });
 
   it("summarizes: checkpoints issued and suspended, per-checkpoint blackout from the gaps inside the run only, rate, period", () => {
