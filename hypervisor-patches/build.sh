@@ -251,22 +251,10 @@ ensure_source() {
     local dsc="$SRCCACHE/${SRC_PKG}_${SRC_VERSION}.dsc"
     mkdir -p "$SRCCACHE"
     if [ ! -f "$dsc" ]; then
-        local list=/etc/apt/sources.list.d/fastsuspend-src.sources
-        if [ ! -f "$list" ]; then
-            log "adding deb-src entry for bookworm main: $list"
-            cat > "$list" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-        fi
-        log "apt-get update (for the deb-src entry)"
-        apt-get update >&2
+        # Through an apt configuration of the project's own (the host may list no deb-src lines,
+        # and its /etc/apt is not ours to change).
         log "downloading source package $SRC_PKG=$SRC_VERSION"
-        (cd "$SRCCACHE" && apt-get source --download-only \
-            "$SRC_PKG=$SRC_VERSION" >&2)
+        "$HERE/../scripts/debian-source.sh" bookworm "$SRC_PKG=$SRC_VERSION" "$SRCCACHE" >&2
         [ -f "$dsc" ] || die "apt-get source did not produce $dsc"
     fi
     if [ ! -f "$SRCCACHE/$SRC_DIRNAME/.fastsuspend-pristine" ]; then

@@ -25,23 +25,10 @@ apt-get update -qq > /dev/null
 apt-get install -y -qq dpkg-dev meson ninja-build pkg-config libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libcap-ng-dev libattr1-dev > /dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# The source package through an apt configuration of our own with bookworm's deb-src lines: a
-# Debian host lists binary packages only by default (a fresh machine's debian.sources has
-# `Types: deb`, and apt-get source then fails), and the host's configuration is not ours to change.
-apt_src=$cache/apt-bookworm-src
-mkdir -p "$apt_src/sources.list.d" "$apt_src/state/lists/partial" "$apt_src/cache/archives/partial"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-{
-	echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm main"
-	echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm-updates main"
-	echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian-security bookworm-security main"
-} > "$apt_src/sources.list"
-apt_opts=(-o "Dir::Etc::SourceList=$apt_src/sources.list" -o "Dir::Etc::SourceParts=$apt_src/sources.list.d"
-	-o "Dir::State::Lists=$apt_src/state/lists" -o "Dir::Cache=$apt_src/cache")
-apt-get "${apt_opts[@]}" update -qq > /dev/null
 cd "$work"
-apt-get "${apt_opts[@]}" source -qq --download-only "qemu=$version" > /dev/null
-dpkg-source -x qemu_*.dsc src > /dev/null
+# Through an apt configuration of the project's own: the host may list no deb-src lines.
+dsc=$("$here/../../../scripts/debian-source.sh" bookworm "qemu=$version" "$work")
+dpkg-source -x "$dsc" src > /dev/null
 cd src
 for p in "${patches[@]}"; do patch -p1 --fuzz=0 < "$p" > /dev/null; done
 mkdir build && cd build
