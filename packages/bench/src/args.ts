@@ -23,7 +23,8 @@ skips) on a stock-kernel and a patched-kernel guest, timed by dom0 and by the gu
 probe. Then, unless --toolstack is 0, a lab whose CPU runs PVH guests, once per hypervisor of
 --toolstack-hypervisors (default debian,patched: Debian's Xen, then the patched one when it
 builds): on a stock-kernel, a patched-kernel and a fast-suspend PVH guest, created first and
-taken in turns (3 rounds, each guest's share of every row, the order rotated, the others paused),
+taken in turns (each guest's share of every row per round, the order rotated, the others paused;
+3 rounds, more for xl save -c and xl migrate so that a turn holds at most 3 runs),
 --toolstack times \`xl save -c\`, \`xl remus -b\` at 25 and 100 ms for --remus-seconds each
 (default 60, 0 skips), --toolstack times \`xl migrate\` to localhost; our paths on the patched
 guest of the last lab. Prints the table, writes FILE (default results/bench.json) and a latency

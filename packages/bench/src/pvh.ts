@@ -44,6 +44,23 @@ const FAKE_SSH = `printf '#!/bin/sh\\nshift\\nexec sh -c "$*"\\n' >/tmp/fakessh 
 /** The turns each row is taken in: every guest's share of a row, one guest after the other, rotated. */
 export const PVH_ROUNDS = 3;
 
+/**
+ * At most this many runs of a repeated row (`xl save -c`, `xl migrate`) in one turn: more rounds
+ * for those rows, so that a guest is not paused for long. Session 18: with 7 migrations a turn
+ * (~70 s), a guest paused over four other turns (~280 s) did not answer its probe within 30 s of
+ * its unpause, twice; after pauses of ~70 s it always did.
+ */
+export const RUNS_PER_TURN = 3;
+
+/** The rounds of a repeated row of `runs` runs: PVH_ROUNDS, or more when a turn would exceed RUNS_PER_TURN. */
+export const repeatedRounds = (runs: number): number => Math.max(PVH_ROUNDS, Math.ceil(runs / RUNS_PER_TURN));
+
+/**
+ * How long a guest may take to answer its probe after an unpause. Longer than a probe's usual 30 s:
+ * the guest catches up on the time it was paused first (the bench logs how long it took).
+ */
+const UNPAUSE_ANSWER_MS = 180_000;
+
 /** Round r's part of `total` (runs or seconds) split over `rounds` turns: the first turns take the remainder. */
 export const shareOf = (total: number, rounds: number, r: number): number => Math.floor(total / rounds) + (r < total % rounds ? 1 : 0);
 
@@ -54,6 +71,7 @@ export const rotated = <T>(xs: readonly T[], r: number): T[] => xs.map((_, i) =>
 interface PvhRowTask {
   what: string;
   total: number;
+  rounds: number;
   forGuest: (k: ToolstackKernel) => GuestRow;
 }
 
@@ -77,10 +95,12 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
     // and running, the others' blackout probes raised a guest's noise floor from p99 4 ms to 20 ms in
     // this single-threaded lab, and the third guest did not boot within 120 s (47dec9b, reverted).
     const live: ToolstackKernel[] = [];
+    const turns: Turns = { log: o.log, pausedAt: new Map() };
     for (const k of o.kernels) {
       try {
         await toolstackGuest(l, k, "pvh", o.log);
         await l.mustExec(["xl", "pause", k.name]);
+        turns.pausedAt.set(k.name, Date.now());
         live.push(k);
       } catch (e) {
         o.log(`the ${k.desc} PVH guest failed, its rows left out: ${whyFailed(e)}`);
@@ -89,12 +109,12 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
     for (const task of pvhRowTasks(l, o)) {
       if (task.total <= 0) continue;
       const rows = new Map(live.map((k) => [k, task.forGuest(k)]));
-      for (let r = 0; r < PVH_ROUNDS; r++) {
+      for (let r = 0; r < task.rounds; r++) {
         for (const k of rotated(live, r)) {
-          const share = shareOf(task.total, PVH_ROUNDS, r);
+          const share = shareOf(task.total, task.rounds, r);
           const guestRow = rows.get(k);
           if (share <= 0 || guestRow === undefined) continue;
-          const ok = await ownTurn(l, k, () => guestRow.turn(share)).catch((e: unknown) => {
+          const ok = await ownTurn(l, k, turns, () => guestRow.turn(share)).catch((e: unknown) => {
             o.log(`${task.what} on the ${k.desc} PVH guest failed: ${whyFailed(e)}`);
             return false;
           });
@@ -128,18 +148,32 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
   }
 }
 
+/** The section's turns: its log, and when each guest was last paused (dom0's clock). */
+interface Turns {
+  log: (line: string) => void;
+  pausedAt: Map<string, number>;
+}
+
 /**
  * A guest's turn: unpaused, given a moment (its periodic tick catches up on the pause), its probe's
- * table cleared of the pause, then `f`; paused again if it is still running.
+ * table cleared of the pause, then `f`; paused again if it is still running. A guest slow to
+ * answer after its unpause is said in the log, with how long it had been paused.
  */
-async function ownTurn(l: Lab, k: ToolstackKernel, f: () => Promise<boolean>): Promise<boolean> {
+async function ownTurn(l: Lab, k: ToolstackKernel, t: Turns, f: () => Promise<boolean>): Promise<boolean> {
   await l.mustExec(["xl", "unpause", k.name]);
+  const unpaused = Date.now();
   await new Promise((r) => setTimeout(r, 2000));
-  await blackout(l, k.name);
+  await blackout(l, k.name, { timeoutMs: UNPAUSE_ANSWER_MS });
+  const answeredS = (Date.now() - unpaused) / 1000;
+  const since = t.pausedAt.get(k.name);
+  if (answeredS > 10) t.log(`the ${k.desc} PVH guest answered its probe ${answeredS.toFixed(1)} s after its unpause (paused ${since === undefined ? "?" : ((unpaused - since) / 1000).toFixed(0)} s)`);
   try {
     return await f();
   } finally {
-    if (runningState(await xlState(l, k.name))) await l.exec(["xl", "pause", k.name]);
+    if (runningState(await xlState(l, k.name))) {
+      await l.exec(["xl", "pause", k.name]);
+      t.pausedAt.set(k.name, Date.now());
+    }
   }
 }
 
@@ -147,7 +181,7 @@ async function ownTurn(l: Lab, k: ToolstackKernel, f: () => Promise<boolean>): P
 function pvhRowTasks(l: Lab, o: PvhSectionOptions): PvhRowTask[] {
   const ts = { runs: o.runs, hypervisor: o.hvDesc, log: o.log, guestType: "pvh" as const };
   const repeated = (tool: string, args: (k: ToolstackKernel) => string[]): PvhRowTask => ({
-    what: tool, total: o.runs,
+    what: tool, total: o.runs, rounds: repeatedRounds(o.runs),
     forGuest: (k) => {
       const s = noRepeatedSamples();
       return { turn: (share) => xlRepeatedRuns(l, k, args(k), share, s), row: () => repeatedRow(k, tool, s, ts) };
@@ -156,7 +190,7 @@ function pvhRowTasks(l: Lab, o: PvhSectionOptions): PvhRowTask[] {
   return [
     repeated("xl save -c", (k) => ["save", "-c", k.name, "/dev/null"]),
     ...o.remusIntervalsMs.map((ms): PvhRowTask => ({
-      what: `xl remus -b -i ${ms}`, total: o.remusSeconds,
+      what: `xl remus -b -i ${ms}`, total: o.remusSeconds, rounds: PVH_ROUNDS,
       forGuest: (k) => {
         const s = noRemusSamples();
         const turn = async (share: number): Promise<boolean> => {
