@@ -78,6 +78,8 @@ interface PvhRowTask {
 /** A guest's row as its turns fill it: a turn says whether the guest is still running. */
 interface GuestRow {
   turn: (share: number) => Promise<boolean>;
+  /** A turn that failed before its runs were measured: said in the row's errors. */
+  lost: (why: string) => void;
   row: () => ToolstackResult;
 }
 
@@ -116,6 +118,7 @@ export async function pvhSection(o: PvhSectionOptions): Promise<PvhSection> {
           if (share <= 0 || guestRow === undefined) continue;
           const ok = await ownTurn(l, k, turns, () => guestRow.turn(share)).catch((e: unknown) => {
             o.log(`${task.what} on the ${k.desc} PVH guest failed: ${whyFailed(e)}`);
+            guestRow.lost(`round ${r + 1}'s turn (${share}) lost: ${whyFailed(e)}`);
             return false;
           });
           if (ok) continue;
@@ -184,7 +187,7 @@ function pvhRowTasks(l: Lab, o: PvhSectionOptions): PvhRowTask[] {
     what: tool, total: o.runs, rounds: repeatedRounds(o.runs),
     forGuest: (k) => {
       const s = noRepeatedSamples();
-      return { turn: (share) => xlRepeatedRuns(l, k, args(k), share, s), row: () => repeatedRow(k, tool, s, ts) };
+      return { turn: (share) => xlRepeatedRuns(l, k, args(k), share, s), lost: (why) => s.errors.push(why), row: () => repeatedRow(k, tool, s, ts) };
     },
   });
   return [
@@ -197,7 +200,7 @@ function pvhRowTasks(l: Lab, o: PvhSectionOptions): PvhRowTask[] {
           await xlRemusRun(l, k, ms, share, s);
           return runningState(await xlState(l, k.name));
         };
-        return { turn, row: () => remusRow(k, "pvh", ms, s, ts) };
+        return { turn, lost: (why) => s.errors.push(why), row: () => remusRow(k, "pvh", ms, s, ts) };
       },
     })),
     repeated("xl migrate", (k) => ["migrate", "-s", "/tmp/fakessh", k.name, "localhost"]),

@@ -135,12 +135,13 @@ export interface RepeatedSamples {
   /** `seen[i]`: what the probe saw of runs[i], undefined when it could not say. */
   seen: (RunGaps | undefined)[];
   dropped: number;
-  probeErrors: string[];
+  /** What went wrong beside the runs themselves: a probe that did not answer, a turn lost. */
+  errors: string[];
   /** The guest's own suspends (its phases probe), drained after each batch of runs. */
   suspends: GuestSuspend[];
 }
 
-export const noRepeatedSamples = (): RepeatedSamples => ({ runs: [], seen: [], dropped: 0, probeErrors: [], suspends: [] });
+export const noRepeatedSamples = (): RepeatedSamples => ({ runs: [], seen: [], dropped: 0, errors: [], suspends: [] });
 
 /**
  * `xl -vvv ARGS` x runs on the guest (ARGS name it, by name: a migration changes its domid), each
@@ -159,7 +160,7 @@ export async function xlRepeatedRuns(l: Lab, kernel: ToolstackKernel, xlArgs: st
     // costs this run's blackout, not the runs measured before it; a guest no longer running ends
     // the row.
     const report = await blackout(l, kernel.name).catch((err: unknown) => {
-      into.probeErrors.push(`run ${at + 1}: the guest's probe did not answer: ${err instanceof Error ? err.message : String(err)}`);
+      into.errors.push(`run ${at + 1}: the guest's probe did not answer: ${err instanceof Error ? err.message : String(err)}`);
       return undefined;
     });
     if (report === undefined) {
@@ -176,7 +177,7 @@ export async function xlRepeatedRuns(l: Lab, kernel: ToolstackKernel, xlArgs: st
 /** The row of a guest's repeated xl runs, said in the log. */
 export function repeatedRow(kernel: ToolstackKernel, tool: string, s: RepeatedSamples, o: ToolstackOptions & { guestType?: GuestType }): ToolstackResult {
   const summary = summarizeXlRuns(tool, kernel.desc, o.hypervisor, s.runs, s.seen);
-  const row: ToolstackResult = { ...summary, errors: [...summary.errors, ...s.probeErrors, ...droppedGaps(s.dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
+  const row: ToolstackResult = { ...summary, errors: [...summary.errors, ...s.errors, ...droppedGaps(s.dropped)], ...(o.guestType === undefined ? {} : { guestType: o.guestType }) };
   o.log(`${tool} on ${kernel.desc}${o.guestType === undefined ? "" : ` ${o.guestType}`}: ${row.ok}/${row.n} ok, total median ${row.totalMs.median.toFixed(0)} ms, guest blackout median ${row.blackoutMs.median.toFixed(1)} ms, stalls median ${(row.stallsMs?.median ?? 0).toFixed(1)} ms`);
   const guestMs = summarizeGuestPhases(s.suspends);
   return guestMs === undefined ? row : { ...row, guestMs };

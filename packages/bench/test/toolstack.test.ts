@@ -1,10 +1,22 @@
-import { droppedGaps, gapsPerRun, pausedState, runningState, summarizeXlRuns, type RunGaps } from "../src/toolstack";
+import { droppedGaps, gapsPerRun, noRepeatedSamples, pausedState, repeatedRow, runningState, summarizeXlRuns, type RunGaps } from "../src/toolstack";
 import { parseXlRuns, type XlRun } from "../src/xl-timed";
 
 const run = (start: number, ms: number, code = 0, requests = [300], suspended = [320], memoryDone: number[] = []): XlRun => ({ startRealMs: start, endRealMs: start + ms, ms, code, signal: null, requests, suspended, memoryDone });
 const gap = (atRealMs: number, bootMs: number) => ({ atBootMs: 0, atRealMs, bootMs, monoMs: bootMs });
 
 describe("the toolstack table's pieces", () => {
+  test("a repeated row says what was lost beside its runs: a turn that failed before its runs, a probe that did not answer", () => {
+    // Session 18: two xl migrate turns were lost and their rows read 13/13 and 14/14 ok, errors [].
+    const s = noRepeatedSamples();
+    s.runs.push(run(1000, 1200));
+    s.seen.push({ blackout: 900, stalls: 0 });
+    s.errors.push("round 2's turn (7) lost: the guest's probe did not answer");
+    const lines: string[] = [];
+    const row = repeatedRow({ path: "k", desc: "stock 6.12", name: "g" }, "xl migrate", s, { runs: 20, hypervisor: "h", log: (l) => lines.push(l), guestType: "pvh" });
+    expect(row).toMatchObject({ n: 1, ok: 1, errors: ["round 2's turn (7) lost: the guest's probe did not answer"] });
+    expect(lines).toHaveLength(1);
+  });
+
   test("parseXlRuns keeps the dom0 script's JSON lines only", () => {
     const out = `noise\n${JSON.stringify(run(1000, 1200))}\nmore noise\n${JSON.stringify(run(3000, 1100, 1))}\n`;
     expect(parseXlRuns(out).map((r) => r.code)).toEqual([0, 1]);
